@@ -1,0 +1,52 @@
+"""Inbound API keys: ``x-api-key`` or ``Authorization: Bearer``, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+
+from app.errors import AuthenticationError
+
+
+def key_id(key: str) -> str:
+    """A stable, non-secret identifier for a key (what usage rows and logs carry)."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a client sent, from ``x-api-key`` or a bearer ``Authorization`` header."""
+    key = headers.get("x-api-key")
+    if key:
+        return key.strip()
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class KeyChecker:
+    """Checks presented keys against the configured list."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._keys = [k.encode() for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any key is configured (otherwise every request is let through)."""
+        return bool(self._keys)
+
+    def check(self, headers: Mapping[str, str]) -> str | None:
+        """The key id of a valid key; None when keys are off; raises when required and wrong."""
+        if not self._keys:
+            return None
+        key = presented_key(headers)
+        if key is None:
+            raise AuthenticationError("Missing API key: send it in x-api-key or Authorization: Bearer.")
+        candidate = key.encode()
+        matched = False
+        for known in self._keys:  # no early exit: every key is compared every time
+            matched |= hmac.compare_digest(candidate, known)
+        if not matched:
+            raise AuthenticationError("Invalid API key.")
+        return key_id(key)

@@ -1,0 +1,146 @@
+"""The Anthropic Messages API: ``/v1/messages`` (JSON and SSE), ``count_tokens``, ``models``.
+
+Also ``HEAD /`` and ``GET /`` (Claude Code's connectivity check) and
+``POST /api/event_logging/batch`` (its telemetry, accepted and dropped). The query string is
+ignored: Claude Code sends ``?beta=true``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+
+from app import streaming, tokens
+from app.errors import InvalidRequestError, LynkrError, OverloadedError
+from app.providers.base import CallContext, Reply
+from app.schemas import validate_count_tokens_request, validate_messages_request
+from app.services import Services, services
+from app.sessions import session_id_from
+from app.streams import StreamBuilder
+from app.usage import RequestRecord
+
+bp = Blueprint("messages", __name__)
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+DRAIN_RETRY_AFTER = "5"
+
+
+@bp.before_app_request
+def _authenticate() -> None:
+    if request.path.startswith("/v1/"):
+        request.environ["lynkr.api_key"] = services().keys.check(request.headers)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response serialised with orjson."""
+    return Response(orjson.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+def _parse_body() -> Any:
+    try:
+        return orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
+
+
+@bp.post("/v1/messages")
+def create_message() -> Response:
+    """Create a message, as JSON or as an SSE stream."""
+    svc = services()
+    if svc.drain.draining:
+        raise OverloadedError("Lynkr is shutting down; retry shortly.", status=503,
+                              headers={"retry-after": DRAIN_RETRY_AFTER})
+    body = validate_messages_request(_parse_body())
+    if not svc.limiter.try_acquire():
+        raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
+                              headers={"retry-after": "1"})
+    started = time.perf_counter()
+    record = _record(body)
+    ctx = CallContext(request_id=record.request_id, requested_model=body["model"],
+                      anthropic_version=request.headers.get("anthropic-version"),
+                      anthropic_beta=request.headers.get("anthropic-beta"))
+    try:
+        if body.get("stream"):
+            return _stream(svc, body, ctx, record, started)
+        return _complete(svc, body, ctx, record, started)
+    except LynkrError as exc:
+        svc.limiter.release()
+        record.status, record.error_type = exc.status, exc.error_type
+        svc.orchestrator.finish(record, body, None, started)
+        raise
+
+
+def _record(body: dict[str, Any]) -> RequestRecord:
+    return RequestRecord(
+        request_id=request.environ["lynkr.request_id"], path="/v1/messages",
+        session_id=session_id_from(request.headers, body), api_key=request.environ.get("lynkr.api_key"),
+        model_requested=body["model"], stream=bool(body.get("stream")),
+    )
+
+
+def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
+    request.environ["lynkr.log"].update(provider=record.provider, model=record.model)
+    return {"X-Lynkr-Provider": record.provider or "", "X-Lynkr-Model": record.model or "",
+            "X-Lynkr-Route-Reason": record.route_reason or ""}
+
+
+def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
+              started: float) -> Response:
+    reply: Reply = svc.orchestrator.complete(body, ctx, record)
+    svc.limiter.release()
+    record.status = 200
+    svc.orchestrator.finish(record, body, reply.message, started)
+    return json_response(reply.message, headers={**reply.headers, **_lynkr_headers(record)})
+
+
+def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
+            started: float) -> Response:
+    config = svc.config
+    opener = svc.orchestrator.opener(body, ctx, record)
+    start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
+    builder = StreamBuilder(message_id="msg_" + record.request_id.removeprefix("req_"), model=body["model"])
+    report = svc.orchestrator.stream_done(record, body, started)
+
+    def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
+        svc.limiter.release()
+        report(finished, failure)
+
+    headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
+    body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
+    return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens() -> Response:
+    """Count input tokens locally, with no upstream call."""
+    body = validate_count_tokens_request(_parse_body())
+    return json_response({"input_tokens": tokens.count_tokens(body)})
+
+
+@bp.get("/v1/models")
+def list_models() -> Response:
+    """Claude-style ids for the models this gateway serves."""
+    svc = services()
+    created = "2025-01-01T00:00:00Z"
+    ids = ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"]
+    data = [{"type": "model", "id": model_id, "display_name": _display(model_id, svc),
+             "created_at": created} for model_id in ids]
+    return json_response({"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]})
+
+
+def _display(model_id: str, svc: Services) -> str:
+    return f"{model_id} via {svc.config.model_provider} ({svc.provider.upstream_model(model_id)})"
+
+
+@bp.route("/", methods=["GET", "HEAD"])
+def root() -> Response:
+    """Connectivity check."""
+    return json_response({"name": "lynkr", "status": "ok"})
+
+
+@bp.post("/api/event_logging/batch")
+def event_logging() -> Response:
+    """Claude Code's telemetry batches: accepted and dropped."""
+    return json_response({})

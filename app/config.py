@@ -1,0 +1,295 @@
+"""Configuration: the one reader of ``os.environ``.
+
+Every setting is declared once in :data:`SETTINGS` (variable name, parser, default, unit, and
+whether it is a secret); that table drives parsing, validation, the masked view printed by
+``lynkr check`` and ``.env.example``. Variable names are the Node Lynkr's wherever it had one,
+and durations keep its unit (milliseconds). A malformed value raises :class:`ConfigError` with
+one sentence naming the variable and what to set; missing provider credentials do not — the
+service starts and says which variables to set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message says what to set."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("expected a whole number of at least 0")
+    return value
+
+
+def _float(raw: str) -> float:
+    return float(raw.strip())
+
+
+def _str(raw: str) -> str:
+    return raw.strip()
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _size(raw: str) -> int:
+    match = _SIZE.match(raw)
+    if not match:
+        raise ValueError("expected a size such as 32mb, 512kb or a number of bytes")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+def _provider(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in PROVIDER_NAMES:
+        raise ValueError("expected one of " + ", ".join(sorted(PROVIDER_NAMES)))
+    return value
+
+
+def _tool_mode(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"server", "client", "passthrough"}:
+        raise ValueError("expected server, client or passthrough")
+    return value
+
+
+def _api_format(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"", "anthropic", "openai"}:
+        raise ValueError("expected anthropic or openai")
+    return value
+
+
+PROVIDER_NAMES = frozenset({
+    "databricks", "azure-anthropic", "azure-openai", "openai", "openrouter", "ollama",
+    "openai-compatible",
+})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to read it, its default, and how to document it."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+S = Setting
+SETTINGS: tuple[Setting, ...] = (
+    # Server
+    S("HOST", "host", _str, "127.0.0.1", "address to bind; anything but loopback needs LYNKR_API_KEYS"),
+    S("PORT", "port", _int, 8080, "TCP port"),
+    S("WEB_CONCURRENCY", "workers", _int, 2, "gunicorn worker processes"),
+    S("LYNKR_THREADS", "threads", _int, 32, "threads per worker (each holds one request or stream)"),
+    S("LYNKR_MAX_CONCURRENT_STREAMS", "max_concurrent_requests", _int, 0,
+      "model requests in flight per worker before 529 (0: threads minus 4)"),
+    S("GRACEFUL_SHUTDOWN_TIMEOUT", "graceful_shutdown_timeout_ms", _int, 30000,
+      "ms in-flight requests get to finish on shutdown"),
+    S("LYNKR_PRESTOP_DELAY_MS", "prestop_delay_ms", _int, 5000,
+      "ms the service keeps accepting (answering 503) after SIGTERM before stopping"),
+    S("LYNKR_UPSTREAM_TIMEOUT_MS", "upstream_timeout_ms", _int, 600000,
+      "ms to wait for an upstream byte before giving up"),
+    S("LYNKR_CONNECT_TIMEOUT_MS", "connect_timeout_ms", _int, 10000, "ms to connect upstream"),
+    S("LYNKR_KEEPALIVE_COMMIT_MS", "keepalive_commit_ms", _int, 10000,
+      "ms of upstream silence before a stream commits 200 and sends keepalives"),
+    S("LYNKR_PING_INTERVAL_MS", "ping_interval_ms", _int, 15000, "ms of silence between ping events"),
+    S("REQUEST_JSON_LIMIT", "request_json_limit", _size, 32 * 1024**2, "largest request body (e.g. 32mb)"),
+    # Inbound access
+    S("LYNKR_API_KEYS", "api_keys", _list, (), "comma-separated keys clients must send", secret=True),
+    S("LYNKR_ALLOW_OPEN", "allow_open", _bool, False, "allow a non-loopback bind without API keys"),
+    # Providers
+    S("MODEL_PROVIDER", "model_provider", _provider, "databricks", "provider for every request"),
+    S("MODEL_DEFAULT", "model_default", _str, "", "upstream model for Claude model names"),
+    S("DATABRICKS_API_BASE", "databricks_api_base", _str, "", "workspace URL, https://<ws>.databricks.com"),
+    S("DATABRICKS_API_KEY", "databricks_api_key", _str, "", "personal access token", secret=True),
+    S("DATABRICKS_ENDPOINT_PATH", "databricks_endpoint_path", _str, "",
+      "serving endpoint path; unset: /serving-endpoints/anthropic/v1/messages"),
+    S("DATABRICKS_API_FORMAT", "databricks_api_format", _api_format, "",
+      "anthropic or openai (default: from the endpoint path)"),
+    S("AZURE_ANTHROPIC_ENDPOINT", "azure_anthropic_endpoint", _str, "",
+      "full URL ending in /anthropic/v1/messages"),
+    S("AZURE_ANTHROPIC_API_KEY", "azure_anthropic_api_key", _str, "", "Azure key", secret=True),
+    S("AZURE_ANTHROPIC_VERSION", "azure_anthropic_version", _str, "",
+      "anthropic-version sent upstream (default: the client's)"),
+    S("AZURE_ANTHROPIC_MODEL", "azure_anthropic_model", _str, "", "deployment model name"),
+    S("MODEL_ALIASES", "model_aliases", _str, "",
+      "tier overrides, e.g. haiku=databricks-claude-haiku-4-5,opus=databricks-claude-opus-4-5"),
+    S("MODEL_CAPABILITIES", "model_capabilities_file", _str, "", "JSON file overriding the model table"),
+    S("HOST_PROFILES", "host_profiles_file", _str, "", "JSON file overriding the host profiles"),
+    # Storage
+    S("SESSION_DB_PATH", "session_db_path", _str, "data/lynkr.db", "SQLite file (default store)"),
+    S("DATABASE_URL", "database_url", _str, "", "postgresql://… to use PostgreSQL instead of SQLite",
+      secret=True),
+    S("REDIS_URL", "redis_url", _str, "", "redis://… shared tier for several instances", secret=True),
+    # Features
+    S("WORKSPACE_ROOT", "workspace_root", _str, "", "directory server-side tools may touch"),
+    S("TOOL_EXECUTION_MODE", "tool_execution_mode", _tool_mode, "server", "server, client or passthrough"),
+    S("METRICS_ENABLED", "metrics_enabled", _bool, True, "serve /metrics/*"),
+    S("HEALTH_CHECK_ENABLED", "health_check_enabled", _bool, True, "serve /health/*"),
+    S("REQUEST_LOGGING_ENABLED", "request_logging_enabled", _bool, True, "one JSON log line per request"),
+    S("LOG_LEVEL", "log_level", _str, "info", "debug, info, warning or error"),
+    S("SESSION_STORE_ENABLED", "session_store_enabled", _bool, True, "keep session transcripts"),
+    S("LOAD_SHEDDING_MEMORY_THRESHOLD", "memory_threshold", _float, 0.85,
+      "fraction of the cgroup memory limit above which readiness fails"),
+)
+del S
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings; build with :func:`load_config` or directly in tests."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    threads: int = 32
+    max_concurrent_requests: int = 0
+    graceful_shutdown_timeout_ms: int = 30000
+    prestop_delay_ms: int = 5000
+    upstream_timeout_ms: int = 600000
+    connect_timeout_ms: int = 10000
+    keepalive_commit_ms: int = 10000
+    ping_interval_ms: int = 15000
+    request_json_limit: int = 32 * 1024**2
+    api_keys: tuple[str, ...] = ()
+    allow_open: bool = False
+    model_provider: str = "databricks"
+    model_default: str = ""
+    databricks_api_base: str = ""
+    databricks_api_key: str = ""
+    databricks_endpoint_path: str = ""
+    databricks_api_format: str = ""
+    azure_anthropic_endpoint: str = ""
+    azure_anthropic_api_key: str = ""
+    azure_anthropic_version: str = ""
+    azure_anthropic_model: str = ""
+    model_aliases: str = ""
+    model_capabilities_file: str = ""
+    host_profiles_file: str = ""
+    session_db_path: str = "data/lynkr.db"
+    database_url: str = ""
+    redis_url: str = ""
+    workspace_root: str = ""
+    tool_execution_mode: str = "server"
+    metrics_enabled: bool = True
+    health_check_enabled: bool = True
+    request_logging_enabled: bool = True
+    log_level: str = "info"
+    session_store_enabled: bool = True
+    memory_threshold: float = 0.85
+
+    @property
+    def request_concurrency_cap(self) -> int:
+        """Model requests allowed in flight per worker; the rest get 529."""
+        return self.max_concurrent_requests or max(1, self.threads - 4)
+
+    @property
+    def is_loopback(self) -> bool:
+        """Whether the bind address only accepts local connections."""
+        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, for log redaction."""
+        values: list[str] = []
+        for setting in SETTINGS:
+            if setting.secret:
+                value = getattr(self, setting.attr)
+                values.extend(value if isinstance(value, tuple) else [value])
+        return [v for v in values if v and len(v) >= 4]
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting by variable name, secrets masked, for ``lynkr check``."""
+        return {s.env: mask(getattr(self, s.attr)) if s.secret else getattr(self, s.attr) for s in SETTINGS}
+
+
+def mask(value: Any) -> str:
+    """Show only that a secret is set, and its last four characters when it is long."""
+    if isinstance(value, tuple):
+        return ",".join(mask(v) for v in value)
+    if not value:
+        return ""
+    text = str(value)
+    return "****" + text[-4:] if len(text) >= 12 else "****"
+
+
+def load_config(env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env") -> Config:
+    """Read the settings from ``env`` (default ``os.environ``) over an optional ``.env`` file.
+
+    Raises :class:`ConfigError` naming the variable when a value is malformed or unsafe.
+    """
+    source: dict[str, str] = {}
+    if dotenv and Path(dotenv).is_file():
+        source.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    source.update(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = source.get(setting.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[setting.attr] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}={raw!r} is not valid: {exc}; set {setting.env} to "
+                              f"a valid value or unset it (default: {setting.default!r}).") from exc
+    config = Config(**values)
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-setting checks; raises :class:`ConfigError` with what to set."""
+    if not config.is_loopback and not config.api_keys and not config.allow_open:
+        raise ConfigError(
+            f"Refusing to listen on {config.host} without API keys: set LYNKR_API_KEYS to a "
+            "comma-separated list of keys, or LYNKR_ALLOW_OPEN=true to run open on purpose."
+        )
+    if config.threads < 2:
+        raise ConfigError("LYNKR_THREADS must be at least 2 so health checks are never starved.")
+    if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("LOG_LEVEL must be one of debug, info, warning or error.")
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every variable with its default and unit."""
+    lines = ["# Lynkr settings. Durations are in milliseconds, as in the Node Lynkr.", ""]
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
+        lines.append(f"# {setting.doc}")
+        lines.append(f"{setting.env}={default}")
+    return "\n".join(lines) + "\n"
+
+
+# Every Config field is declared in SETTINGS; this guards the two from drifting.
+assert {f.name for f in fields(Config)} == {s.attr for s in SETTINGS}

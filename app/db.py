@@ -1,0 +1,81 @@
+"""The database: a peewee ``DatabaseProxy`` bound once per process by the app factory.
+
+SQLite (the default, under ``data/``) runs in WAL mode with a busy timeout and
+``synchronous=NORMAL``; PostgreSQL is chosen by ``DATABASE_URL``. Both use peewee's pooled
+databases: connections are opened lazily after gunicorn forks, handed back to the pool when a
+request ends, and all closed on shutdown. Code running outside a request (stream generators,
+background threads) wraps its work in ``with db.connection_context():``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from peewee import Database, DatabaseProxy
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from app.config import Config, ConfigError
+
+db = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 5000,
+    "foreign_keys": 1,
+    "cache_size": -16_000,
+}
+
+
+def make_database(config: Config) -> Database:
+    """Build (without connecting) the database named by the configuration."""
+    if config.database_url:
+        return _postgres(config.database_url, config.threads)
+    path = Path(config.session_db_path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return PooledSqliteDatabase(
+        str(path), pragmas=SQLITE_PRAGMAS, max_connections=config.threads + 8,
+        stale_timeout=300, check_same_thread=False,
+    )
+
+
+def _postgres(url: str, threads: int) -> Database:
+    parsed = urlparse(url)
+    if parsed.scheme not in {"postgres", "postgresql"}:
+        raise ConfigError("DATABASE_URL must start with postgresql:// (or be unset for SQLite).")
+    return PooledPostgresqlDatabase(
+        parsed.path.lstrip("/"),
+        user=unquote(parsed.username or "") or None,
+        password=unquote(parsed.password or "") or None,
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 5432,
+        max_connections=threads + 8,
+        stale_timeout=300,
+    )
+
+
+def bind(database: Database) -> None:
+    """Point the proxy at ``database`` (once per process)."""
+    db.initialize(database)
+
+
+def ping() -> dict[str, Any]:
+    """``SELECT 1`` with its latency, for readiness checks."""
+    start = time.perf_counter()
+    try:
+        with db.connection_context():
+            db.execute_sql("SELECT 1").fetchone()
+    except Exception as exc:  # a readiness probe reports any failure, it never raises
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+
+def close_all() -> None:
+    """Close every pooled connection (on worker exit)."""
+    database = db.obj
+    if database is not None and hasattr(database, "close_all"):
+        database.close_all()

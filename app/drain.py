@@ -1,0 +1,61 @@
+"""Drain state shared by the gunicorn master and its workers, and the per-worker request cap.
+
+``lynkr serve`` imports this module before gunicorn forks, so the anonymous shared mapping
+below is inherited by every worker: when the master sets the flag on SIGTERM, every worker
+sees it at once with a one-byte read and no system call.
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+
+
+class DrainFlag:
+    """A one-byte flag in memory shared across ``fork``."""
+
+    def __init__(self) -> None:
+        self._memory = mmap.mmap(-1, 1)
+
+    @property
+    def draining(self) -> bool:
+        """Whether shutdown has begun (readiness and new model requests answer 503)."""
+        return self._memory[0] == 1
+
+    def start(self) -> None:
+        """Begin draining."""
+        self._memory[0] = 1
+
+    def clear(self) -> None:
+        """Stop draining (used when a test reuses the flag)."""
+        self._memory[0] = 0
+
+
+DRAIN = DrainFlag()
+
+
+class InflightLimiter:
+    """Caps model requests in flight in one worker so health checks always find a thread."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests currently holding a slot."""
+        return self._count
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free."""
+        with self._lock:
+            if self._count >= self.capacity:
+                return False
+            self._count += 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back."""
+        with self._lock:
+            self._count -= 1

@@ -1,0 +1,150 @@
+"""The error tree and the one Anthropic error envelope.
+
+::
+
+    LynkrError (500 api_error)
+    ├── InvalidRequestError (400 invalid_request_error)
+    │   └── PromptTooLongError  "prompt is too long: N tokens > M maximum"
+    ├── AuthenticationError (401)     ├── BillingError (402)
+    ├── PermissionDeniedError (403)   ├── NotFoundError (404)
+    ├── RequestTooLargeError (413)    ├── RateLimitError (429)
+    ├── UpstreamError (502 api_error, names the provider)
+    ├── ProviderNotConfiguredError (500, not retryable: names the variables to set)
+    ├── OverloadedError (529 or 503 overloaded_error, with Retry-After)
+    └── UpstreamTimeoutError (504 timeout_error)
+
+Every error a client sees is ``{"type":"error","error":{"type":…,"message":…},"request_id":…}``.
+An Anthropic-format upstream's own error body passes through unchanged (``body``), because
+Claude Code's retry logic reads its wording.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type_for_status(status: int) -> str:
+    """The Anthropic error type for an HTTP status."""
+    if status in STATUS_TYPES:
+        return STATUS_TYPES[status]
+    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+
+
+class LynkrError(Exception):
+    """Base of every error rendered to a client."""
+
+    status = 500
+    error_type = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if error_type is not None:
+            self.error_type = error_type
+        self.headers = dict(headers or {})
+        self.body = body
+        self.provider = provider
+
+    def envelope(self, request_id: str | None) -> dict[str, Any]:
+        """The Anthropic error body, or the upstream's own Anthropic error body."""
+        if self.body is not None:
+            body = dict(self.body)
+            body.setdefault("request_id", request_id)
+            return body
+        return error_envelope(self.error_type, self.message, request_id)
+
+
+class InvalidRequestError(LynkrError):
+    status, error_type = 400, "invalid_request_error"
+
+
+class PromptTooLongError(InvalidRequestError):
+    """Context overflow, in the only wording on which Claude Code compacts."""
+
+    def __init__(self, tokens: int, maximum: int, **kwargs: Any) -> None:
+        super().__init__(f"prompt is too long: {tokens} tokens > {maximum} maximum", **kwargs)
+
+
+class AuthenticationError(LynkrError):
+    status, error_type = 401, "authentication_error"
+
+
+class BillingError(LynkrError):
+    status, error_type = 402, "billing_error"
+
+
+class PermissionDeniedError(LynkrError):
+    status, error_type = 403, "permission_error"
+
+
+class NotFoundError(LynkrError):
+    status, error_type = 404, "not_found_error"
+
+
+class RequestTooLargeError(LynkrError):
+    status, error_type = 413, "request_too_large"
+
+
+class RateLimitError(LynkrError):
+    status, error_type = 429, "rate_limit_error"
+
+
+class UpstreamError(LynkrError):
+    status, error_type = 502, "api_error"
+
+
+class ProviderNotConfiguredError(LynkrError):
+    """The chosen provider lacks settings. Marked not retryable so clients fail fast."""
+
+    status, error_type = 500, "api_error"
+
+    def __init__(self, provider: str, missing: list[str]) -> None:
+        super().__init__(
+            f"Provider '{provider}' is not configured: set {', '.join(missing)} "
+            "(see .env.example), then restart Lynkr.",
+            headers={"x-should-retry": "false"},
+            provider=provider,
+        )
+
+
+class OverloadedError(LynkrError):
+    status, error_type = 529, "overloaded_error"
+
+
+class UpstreamTimeoutError(LynkrError):
+    status, error_type = 504, "timeout_error"
+
+
+def error_envelope(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
+    """``{"type":"error","error":{"type":…,"message":…},"request_id":…}``."""
+    return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}

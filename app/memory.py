@@ -1,0 +1,47 @@
+"""Memory use against the container's limit (cgroup v2, then v1), for health and shedding."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_V2 = Path("/sys/fs/cgroup")
+_V1 = Path("/sys/fs/cgroup/memory")
+_UNLIMITED = 1 << 60
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return None if text == "max" or not text.isdigit() else int(text)
+
+
+def cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup in bytes, or None when unlimited."""
+    limit = _read_int(_V2 / "memory.max") or _read_int(_V1 / "memory.limit_in_bytes")
+    return limit if limit and limit < _UNLIMITED else None
+
+
+def cgroup_usage() -> int | None:
+    """Bytes in use by this cgroup, when the kernel reports it."""
+    return _read_int(_V2 / "memory.current") or _read_int(_V1 / "memory.usage_in_bytes")
+
+
+def process_rss() -> int:
+    """Resident set size of this process in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_status(threshold: float) -> dict[str, object]:
+    """``{"ok", "used_bytes", "limit_bytes", "ratio"}``; ok when under ``threshold`` of the limit."""
+    limit = cgroup_limit()
+    used = cgroup_usage() if limit else None
+    if used is None:
+        used = process_rss()
+    if not limit:
+        return {"ok": True, "used_bytes": used, "limit_bytes": None, "ratio": None}
+    ratio = used / limit
+    return {"ok": ratio < threshold, "used_bytes": used, "limit_bytes": limit, "ratio": round(ratio, 4)}

@@ -1,0 +1,127 @@
+"""The I/O boundary: one pooled HTTP session per provider per process, and error mapping.
+
+Foreign exceptions stop here: :func:`map_requests_exceptions` turns every ``requests``
+failure into a :class:`~app.errors.LynkrError` that names the provider, always ``from`` the
+original. Pools are sized to the worker's thread count so a busy worker never opens a fresh
+connection per request, and created lazily so nothing is shared across ``fork``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from app.errors import LynkrError, UpstreamError, UpstreamTimeoutError
+
+# Hop-by-hop and transport headers never copied from one side to the other.
+RESPONSE_HEADER_PREFIXES = ("anthropic-ratelimit-",)
+RESPONSE_HEADERS = frozenset({"request-id", "retry-after"})
+RETRY_AFTER_CAP_S = 60
+
+
+class HttpClient:
+    """A ``requests`` session with a connection pool for one provider."""
+
+    def __init__(self, provider: str, *, pool_size: int, connect_timeout_s: float,
+                 read_timeout_s: float) -> None:
+        self.provider = provider
+        self.pool_size = pool_size
+        self.timeout = (connect_timeout_s, read_timeout_s)
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled session, created on first use (after fork)."""
+        if self._session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.pool_size, max_retries=0,
+                                  pool_block=False)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.trust_env = False
+            self._session = session
+        return self._session
+
+    def post(self, url: str, *, headers: dict[str, str], body: bytes, stream: bool,
+             timeout: tuple[float, float] | None = None) -> requests.Response:
+        """POST ``body``; connection failures and timeouts raise :class:`LynkrError`."""
+        with map_requests_exceptions(self.provider, url):
+            return self.session.post(url, data=body, headers=headers, stream=stream,
+                                     timeout=timeout or self.timeout)
+
+    def get(self, url: str, *, headers: dict[str, str], timeout: float = 10.0) -> requests.Response:
+        """GET ``url`` (for probes)."""
+        with map_requests_exceptions(self.provider, url):
+            return self.session.get(url, headers=headers, timeout=timeout)
+
+
+@contextmanager
+def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
+    """Translate ``requests``/``urllib3`` failures into errors that name the provider."""
+    where = urlsplit(url).netloc or url
+    try:
+        yield
+    except requests.ConnectTimeout as exc:
+        raise UpstreamTimeoutError(f"Timed out connecting to {provider} at {where}.",
+                                   provider=provider) from exc
+    except requests.ReadTimeout as exc:
+        raise UpstreamTimeoutError(f"{provider} at {where} did not answer in time.",
+                                   provider=provider) from exc
+    except requests.ConnectionError as exc:
+        raise UpstreamError(f"Could not connect to {provider} at {where}: {_reason(exc)}.",
+                            provider=provider) from exc
+    except requests.RequestException as exc:
+        raise UpstreamError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text or "ECONNREFUSED" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "host name not found"
+    return type(exc).__name__
+
+
+def client_headers(upstream: Any) -> dict[str, str]:
+    """The upstream response headers a client may see (allow-list), ``retry-after`` capped."""
+    out: dict[str, str] = {}
+    for name, value in upstream.items():
+        lower = name.lower()
+        if lower in RESPONSE_HEADERS or lower.startswith(RESPONSE_HEADER_PREFIXES):
+            out[lower] = value
+    if "retry-after" in out:
+        out["retry-after"] = str(capped_retry_after(out["retry-after"]))
+    return out
+
+
+def capped_retry_after(value: str) -> int:
+    """A ``retry-after`` value in whole seconds, between 1 and the cap."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = RETRY_AFTER_CAP_S
+    return int(min(max(seconds, 1), RETRY_AFTER_CAP_S))
+
+
+def shutdown_response(response: requests.Response) -> None:
+    """Shut the response's socket down so a thread blocked reading it wakes at once."""
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def error_from_status(provider: str, status: int, message: str, headers: dict[str, str],
+                      error_type: str, body: dict[str, Any] | None = None) -> LynkrError:
+    """An error carrying an upstream's status, type and allowed headers."""
+    return LynkrError(message, status=status, error_type=error_type, headers=headers, body=body,
+                      provider=provider)

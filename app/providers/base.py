@@ -1,0 +1,228 @@
+"""The provider interface and the machinery every provider shares.
+
+Each provider module is a small subclass that says only what differs — URL, auth, headers,
+model mapping, which format — so the provider files diff cleanly. The three operations are
+the same everywhere:
+
+- ``convert_request(request, ctx, stream)`` → :class:`UpstreamRequest` (pure),
+- ``send(request, ctx)`` → :class:`Reply` (a complete Anthropic ``Message``),
+- ``open_stream(request, ctx)`` → :class:`UpstreamStream`.
+
+*Validate eagerly, iterate lazily*: ``open_stream`` sends the request and checks the status,
+raising a :class:`~app.errors.LynkrError` before anything is returned, so routing can fall
+back and the client still gets a proper status. The returned stream yields the upstream's
+parsed items; a format's ``StreamTranslator`` turns them into Anthropic events.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import orjson
+import requests
+
+from app.capabilities import CapabilityTable, ModelCapabilities
+from app.config import Config
+from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
+from app.providers._http import HttpClient, client_headers, shutdown_response
+from app.routing import resolve_model
+from app.sse import SSEDecoder
+from app.streams import StreamBuilder
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a provider needs to know about the client's call beyond its body."""
+
+    request_id: str
+    requested_model: str
+    anthropic_version: str | None = None
+    anthropic_beta: str | None = None
+
+
+@dataclass
+class UpstreamRequest:
+    """A converted request, ready to send."""
+
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    model: str
+
+
+@dataclass
+class Reply:
+    """A complete answer from an upstream, already in Anthropic form."""
+
+    message: dict[str, Any]
+    headers: dict[str, str]
+    provider: str
+    model: str
+
+
+@dataclass
+class UpstreamStream:
+    """An open upstream stream: parsed items to translate, and a way to abort it."""
+
+    provider: str
+    model: str
+    response: requests.Response
+    items: Iterator[Any]
+    translator: Callable[[StreamBuilder], Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        """Abort: shut the socket so a reader blocked on it wakes, then release it."""
+        shutdown_response(self.response)
+
+    def release(self) -> None:
+        """Release the connection once reading has ended."""
+        self.response.close()
+
+
+class Provider(ABC):
+    """Base class: subclasses set ``name`` and the per-provider hooks below."""
+
+    name: ClassVar[str]
+    default_model: ClassVar[str] = ""
+
+    def __init__(self, config: Config, capabilities: CapabilityTable, http: HttpClient) -> None:
+        self.config = config
+        self.capabilities = capabilities
+        self.http = http
+
+    # -- per-provider hooks ---------------------------------------------------------------------
+
+    @abstractmethod
+    def missing_settings(self) -> list[str]:
+        """Environment variables that must be set before this provider can be called."""
+
+    @abstractmethod
+    def url(self) -> str:
+        """The endpoint requests are posted to."""
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]:
+        """Credentials for the upstream."""
+
+    def upstream_model(self, requested: str) -> str:
+        """The model to call for the client's model name."""
+        return resolve_model(requested, self.config.model_default or self.default_model,
+                             self.config.model_aliases)
+
+    # -- shared operations ----------------------------------------------------------------------
+
+    @property
+    def configured(self) -> bool:
+        """Whether every required setting is present."""
+        return not self.missing_settings()
+
+    def ensure_configured(self) -> None:
+        """Raise :class:`ProviderNotConfiguredError` naming the variables to set."""
+        missing = self.missing_settings()
+        if missing:
+            raise ProviderNotConfiguredError(self.name, missing)
+
+    def caps(self, model: str) -> ModelCapabilities:
+        """Capabilities of the upstream model."""
+        return self.capabilities.model(model)
+
+    @abstractmethod
+    def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
+        """Build the upstream request (pure)."""
+
+    def send(self, request: dict[str, Any], ctx: CallContext) -> Reply:
+        """Send a non-streaming request and return the complete answer."""
+        self.ensure_configured()
+        upstream = self.convert_request(request, ctx, stream=False)
+        response = self.http.post(upstream.url, headers=upstream.headers,
+                                  body=orjson.dumps(upstream.body), stream=False)
+        headers = client_headers(response.headers)
+        if response.status_code >= 400:
+            raise self.error_for(response.status_code, response.content, headers)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"{self.name} answered with a body that is not JSON.",
+                                provider=self.name) from exc
+        return Reply(self.message_from(body, request, ctx), headers, self.name, upstream.model)
+
+    def open_stream(self, request: dict[str, Any], ctx: CallContext) -> UpstreamStream:
+        """Open a streaming request; raises before returning when the upstream refuses."""
+        self.ensure_configured()
+        upstream = self.convert_request(request, ctx, stream=True)
+        response = self.http.post(upstream.url, headers=upstream.headers,
+                                  body=orjson.dumps(upstream.body), stream=True)
+        headers = client_headers(response.headers)
+        if response.status_code >= 400:
+            try:
+                raise self.error_for(response.status_code, response.content, headers)
+            finally:
+                response.close()
+        return UpstreamStream(self.name, upstream.model, response, self.stream_items(response),
+                              lambda builder: self.translator(builder, request, upstream.model), headers)
+
+    @abstractmethod
+    def probe(self) -> dict[str, Any]:
+        """Check reachability and credentials without spending tokens where possible."""
+
+    # -- format hooks (set by the format family) ----------------------------------------------------
+
+    @abstractmethod
+    def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """The Anthropic ``Message`` for an upstream JSON body."""
+
+    @abstractmethod
+    def translator(self, builder: StreamBuilder, request: dict[str, Any], model: str) -> Any:
+        """A format ``StreamTranslator`` feeding ``builder``."""
+
+    def stream_items(self, response: requests.Response) -> Iterator[Any]:
+        """Parsed items of the upstream stream (SSE data by default)."""
+        return sse_items(response)
+
+    def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
+        """The error for an upstream HTTP error status."""
+        message = _error_message(content) or f"{self.name} returned HTTP {status}."
+        return LynkrError(message, status=status, error_type=error_type_for_status(status),
+                          headers=headers, provider=self.name)
+
+
+def sse_items(response: requests.Response) -> Iterator[Any]:
+    """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``."""
+    decoder = SSEDecoder()
+    for chunk in response.raw.stream(65536, decode_content=True):
+        for event in decoder.feed(chunk):
+            if event.data == "[DONE]":
+                yield "[DONE]"
+            else:
+                yield orjson.loads(event.data)
+
+
+def _error_message(content: bytes) -> str | None:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        text = content.decode("utf-8", "replace").strip()
+        return text[:500] or None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return None
+
+
+def anthropic_error_body(content: bytes) -> dict[str, Any] | None:
+    """An upstream's Anthropic error envelope, when the body is one."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(body, dict) and body.get("type") == "error" and isinstance(body.get("error"), dict):
+        return body
+    return None

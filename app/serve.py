@@ -1,0 +1,85 @@
+"""``lynkr serve``: gunicorn in-process, with a drain-safe shutdown sequence.
+
+Stock gunicorn closes its listening socket at once on SIGTERM, and SIGINT is its quick
+shutdown. Here the master owns the sequence instead: on the first SIGTERM or SIGINT it sets the
+shared drain flag (every worker sees it: readiness and new model requests answer 503) and keeps
+accepting for the pre-stop delay, so a load balancer notices before connections are refused;
+then it stops gracefully — workers finish in-flight streams within ``graceful_timeout`` and
+close their database connections. A second signal skips the rest of the delay. Workers ignore
+SIGINT, so Ctrl-C in a terminal (sent to the whole process group) drains too.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+
+from app.drain import DRAIN, DrainFlag
+from app.logging import get_logger
+
+log = get_logger("serve")
+CONF_FILE = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+
+
+class LynkrApplication(BaseApplication):
+    """Gunicorn settings from ``gunicorn.conf.py``; the app from :mod:`app.wsgi`."""
+
+    def __init__(self, conf_file: Path = CONF_FILE) -> None:
+        self.conf_file = conf_file
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = _read_settings(self.conf_file)
+        for name, value in settings.items():
+            if name in self.cfg.settings and value is not None:
+                self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        from app.wsgi import application
+
+        return application
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "__gunicorn_conf__"}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 - our own config file
+    return {k: v for k, v in namespace.items() if not k.startswith("__")}
+
+
+class DrainingArbiter(Arbiter):
+    """An arbiter that drains for a pre-stop delay before its graceful stop."""
+
+    def __init__(self, app: BaseApplication, *, drain: DrainFlag, prestop_delay_s: float) -> None:
+        super().__init__(app)
+        self.drain = drain
+        self.prestop_delay_s = prestop_delay_s
+        self.stop_at: float | None = None
+
+    def handle_term(self) -> None:
+        self._begin_drain("SIGTERM")
+
+    def handle_int(self) -> None:
+        self._begin_drain("SIGINT")
+
+    def _begin_drain(self, signal_name: str) -> None:
+        if self.stop_at is not None:
+            log.info("%s again: stopping now", signal_name)
+            self.stop_at = 0.0
+            return
+        self.drain.start()
+        self.stop_at = time.monotonic() + self.prestop_delay_s
+        log.info("%s: draining for %.1f s before a graceful stop", signal_name, self.prestop_delay_s)
+
+    def murder_workers(self) -> None:
+        super().murder_workers()
+        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            raise StopIteration
+
+
+def run(prestop_delay_ms: int, conf_file: Path = CONF_FILE) -> None:
+    """Run gunicorn with the drain-safe arbiter until it stops."""
+    DrainingArbiter(LynkrApplication(conf_file), drain=DRAIN, prestop_delay_s=prestop_delay_ms / 1000).run()

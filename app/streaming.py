@@ -1,0 +1,172 @@
+"""Streaming responses: status first, keepalive while the upstream is silent, pings after.
+
+The upstream is opened and read by a helper thread (:class:`StreamPump`) into a bounded
+queue, so the response generator can wait on ``queue.get(timeout)`` and ping in between — a
+synchronous generator cannot wait on a socket and ping at once. The request thread holds the
+HTTP status until the upstream answers (so 429/529 with ``retry-after`` and fallback keep their
+meaning); if the upstream is silent past the commit threshold it commits 200 and sends SSE
+comments until ``message_start``, then ``ping`` events after each interval of silence. A later
+failure becomes an SSE ``error`` event. When the client goes away the generator is closed,
+the upstream socket is shut down at once and the helper thread ends.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from app import sse
+from app.errors import LynkrError, UpstreamError
+from app.logging import REQUEST_ID, get_logger
+from app.providers.base import UpstreamStream
+from app.streams import Event, StreamBuilder
+
+log = get_logger("streaming")
+OPEN, ITEM, END, ERROR = "open", "item", "end", "error"
+PRE_START_COMMENT_INTERVAL_S = 5.0
+
+
+class StreamPump:
+    """Opens an upstream stream and reads its items on a helper thread."""
+
+    def __init__(self, opener: Callable[[], UpstreamStream], maxsize: int = 256) -> None:
+        self._opener = opener
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize)
+        self._closed = threading.Event()
+        self._stream: UpstreamStream | None = None
+        self._request_id = REQUEST_ID.get()
+        self.thread = threading.Thread(target=self._run, name="lynkr-upstream", daemon=True)
+
+    def start(self) -> StreamPump:
+        """Start the helper thread."""
+        self.thread.start()
+        return self
+
+    def get(self, timeout: float) -> tuple[str, Any] | None:
+        """The next ``(kind, value)``, or None after ``timeout`` seconds of silence."""
+        try:
+            return self._queue.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        """Stop reading: shut the upstream socket so the helper wakes and ends."""
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+
+    def _run(self) -> None:
+        REQUEST_ID.set(self._request_id)
+        try:
+            self._stream = self._opener()
+            if self._closed.is_set():
+                self._stream.close()
+                return
+            self._put(OPEN, self._stream)
+            for item in self._stream.items:
+                if not self._put(ITEM, item):
+                    return
+            self._put(END, None)
+        except LynkrError as exc:
+            self._put(ERROR, exc)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if not self._closed.is_set():
+                self._put(ERROR, UpstreamError(f"Upstream stream failed: {type(exc).__name__}."))
+        finally:
+            if self._stream is not None:
+                self._stream.release()
+
+    def _put(self, kind: str, value: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put((kind, value), timeout=0.25)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+@dataclass
+class StreamStart:
+    """What the request thread learned before committing the response."""
+
+    pump: StreamPump
+    stream: UpstreamStream | None
+    first: tuple[str, Any] | None
+
+
+def begin(opener: Callable[[], UpstreamStream], commit_after_s: float) -> StreamStart:
+    """Open the upstream, waiting up to ``commit_after_s`` for it to answer.
+
+    Raises the upstream's :class:`LynkrError` when it fails before the deadline, so the client
+    gets its real status. Otherwise returns what arrived (possibly nothing yet).
+    """
+    pump = StreamPump(opener).start()
+    deadline = time.monotonic() + commit_after_s
+    stream = None
+    while True:
+        got = pump.get(deadline - time.monotonic())
+        if got is None:
+            return StreamStart(pump, stream, None)
+        kind, value = got
+        if kind == ERROR:
+            pump.close()
+            raise value
+        if kind != OPEN:
+            return StreamStart(pump, stream, got)
+        stream = value
+
+
+def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
+             on_done: Callable[[StreamBuilder, LynkrError | None], None]) -> Iterator[bytes]:
+    """The response body: translated events, keepalive comments and pings, then ``on_done``."""
+    pump, stream = start.pump, start.stream
+    translator = stream.translator(builder) if stream else None
+    failure: LynkrError | None = None
+    pending = start.first
+    try:
+        if stream is None and pending is None:
+            yield sse.comment()
+        while not builder.finished:
+            got = pending or pump.get(_wait(builder, ping_interval_s))
+            pending = None
+            if got is None:
+                yield b"".join(sse.encode(e) for e in builder.ping()) if builder.started else sse.comment()
+                continue
+            kind, value = got
+            if kind == OPEN:
+                stream, translator = value, value.translator(builder)
+                continue
+            events = _events_for(kind, value, builder, translator)
+            if kind == ERROR:
+                failure = value
+            if events:
+                yield b"".join(sse.encode(e) for e in events)
+    finally:
+        pump.close()
+        on_done(builder, failure)
+
+
+def _wait(builder: StreamBuilder, ping_interval_s: float) -> float:
+    return ping_interval_s if builder.started else min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
+
+
+def _events_for(kind: str, value: Any, builder: StreamBuilder, translator: Any) -> list[Event]:
+    if kind == ITEM:
+        try:
+            return translator.feed(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("upstream stream broke the protocol: %s", exc)
+            return builder.error("api_error", f"The upstream stream was malformed: {exc}")
+    if kind == END:
+        return translator.close() if translator else builder.error(
+            "api_error", "The upstream closed the stream without answering.")
+    error: LynkrError = value
+    return builder.error(error.error_type, error.message)

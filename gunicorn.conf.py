@@ -1,0 +1,52 @@
+"""Gunicorn settings for Lynkr, flat, from the same configuration the app reads.
+
+gthread workers: each thread holds one request or one minutes-long Claude Code stream, so a
+worker has many threads (LYNKR_THREADS, 32) and the app caps model requests below that so
+health checks always find a free thread.
+"""
+
+import signal
+
+from app.config import load_config
+
+_config = load_config()
+
+bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
+workers = _config.workers
+worker_class = "gthread"
+threads = _config.threads
+worker_connections = 1000
+# gthread workers heartbeat from their main loop, so a long stream never trips this.
+timeout = 60
+graceful_timeout = max(1, round(_config.graceful_shutdown_timeout_ms / 1000))
+keepalive = 75  # longer than nginx's upstream keepalive_timeout, so it closes first
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = _config.log_level
+proc_name = "lynkr"
+# gunicorn 23+'s control socket lives at a fixed path per user; several instances would collide.
+control_socket_disable = True
+# gunicorn's own lines in the same JSON shape as the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "app.logging.json_formatter"}},
+    # gunicorn's defaults refer to handlers by these two names.
+    "handlers": {name: {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+                 for name in ("console", "error_console")},
+    "loggers": {"gunicorn.error": {"handlers": ["error_console"], "level": _config.log_level.upper(),
+                                   "propagate": False}},
+}
+forwarded_allow_ips = "127.0.0.1,::1"
+
+
+def post_worker_init(worker):
+    # The master owns Ctrl-C: a terminal's SIGINT reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker_exit(server, worker):
+    from app import shutdown
+
+    if getattr(worker, "wsgi", None) is not None:
+        shutdown(worker.wsgi)
