@@ -78,9 +78,7 @@ class LynkrError(Exception):
     def envelope(self, request_id: str | None) -> dict[str, Any]:
         """The Anthropic error body, or the upstream's own Anthropic error body."""
         if self.body is not None:
-            body = dict(self.body)
-            body.setdefault("request_id", request_id)
-            return body
+            return self.body
         return error_envelope(self.error_type, self.message, request_id)
 
 

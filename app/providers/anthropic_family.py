@@ -17,6 +17,7 @@ from app.providers.formats import anthropic as anthropic_format
 from app.streams import StreamBuilder
 
 DEFAULT_VERSION = "2023-06-01"
+USER_AGENT = "lynkr/0.1"
 
 
 class AnthropicFormatProvider(Provider):
@@ -41,6 +42,7 @@ class AnthropicFormatProvider(Provider):
             "content-type": "application/json",
             "accept": "text/event-stream" if stream else "application/json",
             "anthropic-version": self.version(ctx),
+            "user-agent": USER_AGENT,
             **self.auth_headers(),
         }
         betas = anthropic_format.filter_betas(ctx.anthropic_beta, profile)

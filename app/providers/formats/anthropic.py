@@ -87,10 +87,12 @@ def _text_blocks(content: Any) -> list[dict[str, Any]]:
 
 def _hoist_system_turns(body: dict[str, Any]) -> None:
     messages = body.get("messages") or []
-    hoisted = [block for m in messages if m.get("role") == "system" for block in _text_blocks(m.get("content"))]
-    if not hoisted:
+    turns = [m for m in messages if m.get("role") == "system"]
+    if not turns:
         return
-    body["system"] = _text_blocks(body.get("system")) + hoisted
+    hoisted = [block for turn in turns for block in _text_blocks(turn.get("content"))]
+    if hoisted:
+        body["system"] = _text_blocks(body.get("system")) + hoisted
     body["messages"] = [m for m in messages if m.get("role") != "system"]
 
 
@@ -128,7 +130,9 @@ def _fit_thinking(body: dict[str, Any], profile: HostProfile) -> None:
         if budget < MIN_THINKING_BUDGET or _continuation_lost_thinking(body):
             body.pop("thinking")
             return
-        thinking = {**thinking, "budget_tokens": budget}
+        # Hosts without adaptive thinking predate its options (e.g. "display") as well.
+        thinking = {"type": "enabled", "budget_tokens": budget} if not profile.adaptive_thinking \
+            else {**thinking, "budget_tokens": budget}
     body["thinking"] = thinking
 
 

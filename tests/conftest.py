@@ -1,0 +1,72 @@
+"""Shared fixtures: ``make_config``, ``app`` and ``client`` (Flask test client)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.config import Config
+from app.drain import DrainFlag
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures" / "claude-code"
+DATABRICKS_BASE = "https://example.cloud.databricks.com"
+DATABRICKS_URL = DATABRICKS_BASE + "/serving-endpoints/anthropic/v1/messages"
+DATABRICKS_TOKEN = "dapi0123456789abcdef0123456789abcdef"
+AZURE_URL = "https://example.services.ai.azure.com/anthropic/v1/messages"
+AZURE_KEY = "azure-key-0123456789abcdef"
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Any:
+    """Builds a Config with a fresh SQLite file and a configured Databricks provider."""
+
+    def build(**overrides: Any) -> Config:
+        values: dict[str, Any] = {
+            "session_db_path": str(tmp_path / "lynkr.db"),
+            "databricks_api_base": DATABRICKS_BASE,
+            "databricks_api_key": DATABRICKS_TOKEN,
+            "azure_anthropic_endpoint": AZURE_URL,
+            "azure_anthropic_api_key": AZURE_KEY,
+            "keepalive_commit_ms": 2000,
+        }
+        values.update(overrides)
+        return Config(**values)
+
+    return build
+
+
+@pytest.fixture
+def drain() -> DrainFlag:
+    """A drain flag of the test's own, never the process-wide one."""
+    return DrainFlag()
+
+
+@pytest.fixture
+def app(make_config: Any, drain: DrainFlag) -> Iterator[Flask]:
+    """The app with default test configuration."""
+    application = create_app(make_config(), drain=drain)
+    yield application
+    application.extensions["lynkr"].recorder.flush()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A Flask test client."""
+    return app.test_client()
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    """A recorded Claude Code request (``{"method","path","query","headers","body"}``)."""
+    import json
+
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.fail(f"recorded fixture {path} is missing: the shared/ folder must sit beside the repository")
+    return json.loads(path.read_text())
