@@ -80,7 +80,7 @@ def test_json_answer_echoes_requested_model_and_reports_the_real_one(client: Fla
     assert response.get_json() == make_message(model="claude-sonnet-4-5-20250929")
     assert response.headers["X-Lynkr-Model"] == "databricks-claude-sonnet-4-5"
     assert response.headers["X-Lynkr-Provider"] == "databricks"
-    client_visible = {k.lower() for k in response.headers}
+    client_visible = {name.lower() for name, _ in response.headers}
     assert client_visible == {"content-type", "content-length", "request-id", "anthropic-ratelimit-requests-remaining",
                               "x-lynkr-provider", "x-lynkr-model", "x-lynkr-route-reason", "x-request-id"}
 
