@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
+from typing import Any
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
@@ -67,9 +68,21 @@ class RedactingJsonFormatter(OrjsonFormatter):
         return self.redactor(super().format(record))
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """The stream is always the current ``sys.stderr``."""
+
+
 def configure_logging(level: str = "info", secrets: Iterable[str] = ()) -> None:
     """Send the ``lynkr`` loggers' records to stderr as JSON lines (idempotent)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(RedactingJsonFormatter(Redactor(secrets)))
     handler.addFilter(RequestIdFilter())
     logger = logging.getLogger("lynkr")

@@ -22,18 +22,24 @@ from app.drain import DRAIN, DrainFlag
 from app.logging import get_logger
 
 log = get_logger("serve")
-CONF_FILE = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+CONF_NAME = "gunicorn.conf.py"
+
+
+def conf_file() -> Path:
+    """``gunicorn.conf.py`` in the working directory, else the one beside the package."""
+    here = Path.cwd() / CONF_NAME
+    return here if here.is_file() else Path(__file__).resolve().parent.parent / CONF_NAME
 
 
 class LynkrApplication(BaseApplication):
     """Gunicorn settings from ``gunicorn.conf.py``; the app from :mod:`app.wsgi`."""
 
-    def __init__(self, conf_file: Path = CONF_FILE) -> None:
-        self.conf_file = conf_file
+    def __init__(self, conf_path: Path) -> None:
+        self.conf_path = conf_path
         super().__init__()
 
     def load_config(self) -> None:
-        settings = _read_settings(self.conf_file)
+        settings = _read_settings(self.conf_path)
         for name, value in settings.items():
             if name in self.cfg.settings and value is not None:
                 self.cfg.set(name, value)
@@ -80,6 +86,7 @@ class DrainingArbiter(Arbiter):
             raise StopIteration
 
 
-def run(prestop_delay_ms: int, conf_file: Path = CONF_FILE) -> None:
+def run(prestop_delay_ms: int) -> None:
     """Run gunicorn with the drain-safe arbiter until it stops."""
-    DrainingArbiter(LynkrApplication(conf_file), drain=DRAIN, prestop_delay_s=prestop_delay_ms / 1000).run()
+    application = LynkrApplication(conf_file())
+    DrainingArbiter(application, drain=DRAIN, prestop_delay_s=prestop_delay_ms / 1000).run()

@@ -23,10 +23,11 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 def stop_reason(finish_reason: Any, *, has_tool_use: bool) -> str:
-    """Anthropic ``stop_reason``: ``tool_use`` whenever calls exist, whatever the upstream said."""
+    """Anthropic ``stop_reason``: ``tool_use`` exactly when calls exist, whatever the upstream said."""
     if has_tool_use:
         return "tool_use"
-    return STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+    reason = STOP_REASONS.get(finish_reason, "end_turn") if isinstance(finish_reason, str) else "end_turn"
+    return "end_turn" if reason == "tool_use" else reason
 
 
 def anthropic_usage(usage: Any) -> dict[str, int] | None:

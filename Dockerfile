@@ -1,0 +1,27 @@
+# Lynkr gateway image. Listens on 0.0.0.0:8080 inside the container, so it needs
+# LYNKR_API_KEYS (or LYNKR_ALLOW_OPEN=true when something else guards the port).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    SESSION_DB_PATH=/data/lynkr.db
+
+RUN useradd --system --uid 10001 --home-dir /srv/lynkr --shell /usr/sbin/nologin lynkr \
+    && mkdir -p /data && chown lynkr /data
+
+WORKDIR /srv/lynkr
+COPY setup.cfg pyproject.toml README.md ./
+COPY app ./app
+COPY migrations ./migrations
+COPY gunicorn.conf.py ./
+RUN pip install --no-cache-dir .
+
+USER lynkr
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/health/live', timeout=2)" || exit 1
+# `lynkr serve` is PID 1 and owns shutdown: `docker stop` sends it SIGTERM, it drains, then stops.
+STOPSIGNAL SIGTERM
+CMD ["lynkr", "serve"]
