@@ -1,90 +1,27 @@
-"""Lynkr: an Anthropic Messages API gateway. ``create_app`` assembles it and nothing more."""
+"""Lynkr: an Anthropic Messages API gateway.
+
+``create_app`` is importable from here (``flask --app app run`` finds it), but the package
+itself imports nothing heavy, so ``lynkr serve``'s gunicorn master stays small: only workers
+load Flask and the providers.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from app import db as database
-from app.auth import KeyChecker
-from app.capabilities import CapabilityTable
-from app.config import Config, ConfigError, load_config
-from app.drain import DRAIN, DrainFlag, InflightLimiter
-from app.error_handlers import register_error_handlers
-from app.logging import configure_logging, get_logger
-from app.middleware import RequestLifecycle
-from app.migrate import migrate
-from app.orchestrator import Orchestrator
-from app.providers import build_providers
-from app.recorder import Recorder
-from app.services import Services
-
-log = get_logger("app")
+if TYPE_CHECKING:
+    from flask import Flask
 
 
-def create_app(config: Config | None = None, *, drain: DrainFlag | None = None) -> Flask:
-    """Build the WSGI app: config → logging → database → providers → blueprints."""
-    config = config or load_config()
-    configure_logging(config.log_level, config.secrets())
-    app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = config.request_json_limit
-    _init_db(app, config)
-    capabilities = CapabilityTable(_json_file(config.model_capabilities_file, "MODEL_CAPABILITIES"),
-                                   _json_file(config.host_profiles_file, "HOST_PROFILES"))
-    providers = build_providers(config, capabilities)
-    recorder = Recorder()
-    app.extensions["lynkr"] = Services(
-        config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap),
-        keys=KeyChecker(config.api_keys), capabilities=capabilities, providers=providers,
-        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder),
-    )
-    _register_blueprints(app, config)
-    register_error_handlers(app)
-    app.wsgi_app = RequestLifecycle(app.wsgi_app, log_requests=config.request_logging_enabled)
-    _warn_unconfigured(app.extensions["lynkr"])
-    return app
+def create_app(config: Any = None, *, drain: Any = None) -> Flask:
+    """Build the WSGI app (see :func:`app.factory.create_app`)."""
+    from app.factory import create_app as build
 
-
-def _init_db(app: Flask, config: Config) -> None:
-    database.bind(database.make_database(config))
-    if not config.database_url:
-        # SQLite is migrated on start so `flask run` and tests need no extra step;
-        # PostgreSQL is migrated by `lynkr migrate` / `lynkr serve` before workers start.
-        migrate(database.db.obj)
-
-    @app.teardown_appcontext
-    def _close_db(exc: BaseException | None) -> None:
-        if not database.db.is_closed():
-            database.db.close()
-
-
-def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.blueprints import health, messages
-
-    app.register_blueprint(messages.bp)
-    if config.health_check_enabled:
-        app.register_blueprint(health.bp)
-
-
-def _json_file(path: str, variable: str) -> dict:
-    if not path:
-        return {}
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{variable}={path!r} could not be read as JSON ({exc}); "
-                          f"point {variable} at a JSON file or unset it.") from exc
-
-
-def _warn_unconfigured(svc: Services) -> None:
-    missing = svc.provider.missing_settings()
-    if missing:
-        log.warning("provider %s is not configured: set %s", svc.provider.name, ", ".join(missing))
+    return build(config, drain=drain)
 
 
 def shutdown(app: Flask) -> None:
     """Flush background writes and close database connections (on worker exit)."""
-    app.extensions["lynkr"].recorder.flush()
-    database.close_all()
+    from app.factory import shutdown as stop
+
+    stop(app)

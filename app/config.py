@@ -140,6 +140,26 @@ SETTINGS: tuple[Setting, ...] = (
     S("AZURE_ANTHROPIC_VERSION", "azure_anthropic_version", _str, "",
       "anthropic-version sent upstream (default: the client's)"),
     S("AZURE_ANTHROPIC_MODEL", "azure_anthropic_model", _str, "", "deployment model name"),
+    S("AZURE_OPENAI_ENDPOINT", "azure_openai_endpoint", _str, "", "https://<resource>.openai.azure.com"),
+    S("AZURE_OPENAI_API_KEY", "azure_openai_api_key", _str, "", "Azure OpenAI key (api-key header)",
+      secret=True),
+    S("AZURE_OPENAI_DEPLOYMENT", "azure_openai_deployment", _str, "", "deployment name"),
+    S("AZURE_OPENAI_API_VERSION", "azure_openai_api_version", _str, "2024-10-21", "api-version query value"),
+    S("OPENAI_API_KEY", "openai_api_key", _str, "", "OpenAI key", secret=True),
+    S("OPENAI_ENDPOINT", "openai_endpoint", _str, "https://api.openai.com/v1/chat/completions",
+      "chat-completions URL"),
+    S("OPENAI_MODEL", "openai_model", _str, "gpt-4o", "model for Claude model names"),
+    S("OPENROUTER_API_KEY", "openrouter_api_key", _str, "", "OpenRouter key", secret=True),
+    S("OPENROUTER_MODEL", "openrouter_model", _str, "openai/gpt-4o-mini", "model for Claude model names"),
+    S("OPENROUTER_ENDPOINT", "openrouter_endpoint", _str, "https://openrouter.ai/api/v1/chat/completions",
+      "chat-completions URL"),
+    S("OPENROUTER_REFERER", "openrouter_referer", _str, "https://github.com/lynkr", "HTTP-Referer attribution"),
+    S("OPENROUTER_TITLE", "openrouter_title", _str, "Lynkr", "X-Title attribution"),
+    S("OPENAI_COMPATIBLE_ENDPOINT", "openai_compatible_endpoint", _str, "",
+      "base URL of llama.cpp / vLLM / LM Studio, e.g. http://127.0.0.1:8000/v1"),
+    S("OPENAI_COMPATIBLE_API_KEY", "openai_compatible_api_key", _str, "", "optional key", secret=True),
+    S("OPENAI_COMPATIBLE_MODEL", "openai_compatible_model", _str, "", "model name the server serves"),
+    S("SEND_USER_ID", "send_user_id", _bool, True, "send a hash of metadata.user_id as OpenAI's user"),
     S("MODEL_ALIASES", "model_aliases", _str, "",
       "tier overrides, e.g. haiku=databricks-claude-haiku-4-5,opus=databricks-claude-opus-4-5"),
     S("MODEL_CAPABILITIES", "model_capabilities_file", _str, "", "JSON file overriding the model table"),
@@ -191,6 +211,22 @@ class Config:
     azure_anthropic_api_key: str = ""
     azure_anthropic_version: str = ""
     azure_anthropic_model: str = ""
+    azure_openai_endpoint: str = ""
+    azure_openai_api_key: str = ""
+    azure_openai_deployment: str = ""
+    azure_openai_api_version: str = "2024-10-21"
+    openai_api_key: str = ""
+    openai_endpoint: str = "https://api.openai.com/v1/chat/completions"
+    openai_model: str = "gpt-4o"
+    openrouter_api_key: str = ""
+    openrouter_model: str = "openai/gpt-4o-mini"
+    openrouter_endpoint: str = "https://openrouter.ai/api/v1/chat/completions"
+    openrouter_referer: str = "https://github.com/lynkr"
+    openrouter_title: str = "Lynkr"
+    openai_compatible_endpoint: str = ""
+    openai_compatible_api_key: str = ""
+    openai_compatible_model: str = ""
+    send_user_id: bool = True
     model_aliases: str = ""
     model_capabilities_file: str = ""
     host_profiles_file: str = ""

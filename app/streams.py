@@ -14,6 +14,7 @@ runs over every stream; :class:`MessageAccumulator` folds events into the final 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,9 @@ class MessageAccumulator:
             return
         raw = "".join(parts)
         if raw.strip():
-            self.message["content"][-1]["input"] = orjson.loads(raw)
+            # Translators only emit parseable arguments; a relayed upstream might not.
+            with contextlib.suppress(orjson.JSONDecodeError):
+                self.message["content"][-1]["input"] = orjson.loads(raw)
 
 
 @dataclass
@@ -324,7 +327,8 @@ class StreamBuilder:
             return out
         if self._open != kind:
             self._close(out)
-            block = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": ""}
+            block = ({"type": "text", "text": ""} if kind == "text"
+                     else {"type": "thinking", "thinking": "", "signature": ""})
             self._open_block(out, block)
             self._open = kind
         key = "text" if kind == "text" else "thinking"

@@ -6,12 +6,20 @@ from app.capabilities import CapabilityTable
 from app.config import Config
 from app.providers._http import HttpClient
 from app.providers.azure_anthropic import AzureAnthropicProvider
+from app.providers.azure_openai import AzureOpenAIProvider
 from app.providers.base import Provider
 from app.providers.databricks import DatabricksProvider
+from app.providers.openai import OpenAIProvider
+from app.providers.openai_compatible import OpenAICompatibleProvider
+from app.providers.openrouter import OpenRouterProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     "databricks": DatabricksProvider,
     "azure-anthropic": AzureAnthropicProvider,
+    "azure-openai": AzureOpenAIProvider,
+    "openai": OpenAIProvider,
+    "openrouter": OpenRouterProvider,
+    "openai-compatible": OpenAICompatibleProvider,
 }
 
 
@@ -33,5 +41,5 @@ def build_providers(config: Config, capabilities: CapabilityTable) -> dict[str, 
     for name, cls in PROVIDERS.items():
         http = HttpClient(name, pool_size=config.threads, connect_timeout_s=config.connect_timeout_ms / 1000,
                           read_timeout_s=config.upstream_timeout_ms / 1000)
-        built[name] = cls(config, capabilities, http)
+        built[name] = cls.variant(config)(config, capabilities, http)
     return built

@@ -8,11 +8,10 @@ passes through unchanged, since Claude Code's retry logic reads its wording.
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from app.errors import LynkrError, error_type_for_status
-from app.providers.base import CallContext, Provider, Reply, UpstreamRequest, anthropic_error_body
+from app.providers.base import CallContext, Provider, UpstreamRequest, anthropic_error_body
 from app.providers.formats import anthropic as anthropic_format
 from app.streams import StreamBuilder
 
@@ -67,17 +66,3 @@ class AnthropicFormatProvider(Provider):
         return LynkrError(str(error.get("message", "")), status=status,
                           error_type=error.get("type") or error_type_for_status(status),
                           headers=headers, body=body, provider=self.name)
-
-    def probe(self) -> dict[str, Any]:
-        """A one-token request: reachable, authenticated, model known."""
-        model = self.upstream_model("claude-sonnet-4-5")
-        ctx = CallContext(request_id="probe", requested_model=model)
-        request = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
-        started = time.perf_counter()
-        try:
-            reply: Reply = self.send(request, ctx)
-        except LynkrError as exc:
-            return {"ok": False, "provider": self.name, "model": model, "status": exc.status,
-                    "error": exc.message}
-        return {"ok": True, "provider": self.name, "model": reply.model,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1)}

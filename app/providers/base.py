@@ -16,6 +16,7 @@ parsed items; a format's ``StreamTranslator`` turns them into Anthropic events.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from app.providers._http import HttpClient, client_headers, shutdown_response
 from app.routing import resolve_model
 from app.sse import SSEDecoder
 from app.streams import StreamBuilder
+
+PROBE_MODEL = "claude-sonnet-4-5"
 
 
 @dataclass(frozen=True)
@@ -110,10 +113,18 @@ class Provider(ABC):
 
     def upstream_model(self, requested: str) -> str:
         """The model to call for the client's model name."""
-        return resolve_model(requested, self.config.model_default or self.default_model,
-                             self.config.model_aliases)
+        return self.mapped(requested, self.config.model_default or self.default_model)
+
+    @classmethod
+    def variant(cls, config: Config) -> type[Provider]:
+        """The class serving this provider name under ``config`` (Databricks has two formats)."""
+        return cls
 
     # -- shared operations ----------------------------------------------------------------------
+
+    def mapped(self, requested: str, default: str) -> str:
+        """Claude names → ``default`` (or a ``MODEL_ALIASES`` tier); other names pass through."""
+        return resolve_model(requested, default, self.config.model_aliases)
 
     @property
     def configured(self) -> bool:
@@ -165,9 +176,18 @@ class Provider(ABC):
         return UpstreamStream(self.name, upstream.model, response, self.stream_items(response),
                               lambda builder: self.translator(builder, request, upstream.model), headers)
 
-    @abstractmethod
     def probe(self) -> dict[str, Any]:
-        """Check reachability and credentials without spending tokens where possible."""
+        """A one-token request: reachable, authenticated, model known."""
+        model = self.upstream_model(PROBE_MODEL)
+        ctx = CallContext(request_id="req_probe", requested_model=model)
+        request = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+        started = time.perf_counter()
+        try:
+            reply = self.send(request, ctx)
+        except LynkrError as exc:
+            return {"ok": False, "provider": self.name, "model": model, "status": exc.status, "error": exc.message}
+        return {"ok": True, "provider": self.name, "model": reply.model,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     # -- format hooks (set by the format family) ----------------------------------------------------
 

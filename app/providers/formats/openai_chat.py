@@ -211,9 +211,11 @@ def _tool_uses(calls: Any, message_id: str, request: dict[str, Any], *, repair: 
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         name = names.get(function.get("name") or "", function.get("name") or "")
         arguments = parse_arguments(function.get("arguments"), repair=repair)
-        if arguments is None or not name:
-            problem = "without a function name" if not name else f"for {name} that are not valid JSON"
-            raise UpstreamFormatError(500, "api_error", f"upstream sent tool call arguments {problem}")
+        if not name:
+            raise UpstreamFormatError(500, "api_error", "upstream sent a tool call without a function name")
+        if arguments is None:
+            problem = "ran out of output tokens in the middle of" if not repair else "sent invalid JSON arguments for"
+            raise UpstreamFormatError(500, "api_error", f"the model {problem} a call to {name}")
         tool_id = anthropic_tool_id(call.get("id"), message_id=message_id, position=position)
         blocks.append({"type": "tool_use", "id": tool_id, "name": name, "input": arguments})
     return blocks

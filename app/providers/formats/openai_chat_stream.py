@@ -77,7 +77,8 @@ class StreamTranslator:
             self._usage = chunk["usage"]
         choice = _first_choice(chunk.get("choices"))
         if choice is not None:
-            out += self._delta(choice.get("delta") or {})
+            delta = choice.get("delta")
+            out += self._delta(delta) if isinstance(delta, dict) else []
             if isinstance(choice.get("finish_reason"), str):
                 self._finish_reason = choice["finish_reason"]
         if self._finish_reason is not None and self._usage is not None:

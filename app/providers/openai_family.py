@@ -1,0 +1,80 @@
+"""Behaviour shared by providers whose upstream speaks OpenAI chat completions.
+
+Translation lives in :mod:`app.providers.formats.openai_chat`; this class wires it to HTTP:
+headers, the ``[DONE]`` sentinel, and upstream errors — including OpenRouter's 200 bodies that
+carry an ``error`` and no ``choices`` — as Anthropic errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from app.errors import LynkrError
+from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest
+from app.providers.formats import openai_chat
+from app.streams import Event, StreamBuilder
+
+USER_AGENT = "lynkr/0.1"
+
+
+class OpenAIChatProvider(Provider):
+    """A provider whose upstream takes chat-completions requests."""
+
+    dialect: ClassVar[openai_chat.ChatDialect]
+
+    def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
+        """Translate to chat completions for the mapped model."""
+        model = self.upstream_model(ctx.requested_model)
+        body = openai_chat.to_upstream(request, model=model, caps=self.caps(model), dialect=self.dialect,
+                                       stream=stream)
+        headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
+                   "user-agent": USER_AGENT, **self.auth_headers()}
+        return UpstreamRequest(self.url(), headers, body, model)
+
+    def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Translate the answer; an error body without choices becomes an Anthropic error."""
+        model = self.upstream_model(ctx.requested_model)
+        try:
+            return openai_chat.from_upstream(body, message_id="msg_" + ctx.request_id.removeprefix("req_"),
+                                             model=ctx.requested_model, request=request, caps=self.caps(model))
+        except openai_chat.UpstreamFormatError as exc:
+            raise LynkrError(exc.message, status=exc.status, error_type=exc.error_type,
+                             provider=self.name) from exc
+
+    def translator(self, builder: StreamBuilder, request: dict[str, Any], model: str) -> Any:
+        """A chat-completions stream translator that understands ``[DONE]``."""
+        return _ChatStream(openai_chat.StreamTranslator(builder, request=request, caps=self.caps(model)))
+
+    def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
+        """Upstream errors typed by status; context overflow in Anthropic's wording."""
+        try:
+            body: Any = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            body = content.decode("utf-8", "replace")[:500]
+        window = self.caps(self.upstream_model(PROBE_MODEL)).context_window
+        status, error_type, message = openai_chat.upstream_error(status, body, context_window=window)
+        return LynkrError(message, status=status, error_type=error_type, headers=headers, provider=self.name)
+
+
+
+class _ChatStream:
+    """Feeds parsed SSE items to the translator; ``[DONE]`` ends the stream."""
+
+    def __init__(self, translator: openai_chat.StreamTranslator) -> None:
+        self.translator = translator
+
+    def feed(self, item: Any) -> list[Event]:
+        if item == "[DONE]":
+            return self.translator.done()
+        return self.translator.feed(item)
+
+    def close(self) -> list[Event]:
+        return self.translator.close()
+
+
+def chat_url(endpoint: str) -> str:
+    """A chat-completions URL from a base (``…/v1``) or a full URL."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/chat/completions") else endpoint + "/chat/completions"
