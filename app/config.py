@@ -159,6 +159,10 @@ SETTINGS: tuple[Setting, ...] = (
       "base URL of llama.cpp / vLLM / LM Studio, e.g. http://127.0.0.1:8000/v1"),
     S("OPENAI_COMPATIBLE_API_KEY", "openai_compatible_api_key", _str, "", "optional key", secret=True),
     S("OPENAI_COMPATIBLE_MODEL", "openai_compatible_model", _str, "", "model name the server serves"),
+    S("OLLAMA_ENDPOINT", "ollama_endpoint", _str, "http://localhost:11434", "Ollama server URL"),
+    S("OLLAMA_MODEL", "ollama_model", _str, "qwen2.5-coder:7b", "model for Claude model names"),
+    S("OLLAMA_TIMEOUT_MS", "ollama_timeout_ms", _int, 120000, "ms to wait for Ollama to answer"),
+    S("OLLAMA_KEEP_ALIVE", "ollama_keep_alive", _str, "", "how long Ollama keeps the model loaded, e.g. 5m"),
     S("SEND_USER_ID", "send_user_id", _bool, True, "send a hash of metadata.user_id as OpenAI's user"),
     S("MODEL_ALIASES", "model_aliases", _str, "",
       "tier overrides, e.g. haiku=databricks-claude-haiku-4-5,opus=databricks-claude-opus-4-5"),
@@ -226,6 +230,10 @@ class Config:
     openai_compatible_endpoint: str = ""
     openai_compatible_api_key: str = ""
     openai_compatible_model: str = ""
+    ollama_endpoint: str = "http://localhost:11434"
+    ollama_model: str = "qwen2.5-coder:7b"
+    ollama_timeout_ms: int = 120000
+    ollama_keep_alive: str = ""
     send_user_id: bool = True
     model_aliases: str = ""
     model_capabilities_file: str = ""
