@@ -35,8 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return check(config)
 
 
-def migrate(config: Config) -> int:
-    """Apply pending migrations; prints what was applied."""
+def migrate(config: Config, *, quiet: bool = False) -> int:
+    """Apply pending migrations; prints what was applied unless ``quiet``."""
     from app.db import bind, make_database
     from app.migrate import migrate as apply
 
@@ -44,7 +44,8 @@ def migrate(config: Config) -> int:
     bind(database)
     applied = apply(database)
     database.close_all()
-    print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    if not quiet:
+        print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
     return 0
 
 
@@ -54,7 +55,8 @@ def serve(config: Config) -> int:
     from app.logging import configure_logging
 
     configure_logging(config.log_level, config.secrets())
-    migrate(config)
+    migrate(config, quiet=True)  # each migration is logged; stdout stays free of non-JSON lines
+    sys.stdout.flush()  # nothing buffered may be inherited by (and repeated from) the workers
     server.run(config.prestop_delay_ms)
     return 0
 

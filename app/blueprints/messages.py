@@ -68,6 +68,9 @@ def create_message() -> Response:
     except LynkrError as exc:
         svc.limiter.release()
         record.status, record.error_type = exc.status, exc.error_type
+        if record.model is None and record.attempts:
+            record.model = record.attempts[-1].model
+        _lynkr_headers(record)
         svc.orchestrator.finish(record, body, None, started)
         raise
 

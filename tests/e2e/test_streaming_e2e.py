@@ -1,0 +1,170 @@
+"""Streaming through real gunicorn: keepalive before the upstream answers, held statuses, pings,
+client disconnects reaching the upstream, and upstream failures mid-stream."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from app.streams import validate_stream
+from tests.e2e.helpers import Gateway, message_body, read_sse
+from tests.fakes import anthropic_events as ev
+from tests.fakes.anthropic_upstream import ErrorReply, FakeAnthropicUpstream, Hang, Pause, StreamReply
+
+KEEPALIVE = b": keepalive\n\n"
+
+
+@pytest.fixture
+def gateway(make_gateway: Callable[..., Gateway]) -> Gateway:
+    """A gateway that commits a silent stream after 300 ms, pings after 500 ms of silence, gives up on
+    an upstream silent for 2 s, and does not retry (so each test's upstream sees one request)."""
+    return make_gateway(LYNKR_KEEPALIVE_COMMIT_MS=300, LYNKR_PING_INTERVAL_MS=500, LYNKR_UPSTREAM_TIMEOUT_MS=2000,
+                        API_RETRY_MAX_RETRIES=0)
+
+
+def test_keepalive_comments_until_a_slow_upstream_answers(gateway: Gateway,
+                                                          mocked_upstream: FakeAnthropicUpstream) -> None:
+    """Upstream silent 1.5 s: 200 committed early, ``: keepalive`` comments, then a valid stream."""
+    mocked_upstream.script(StreamReply(ev.text_events(["slow ", "but sure"]), head_delay=1.5))
+
+    started = time.monotonic()
+    with gateway.post(message_body(stream=True), stream=True) as response:
+        headers_after = time.monotonic() - started
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        seen = read_sse(response)
+
+    assert headers_after < 1.0, f"headers took {headers_after:.2f} s; the upstream took 1.5 s"
+    before_start = seen.raw[: seen.raw.index(b"event: message_start")]
+    assert before_start.count(KEEPALIVE) >= 1
+    assert before_start.replace(KEEPALIVE, b"") == b""
+    validate_stream(seen.events)
+    assert seen.types[-1] == "message_stop"
+    assert seen.text() == "slow but sure"
+
+
+def test_upstream_error_before_commit_keeps_its_status(gateway: Gateway,
+                                                       mocked_upstream: FakeAnthropicUpstream) -> None:
+    """A 429 within the commit window is the response's status, with retry-after and the error body."""
+    mocked_upstream.script(ErrorReply(429, "rate_limit_error", "Too many tokens.", headers={"retry-after": "3"},
+                                      delay=0.1))
+
+    with gateway.post(message_body(stream=True), stream=True) as response:
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "3"
+        assert response.headers["content-type"] == "application/json"
+        body = response.json()
+
+    assert body["type"] == "error"
+    assert body["error"] == {"type": "rate_limit_error", "message": "Too many tokens."}
+
+
+def test_ping_during_a_pause_after_message_start(gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:
+    """1.2 s of upstream silence between two deltas: a ``ping`` event arrives between them."""
+    events = [ev.message_start(), ev.text_start(), ev.text_delta("one "), Pause(1.2), ev.text_delta("two"),
+              ev.block_stop(), *ev.message_end()]
+    mocked_upstream.script(StreamReply(events))
+
+    with gateway.post(message_body(stream=True), stream=True) as response:
+        assert response.status_code == 200
+        seen = read_sse(response)
+
+    validate_stream(seen.events)
+    deltas = [i for i, kind in enumerate(seen.types) if kind == "content_block_delta"]
+    assert len(deltas) == 2
+    assert "ping" in seen.types[deltas[0] + 1: deltas[1]]
+    assert seen.text() == "one two"
+
+
+def test_split_frames_are_reassembled(gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:
+    """Upstream frames cut mid-line, mid-CRLF and mid-UTF-8 still give the client whole events."""
+    frames = b"".join(ev.sse_frame(e) for e in ev.text_events(["héllo ", "wörld ✓"])).replace(b"\n", b"\r\n")
+    cuts = sorted({3, 17, 40, 41, len(frames) // 2, frames.index("ö".encode()) + 1, len(frames) - 3})
+    chunks = [frames[a:b] for a, b in zip([0, *cuts], [*cuts, len(frames)], strict=True)]
+    mocked_upstream.script(StreamReply(chunks=chunks, event_delay=0.02))
+
+    with gateway.post(message_body(stream=True), stream=True) as response:
+        seen = read_sse(response)
+
+    validate_stream(seen.events)
+    assert seen.text() == "héllo wörld ✓"
+
+
+def test_client_disconnect_closes_the_upstream_within_a_second(gateway: Gateway,
+                                                               mocked_upstream: FakeAnthropicUpstream) -> None:
+    """The client drops its socket mid-stream; the upstream sees its connection close within 1 s."""
+    events = [ev.message_start(), ev.text_start(), *(ev.text_delta(f"{n} ") for n in range(300)),
+              ev.block_stop(), *ev.message_end()]
+    mocked_upstream.script(StreamReply(events, event_delay=0.1))
+
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    try:
+        sock.sendall(_raw_post(gateway, message_body(stream=True)))
+        received = b""
+        while received.count(b"event: content_block_delta") < 3:
+            data = sock.recv(65536)
+            assert data, f"gateway closed the stream early: {received!r}"
+            received += data
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        closed_at = time.monotonic()
+
+    assert received.startswith(b"HTTP/1.1 200")
+    [upstream] = mocked_upstream.wait_for_requests(1)
+    assert upstream.done.wait(5), "the upstream stream kept going after the client left"
+    assert upstream.disconnected_at is not None
+    assert upstream.disconnected_at - closed_at < 1.0
+    assert upstream.events_sent < 30
+    assert not upstream.completed
+
+
+def test_upstream_dying_mid_stream_ends_with_error_event(gateway: Gateway,
+                                                         mocked_upstream: FakeAnthropicUpstream) -> None:
+    """The upstream drops its socket after a delta: the client's stream ends in ``error``, never ``message_stop``."""
+    mocked_upstream.script(StreamReply([ev.message_start(), ev.text_start(), ev.text_delta("partial")], die=True))
+
+    with gateway.post(message_body(stream=True), stream=True) as response:
+        assert response.status_code == 200
+        seen = read_sse(response)
+
+    validate_stream(seen.events)
+    assert seen.types[:3] == ["message_start", "content_block_start", "content_block_delta"]
+    assert seen.types[-1] == "error"
+    assert "message_stop" not in seen.types
+    assert seen.events[-1]["error"]["type"] == "api_error"
+    assert seen.text() == "partial"
+
+
+def test_hung_upstream_after_commit_ends_with_timeout_error(gateway: Gateway,
+                                                           mocked_upstream: FakeAnthropicUpstream) -> None:
+    """An upstream that never answers: keepalives, then a ``timeout_error`` event; the upstream is hung up on."""
+    hang = Hang()
+    mocked_upstream.script(hang)
+
+    try:
+        with gateway.post(message_body(stream=True), stream=True) as response:
+            assert response.status_code == 200
+            seen = read_sse(response)
+        [upstream] = mocked_upstream.wait_for_requests(1)
+        assert upstream.done.wait(5)
+    finally:
+        hang.release.set()
+
+    assert seen.raw.startswith(KEEPALIVE)
+    assert seen.types == ["error"]
+    assert seen.events[0]["error"]["type"] == "timeout_error"
+    assert "databricks" in seen.events[0]["error"]["message"]
+    assert upstream.disconnected_at is not None, "the gateway left the hung upstream connection open"
+
+
+def _raw_post(gateway: Gateway, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = (f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\n"
+            f"Content-Type: application/json\r\nanthropic-version: 2023-06-01\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n")
+    return head.encode() + payload
