@@ -13,11 +13,11 @@ if TYPE_CHECKING:
     from flask import Flask
 
 
-def create_app(config: Any = None, *, drain: Any = None) -> Flask:
+def create_app(config: Any = None, *, drain: Any = None, breaker_store: Any = None) -> Flask:
     """Build the WSGI app (see :func:`app.factory.create_app`)."""
     from app.factory import create_app as build
 
-    return build(config, drain=drain)
+    return build(config, drain=drain, breaker_store=breaker_store)
 
 
 def shutdown(app: Flask) -> None:

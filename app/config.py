@@ -182,7 +182,31 @@ SETTINGS: tuple[Setting, ...] = (
     S("LOG_LEVEL", "log_level", _str, "info", "debug, info, warning or error"),
     S("SESSION_STORE_ENABLED", "session_store_enabled", _bool, True, "keep session transcripts"),
     S("LOAD_SHEDDING_MEMORY_THRESHOLD", "memory_threshold", _float, 0.85,
-      "fraction of the cgroup memory limit above which readiness fails"),
+      "fraction of the cgroup memory limit above which readiness fails and requests are shed"),
+    S("LOAD_SHEDDING_HEAP_THRESHOLD", "heap_threshold", _float, 0.90,
+      "Node heap fraction, applied to process RSS / cgroup limit (0: off)"),
+    S("LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD", "active_requests_threshold", _int, 1000,
+      "model requests in flight per worker before 503 (0: off)"),
+    S("LOAD_SHEDDING_MAX_QUEUE_MS", "max_queue_ms", _int, 0,
+      "ms a request may wait before reaching the app, from nginx X-Request-Start (0: off)"),
+    # Routing and fallback
+    S("PREFER_OLLAMA", "prefer_ollama", _bool, False, "hybrid routing: few tools → Ollama, more → cloud"),
+    S("FALLBACK_ENABLED", "fallback_enabled", _bool, True, "try the next provider when one fails before a byte"),
+    S("FALLBACK_PROVIDER", "fallback_provider", _provider, "databricks", "provider for large tool counts and failures"),
+    S("OLLAMA_MAX_TOOLS_FOR_ROUTING", "ollama_max_tools", _int, 3, "fewer client tools than this → Ollama"),
+    S("OPENROUTER_MAX_TOOLS_FOR_ROUTING", "openrouter_max_tools", _int, 15,
+      "fewer client tools than this → OpenRouter / OpenAI / Azure OpenAI"),
+    # Retries and circuit breakers
+    S("API_RETRY_MAX_RETRIES", "retry_max_retries", _int, 3, "retries of a failed upstream call"),
+    S("API_RETRY_INITIAL_DELAY", "retry_initial_delay_ms", _int, 1000, "ms, first backoff ceiling (full jitter)"),
+    S("API_RETRY_MAX_DELAY", "retry_max_delay_ms", _int, 30000, "ms, longest wait before a retry"),
+    S("API_RETRY_BUDGET_MS", "retry_budget_ms", _int, 20000, "ms one client request may spend retrying"),
+    S("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "breaker_failure_threshold", _int, 5,
+      "consecutive upstream failures that open a provider's breaker"),
+    S("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "breaker_success_threshold", _int, 2,
+      "consecutive half-open successes that close it"),
+    S("CIRCUIT_BREAKER_TIMEOUT", "breaker_recovery_timeout_ms", _int, 60000,
+      "ms an open breaker fails fast before one probe"),
 )
 del S
 
@@ -249,6 +273,21 @@ class Config:
     log_level: str = "info"
     session_store_enabled: bool = True
     memory_threshold: float = 0.85
+    heap_threshold: float = 0.90
+    active_requests_threshold: int = 1000
+    max_queue_ms: int = 0
+    prefer_ollama: bool = False
+    fallback_enabled: bool = True
+    fallback_provider: str = "databricks"
+    ollama_max_tools: int = 3
+    openrouter_max_tools: int = 15
+    retry_max_retries: int = 3
+    retry_initial_delay_ms: int = 1000
+    retry_max_delay_ms: int = 30000
+    retry_budget_ms: int = 20000
+    breaker_failure_threshold: int = 5
+    breaker_success_threshold: int = 2
+    breaker_recovery_timeout_ms: int = 60000
 
     @property
     def request_concurrency_cap(self) -> int:

@@ -64,6 +64,7 @@ class LynkrError(Exception):
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         provider: str | None = None,
+        transport: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -74,6 +75,8 @@ class LynkrError(Exception):
         self.headers = dict(headers or {})
         self.body = body
         self.provider = provider
+        # "refused", "connect" or "timeout" when no HTTP answer came back at all.
+        self.transport = transport
 
     def envelope(self, request_id: str | None) -> dict[str, Any]:
         """The Anthropic error body, or the upstream's own Anthropic error body."""
@@ -132,6 +135,7 @@ class ProviderNotConfiguredError(LynkrError):
             "(see .env.example), then restart Lynkr.",
             headers={"x-should-retry": "false"},
             provider=provider,
+            transport="not_configured",
         )
 
 

@@ -19,13 +19,19 @@ from app.migrate import migrate
 from app.orchestrator import Orchestrator
 from app.providers import build_providers
 from app.recorder import Recorder
+from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
 from app.services import Services
 
 log = get_logger("app")
 
 
-def create_app(config: Config | None = None, *, drain: DrainFlag | None = None) -> Flask:
-    """Build the WSGI app: config → logging → database → providers → blueprints."""
+def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
+               breaker_store: BreakerStore | None = None) -> Flask:
+    """Build the WSGI app: config → logging → database → providers → blueprints.
+
+    ``drain`` and ``breaker_store`` default to the process-wide shared ones that ``lynkr serve``
+    creates before gunicorn forks; tests pass their own.
+    """
     config = config or load_config()
     configure_logging(config.log_level, config.secrets())
     app = Flask(__name__)
@@ -35,10 +41,16 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None) 
                                    _json_file(config.host_profiles_file, "HOST_PROFILES"))
     providers = build_providers(config, capabilities)
     recorder = Recorder()
+    breakers = BreakerRegistry(providers, BreakerConfig(
+        config.breaker_failure_threshold, config.breaker_success_threshold, config.breaker_recovery_timeout_ms,
+    ), store=breaker_store or BREAKER_STORE)
+    retry = RetryPolicy(config.retry_max_retries, config.retry_initial_delay_ms, config.retry_max_delay_ms,
+                        config.retry_budget_ms)
     app.extensions["lynkr"] = Services(
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap),
         keys=KeyChecker(config.api_keys), capabilities=capabilities, providers=providers,
-        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder),
+        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry),
+        breakers=breakers, shedder=_shedder(config),
     )
     _register_blueprints(app, config)
     register_error_handlers(app)
@@ -60,12 +72,20 @@ def _init_db(app: Flask, config: Config) -> None:
             database.db.close()
 
 
+def _shedder(config: Config) -> LoadShedder:
+    thresholds = [t for t in (config.memory_threshold, config.heap_threshold) if t]
+    return LoadShedder(None, config.max_queue_ms or None, min(thresholds) if thresholds else None,
+                       config.active_requests_threshold or None)
+
+
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.blueprints import health, messages
+    from app.blueprints import health, messages, metrics
 
     app.register_blueprint(messages.bp)
     if config.health_check_enabled:
         app.register_blueprint(health.bp)
+    if config.metrics_enabled:
+        app.register_blueprint(metrics.bp)
 
 
 def _json_file(path: str, variable: str) -> dict:

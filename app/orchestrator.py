@@ -1,72 +1,131 @@
-"""One request end to end: route → provider → response or stream, and what gets recorded.
+"""One request end to end: route → candidates with retries, breakers and fallback → answer.
 
-The orchestrator is plain blocking code. It picks the provider for a request, calls it, and
-fills in the :class:`~app.usage.RequestRecord` that is written (with new transcript turns) in
-the background once the response has been sent.
+The orchestrator is plain blocking code. For each candidate from :func:`app.routing.choose`
+it asks the provider's circuit breaker, calls the provider (retrying 429/5xx/connect errors
+with full-jitter backoff inside the retry budget), and on a failure **before the first byte**
+hands over to the next candidate, counting why. Once a stream has been opened nothing is
+retried or re-routed. Every attempt is kept in the :class:`~app.usage.RequestRecord` that is
+written, with new transcript turns, in the background once the response has been sent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from app.config import Config
-from app.errors import LynkrError
+from app.errors import LynkrError, OverloadedError
 from app.logging import get_logger
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream
 from app.recorder import Recorder
+from app.resilience import BreakerRegistry, RetryPolicy, counts_as_failure
+from app.routing import Route, choose
 from app.streams import StreamBuilder
 from app.transcripts import record_exchange
 from app.usage import Attempt, RequestRecord, usage_counts, write_record
 
 log = get_logger("orchestrator")
+T = TypeVar("T")
+BREAKER_RETRY_AFTER = "30"
 
 
 class Orchestrator:
     """Routes requests to providers and records what happened."""
 
-    def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder) -> None:
+    def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
+                 breakers: BreakerRegistry, retry: RetryPolicy,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
+        self.breakers = breakers
+        self.retry = retry
+        self.sleep = sleep
+        self.on_fallback: Callable[[str, str, str], None] = lambda source, target, reason: None
 
-    def route(self, request: dict[str, Any]) -> tuple[Provider, str]:
-        """The provider for ``request`` and why it was chosen."""
-        return self.providers[self.config.model_provider], "static"
+    def routes(self, request: dict[str, Any]) -> list[Route]:
+        """The candidates for ``request``, registered providers only."""
+        chain = choose(request, self.config, self._configured)
+        return [r for r in chain if r.provider in self.providers]
+
+    def _configured(self, name: str) -> bool:
+        provider = self.providers.get(name)
+        return provider is not None and provider.configured
 
     def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord) -> Reply:
-        """A non-streaming answer."""
-        provider, reason = self.route(request)
-        record.provider, record.route_reason = provider.name, reason
-        started = time.perf_counter()
-        try:
-            reply = provider.send(request, ctx)
-        except LynkrError as exc:
-            self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
-            raise
+        """A non-streaming answer from the first candidate that gives one."""
+        reply = self._run(request, ctx, record, lambda provider: provider.send(request, ctx))
         record.model = reply.model
         record.usage = usage_counts(reply.message.get("usage"))
-        self._attempt(record, provider, ctx, started, status=200, usage=record.usage, model=reply.model)
+        record.attempts[-1].usage = record.usage
         return reply
 
     def opener(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord) -> Callable[[], UpstreamStream]:
         """A function that opens the upstream stream (run on the stream's helper thread)."""
-        provider, reason = self.route(request)
-        record.provider, record.route_reason = provider.name, reason
 
         def open_stream() -> UpstreamStream:
-            started = time.perf_counter()
-            try:
-                stream = provider.open_stream(request, ctx)
-            except LynkrError as exc:
-                self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
-                raise
+            stream = self._run(request, ctx, record, lambda provider: provider.open_stream(request, ctx))
             record.model = stream.model
-            self._attempt(record, provider, ctx, started, status=200, model=stream.model)
             return stream
 
         return open_stream
+
+    # -- the candidate chain ----------------------------------------------------------------------
+
+    def _run(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
+             call: Callable[[Provider], T]) -> T:
+        routes = self.routes(request)
+        last_error: LynkrError | None = None
+        for position, route in enumerate(routes):
+            provider = self.providers[route.provider]
+            record.provider, record.route_reason = provider.name, route.reason
+            has_next = position + 1 < len(routes)
+            try:
+                return self._with_retries(provider, ctx, record, call, has_fallback=has_next)
+            except LynkrError as exc:
+                last_error = exc
+                reason = fallback_reason(exc)
+                if not has_next or reason is None:
+                    raise
+                self.on_fallback(provider.name, routes[position + 1].provider, reason)
+                log.warning("falling back from %s to %s: %s", provider.name, routes[position + 1].provider,
+                            reason, extra={"reason": reason})
+        raise last_error or OverloadedError("No provider is available for this request.")
+
+    def _with_retries(self, provider: Provider, ctx: CallContext, record: RequestRecord,
+                      call: Callable[[Provider], T], *, has_fallback: bool) -> T:
+        breaker = self.breakers.get(provider.name)
+        state = self.retry.start(has_fallback=has_fallback)
+        while True:
+            if not breaker.allow():
+                raise OverloadedError(f"{provider.name} is failing; its circuit breaker is open.", status=503,
+                                      headers={"retry-after": BREAKER_RETRY_AFTER}, provider=provider.name,
+                                      transport="circuit_open")
+            started = time.perf_counter()
+            try:
+                result = call(provider)
+            except LynkrError as exc:
+                if exc.transport == "not_configured":
+                    breaker.release()
+                    raise
+                self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
+                status = None if exc.transport else exc.status
+                if exc.transport or counts_as_failure(status):
+                    breaker.record_failure()
+                else:
+                    breaker.release()
+                wait = state.should_retry(status, exc.transport in ("refused", "connect"),
+                                          exc.headers.get("retry-after"), refused=exc.transport == "refused")
+                if wait is None:
+                    raise
+                self.sleep(wait)
+                continue
+            breaker.record_success()
+            self._attempt(record, provider, ctx, started, status=200, model=getattr(result, "model", None))
+            return result
+
+    # -- recording --------------------------------------------------------------------------------
 
     def finish(self, record: RequestRecord, request: dict[str, Any], message: dict[str, Any] | None,
                started: float) -> None:
@@ -95,6 +154,8 @@ class Orchestrator:
             message = builder.accumulator.message or None
             if failure is not None:
                 record.status, record.error_type = failure.status, failure.error_type
+                if failure.transport is None and counts_as_failure(failure.status) and record.provider:
+                    self.breakers.get(record.provider).record_failure()
             elif not builder.grammar.stopped:
                 record.status, record.error_type = 499 if not builder.grammar.errored else 502, "incomplete"
             else:
@@ -105,10 +166,28 @@ class Orchestrator:
 
     @staticmethod
     def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,
-                 status: int, error_type: str | None = None, usage: dict[str, int] | None = None,
-                 model: str | None = None) -> None:
+                 status: int, error_type: str | None = None, model: str | None = None) -> None:
         record.attempts.append(Attempt(
             provider=provider.name, model=model or provider.upstream_model(ctx.requested_model),
             status=status, error_type=error_type, route_reason=record.route_reason,
-            usage=usage or {}, latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
         ))
+
+
+def fallback_reason(error: LynkrError) -> str | None:
+    """Why a failed candidate may hand over to the next, or None when it must not."""
+    if error.transport == "circuit_open":
+        return "circuit_breaker"
+    if error.transport == "not_configured":
+        return "not_configured"
+    if error.transport == "timeout" or error.status == 504:
+        return "timeout"
+    if error.transport in ("refused", "connect"):
+        return "service_unavailable"
+    if error.status == 429:
+        return "rate_limited"
+    if error.status in (503, 529):
+        return "service_unavailable"
+    if error.status >= 500:
+        return "error"
+    return None

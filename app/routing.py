@@ -8,7 +8,13 @@ ask for ``gpt-5-mini`` or ``deepseek-reasoner`` by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.config import Config
 
 TIERS = ("haiku", "sonnet", "opus")
 
@@ -45,3 +51,64 @@ def resolve_model(requested: str, default: str, aliases: str = "") -> str:
         return table[requested.lower()]
     tier = tier_of(requested)
     return table.get(tier, default) if tier else (default or requested)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One candidate: the provider to try and why it was chosen."""
+
+    provider: str
+    reason: str
+
+
+CLOUD_TIER = ("openrouter", "openai", "azure-openai")
+
+
+def client_tool_count(request: Mapping[str, Any]) -> int:
+    """Tools the client sent (tools the gateway adds are not counted)."""
+    tools = request.get("tools")
+    return len(tools) if isinstance(tools, list) else 0
+
+
+def choose(request: Mapping[str, Any], config: Config, configured: Callable[[str], bool]) -> list[Route]:
+    """The candidates for ``request`` in order: the chosen provider, then its fallbacks.
+
+    Static: ``MODEL_PROVIDER``. Hybrid (``PREFER_OLLAMA``), by the client's tool count: fewer
+    than ``OLLAMA_MAX_TOOLS_FOR_ROUTING`` → Ollama; fewer than
+    ``OPENROUTER_MAX_TOOLS_FOR_ROUTING`` → the first configured of OpenRouter / OpenAI / Azure
+    OpenAI; otherwise ``FALLBACK_PROVIDER``. With ``FALLBACK_ENABLED`` the chain continues with
+    the later tiers and the fallback provider; only configured providers appear, except that
+    the first choice always does (so its "not configured" error names what to set).
+    """
+    if not config.prefer_ollama:
+        chain = [Route(config.model_provider, "static")]
+        if config.fallback_enabled:
+            chain.append(Route(config.fallback_provider, "fallback"))
+    else:
+        chain = _hybrid(client_tool_count(request), config, configured)
+    if not config.fallback_enabled:
+        chain = chain[:1]
+    return _dedupe([chain[0]] + [r for r in chain[1:] if configured(r.provider)])
+
+
+def _hybrid(tools: int, config: Config, configured: Callable[[str], bool]) -> list[Route]:
+    cloud = [Route(name, "tools_under_cloud_limit") for name in CLOUD_TIER if configured(name)]
+    fallback = Route(config.fallback_provider, "tools_over_cloud_limit")
+    if tools < config.ollama_max_tools:
+        ollama_reason = "tools_under_ollama_limit"
+        if not config.fallback_enabled:
+            return [Route("ollama", ollama_reason)]
+        return [Route("ollama", ollama_reason), *cloud, Route(config.fallback_provider, "fallback")]
+    if tools < config.openrouter_max_tools and cloud:
+        return [*cloud, Route(config.fallback_provider, "fallback")]
+    return [fallback]
+
+
+def _dedupe(chain: list[Route]) -> list[Route]:
+    seen: set[str] = set()
+    out = []
+    for route in chain:
+        if route.provider not in seen:
+            seen.add(route.provider)
+            out.append(route)
+    return out

@@ -20,6 +20,7 @@ from gunicorn.arbiter import Arbiter
 
 from app.drain import DRAIN, DrainFlag
 from app.logging import get_logger
+from app.resilience_shm import BREAKER_STORE  # noqa: F401 - created here, before fork, so workers share it
 
 log = get_logger("serve")
 CONF_NAME = "gunicorn.conf.py"

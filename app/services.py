@@ -13,6 +13,7 @@ from app.drain import DrainFlag, InflightLimiter
 from app.orchestrator import Orchestrator
 from app.providers.base import Provider
 from app.recorder import Recorder
+from app.resilience import BreakerRegistry, LoadShedder
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Services:
     providers: dict[str, Provider]
     recorder: Recorder
     orchestrator: Orchestrator
+    breakers: BreakerRegistry
+    shedder: LoadShedder
 
     @property
     def provider(self) -> Provider:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.config import Config
 from app.drain import DrainFlag
+from app.resilience import InProcessStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures" / "claude-code"
@@ -35,6 +36,7 @@ def make_config(tmp_path: Path) -> Any:
             "azure_anthropic_endpoint": AZURE_URL,
             "azure_anthropic_api_key": AZURE_KEY,
             "keepalive_commit_ms": 2000,
+            "retry_max_retries": 0,
         }
         values.update(overrides)
         return Config(**values)
@@ -49,9 +51,19 @@ def drain() -> DrainFlag:
 
 
 @pytest.fixture
-def app(make_config: Any, drain: DrainFlag) -> Iterator[Flask]:
+def make_app(make_config: Any, drain: DrainFlag) -> Any:
+    """Builds an app from config overrides, with the test's own drain flag and breaker store."""
+
+    def build(**overrides: Any) -> Flask:
+        return create_app(make_config(**overrides), drain=drain, breaker_store=InProcessStore())
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Any) -> Iterator[Flask]:
     """The app with default test configuration."""
-    application = create_app(make_config(), drain=drain)
+    application = make_app()
     yield application
     application.extensions["lynkr"].recorder.flush()
 

@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 from app import streaming, tokens
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
 from app.providers.base import CallContext, Reply
+from app.resilience import queued_ms_from_header
 from app.schemas import validate_count_tokens_request, validate_messages_request
 from app.services import Services, services
 from app.sessions import session_id_from
@@ -25,6 +26,7 @@ from app.usage import RequestRecord
 bp = Blueprint("messages", __name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DRAIN_RETRY_AFTER = "5"
+SHED_RETRY_AFTER = "5"
 
 
 @bp.before_app_request
@@ -53,6 +55,7 @@ def create_message() -> Response:
         raise OverloadedError("Lynkr is shutting down; retry shortly.", status=503,
                               headers={"retry-after": DRAIN_RETRY_AFTER})
     body = validate_messages_request(_parse_body())
+    _shed(svc)
     if not svc.limiter.try_acquire():
         raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
                               headers={"retry-after": "1"})
@@ -73,6 +76,15 @@ def create_message() -> Response:
         _lynkr_headers(record)
         svc.orchestrator.finish(record, body, None, started)
         raise
+
+
+def _shed(svc: Services) -> None:
+    start = request.headers.get("X-Request-Start")
+    queued = queued_ms_from_header(start, time.time()) if start else None
+    reason = svc.shedder.check(svc.limiter.in_flight, queued)
+    if reason:
+        raise OverloadedError(f"Lynkr is overloaded ({reason}); retry shortly.", status=503,
+                              headers={"retry-after": SHED_RETRY_AFTER})
 
 
 def _record(body: dict[str, Any]) -> RequestRecord:

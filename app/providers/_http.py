@@ -70,15 +70,17 @@ def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
         yield
     except requests.ConnectTimeout as exc:
         raise UpstreamTimeoutError(f"Timed out connecting to {provider} at {where}.",
-                                   provider=provider) from exc
+                                   provider=provider, transport="connect") from exc
     except requests.ReadTimeout as exc:
         raise UpstreamTimeoutError(f"{provider} at {where} did not answer in time.",
-                                   provider=provider) from exc
+                                   provider=provider, transport="timeout") from exc
     except requests.ConnectionError as exc:
-        raise UpstreamError(f"Could not connect to {provider} at {where}: {_reason(exc)}.",
-                            provider=provider) from exc
+        reason = _reason(exc)
+        raise UpstreamError(f"Could not connect to {provider} at {where}: {reason}.", provider=provider,
+                            transport="refused" if reason == "connection refused" else "connect") from exc
     except requests.RequestException as exc:
-        raise UpstreamError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider) from exc
+        raise UpstreamError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider,
+                            transport="connect") from exc
 
 
 def _reason(exc: BaseException) -> str:

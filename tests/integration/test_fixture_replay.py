@@ -14,7 +14,6 @@ import pytest
 import responses
 from flask.testing import FlaskClient
 
-from app import create_app
 from app.capabilities import CORE_FIELDS
 from app.sse import SSEDecoder
 from app.streams import validate_stream
@@ -71,10 +70,10 @@ def strict_host(fields: set[str], betas: set[str]) -> Any:
 
 @pytest.mark.parametrize("host", sorted(HOSTS))
 @pytest.mark.parametrize("name", RECORDED)
-def test_recorded_request_is_accepted_after_translation(make_config: Any, drain: Any, host: str, name: str) -> None:
+def test_recorded_request_is_accepted_after_translation(make_app: Any, host: str, name: str) -> None:
     url, fields, betas = HOSTS[host]
     recorded = load_fixture(name)
-    client: FlaskClient = create_app(make_config(model_provider=host), drain=drain).test_client()
+    client: FlaskClient = make_app(model_provider=host).test_client()
     headers = {k: v for k, v in recorded["headers"].items() if k.lower() not in ("host", "content-length")}
     with responses.RequestsMock() as mocked:
         mocked.add_callback(responses.POST, url, callback=strict_host(fields, betas))

@@ -241,11 +241,9 @@ def test_transport_failures_map_to_anthropic_errors(client: FlaskClient, mocked:
         assert response.get_json()["error"] == {"type": error_type, "message": wording}
 
 
-def test_azure_uses_x_api_key_and_configured_version(make_config: Any, drain: Any, mocked: Any) -> None:
-    from app import create_app
+def test_azure_uses_x_api_key_and_configured_version(make_app: Any, mocked: Any) -> None:
 
-    app = create_app(make_config(model_provider="azure-anthropic", azure_anthropic_version="2023-01-01"),
-                     drain=drain)
+    app = make_app(model_provider="azure-anthropic", azure_anthropic_version="2023-01-01")
     mocked.post(AZURE_URL, json=make_message())
     response = app.test_client().post("/v1/messages", json=make_request(), headers=CLIENT_HEADERS)
     assert response.status_code == 200

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import responses
 
-from app import create_app
 from app.sse import SSEDecoder
 from app.streams import validate_stream
 from tests.integration.test_messages_anthropic import make_request
@@ -49,15 +48,15 @@ def sse(chunks: list[Any]) -> bytes:
     return b"".join(b"data: " + (c if isinstance(c, bytes) else json.dumps(c).encode()) + b"\n\n" for c in chunks)
 
 
-def make_client(make_config: Any, drain: Any, provider: str) -> Any:
+def make_client(make_app: Any, provider: str) -> Any:
     settings = PROVIDERS[provider][0]
-    return create_app(make_config(model_provider=provider, **settings), drain=drain).test_client()
+    return make_app(model_provider=provider, fallback_enabled=False, **settings).test_client()
 
 
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
-def test_json_answer_per_provider(make_config: Any, drain: Any, provider: str) -> None:
+def test_json_answer_per_provider(make_app: Any, provider: str) -> None:
     _, url, auth, model = PROVIDERS[provider]
-    client = make_client(make_config, drain, provider)
+    client = make_client(make_app, provider)
     with responses.RequestsMock() as mocked:
         mocked.post(url, json=make_completion())
         response = client.post("/v1/messages", json=make_request(system="Be brief."))
@@ -77,8 +76,8 @@ def test_json_answer_per_provider(make_config: Any, drain: Any, provider: str) -
     assert "stream" not in body
 
 
-def test_stream_with_tool_call_and_usage_chunk(make_config: Any, drain: Any) -> None:
-    client = make_client(make_config, drain, "openai")
+def test_stream_with_tool_call_and_usage_chunk(make_app: Any) -> None:
+    client = make_client(make_app, "openai")
     chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Let me check."}),
               chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                                      "function": {"name": "Read", "arguments": '{"file_'}}]}),
@@ -102,8 +101,8 @@ def test_stream_with_tool_call_and_usage_chunk(make_config: Any, drain: Any) -> 
     assert starts[1] == {"type": "tool_use", "id": "call_1", "name": "Read", "input": {}}
 
 
-def test_context_overflow_becomes_anthropic_wording(make_config: Any, drain: Any) -> None:
-    client = make_client(make_config, drain, "openai")
+def test_context_overflow_becomes_anthropic_wording(make_app: Any) -> None:
+    client = make_client(make_app, "openai")
     error = {"error": {"code": "context_length_exceeded", "type": "invalid_request_error",
                        "message": "This model's maximum context length is 128000 tokens. However, your "
                                   "messages resulted in 130512 tokens. Please reduce the length."}}
@@ -115,8 +114,8 @@ def test_context_overflow_becomes_anthropic_wording(make_config: Any, drain: Any
                                             "message": "prompt is too long: 130512 tokens > 128000 maximum"}
 
 
-def test_openrouter_error_body_with_status_200(make_config: Any, drain: Any) -> None:
-    client = make_client(make_config, drain, "openrouter")
+def test_openrouter_error_body_with_status_200(make_app: Any) -> None:
+    client = make_client(make_app, "openrouter")
     with responses.RequestsMock() as mocked:
         mocked.post(PROVIDERS["openrouter"][1], json={"error": {"code": 429, "message": "Rate limited upstream"}})
         response = client.post("/v1/messages", json=make_request())

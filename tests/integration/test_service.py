@@ -10,7 +10,6 @@ import pytest
 import responses
 from flask import Flask
 
-from app import create_app
 from tests.conftest import DATABRICKS_TOKEN, DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
 
@@ -35,8 +34,8 @@ def test_unknown_route_and_wrong_method_use_the_envelope(client: Any) -> None:
     assert "POST" in response.headers["Allow"]
 
 
-def test_body_over_the_limit_is_413(make_config: Any, drain: Any) -> None:
-    client = create_app(make_config(request_json_limit=1024), drain=drain).test_client()
+def test_body_over_the_limit_is_413(make_app: Any) -> None:
+    client = make_app(request_json_limit=1024).test_client()
     response = client.post("/v1/messages", data=b"x" * 2048, content_type="application/json")
     assert response.status_code == 413
     assert envelope_of(response)["type"] == "request_too_large"
@@ -59,8 +58,8 @@ def test_client_request_id_is_echoed_and_invalid_ones_replaced(client: Any) -> N
 
 
 @pytest.fixture
-def keyed_app(make_config: Any, drain: Any) -> Flask:
-    return create_app(make_config(api_keys=(SECRET_KEY, "sk-other-key-000000")), drain=drain)
+def keyed_app(make_app: Any) -> Flask:
+    return make_app(api_keys=(SECRET_KEY, "sk-other-key-000000"))
 
 
 @pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}, {"authorization": "Bearer wrong"},
@@ -94,8 +93,8 @@ def test_readiness_reports_each_check(client: Any, drain: Any) -> None:
     assert client.get("/health/live").status_code == 200
 
 
-def test_unconfigured_provider_is_reported_and_named(make_config: Any, drain: Any) -> None:
-    client = create_app(make_config(databricks_api_base="", databricks_api_key=""), drain=drain).test_client()
+def test_unconfigured_provider_is_reported_and_named(make_app: Any) -> None:
+    client = make_app(databricks_api_base="", databricks_api_key="").test_client()
     ready = client.get("/health/ready")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["provider"]["missing"] == ["DATABRICKS_API_BASE", "DATABRICKS_API_KEY"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.routing import is_claude_model, resolve_model
+from app.config import Config
+from app.routing import Route, choose, is_claude_model, resolve_model
 
 
 @pytest.mark.parametrize(("requested", "expected"), [
@@ -28,3 +29,57 @@ def test_exact_alias_beats_tier() -> None:
 def test_is_claude_model() -> None:
     assert is_claude_model("Claude-3-Opus")
     assert not is_claude_model("llama3.1:8b")
+
+
+def make_routing_config(**overrides: object) -> Config:
+    return Config(**overrides)
+
+
+def names(routes: list[Route]) -> list[str]:
+    return [r.provider for r in routes]
+
+
+def tools(n: int) -> dict:
+    return {"tools": [{"name": f"t{i}", "input_schema": {"type": "object"}} for i in range(n)]}
+
+
+EVERYTHING = {"databricks", "ollama", "openrouter", "openai", "azure-openai"}
+
+
+def test_static_routes_to_model_provider_then_fallback() -> None:
+    config = make_routing_config(model_provider="openai", fallback_provider="databricks")
+    routes = choose({}, config, EVERYTHING.__contains__)
+    assert routes == [Route("openai", "static"), Route("databricks", "fallback")]
+    assert names(choose({}, make_routing_config(model_provider="openai", fallback_enabled=False),
+                        EVERYTHING.__contains__)) == ["openai"]
+
+
+def test_unconfigured_fallbacks_are_left_out_but_the_first_choice_stays() -> None:
+    config = make_routing_config(model_provider="openai", fallback_provider="databricks")
+    assert names(choose({}, config, lambda name: False)) == ["openai"]
+
+
+@pytest.mark.parametrize(("count", "first", "reason"), [
+    (0, "ollama", "tools_under_ollama_limit"),
+    (2, "ollama", "tools_under_ollama_limit"),
+    (3, "openrouter", "tools_under_cloud_limit"),
+    (14, "openrouter", "tools_under_cloud_limit"),
+    (15, "databricks", "tools_over_cloud_limit"),
+    (40, "databricks", "tools_over_cloud_limit"),
+])
+def test_hybrid_tiers_at_every_edge(count: int, first: str, reason: str) -> None:
+    config = make_routing_config(prefer_ollama=True)
+    routes = choose(tools(count), config, EVERYTHING.__contains__)
+    assert (routes[0].provider, routes[0].reason) == (first, reason)
+    assert routes[-1].provider == "databricks"
+
+
+def test_hybrid_cloud_tier_takes_the_first_configured() -> None:
+    config = make_routing_config(prefer_ollama=True)
+    routes = choose(tools(5), config, {"azure-openai", "databricks"}.__contains__)
+    assert names(routes) == ["azure-openai", "databricks"]
+
+
+def test_ollama_only_mode() -> None:
+    config = make_routing_config(prefer_ollama=True, fallback_enabled=False)
+    assert names(choose(tools(1), config, EVERYTHING.__contains__)) == ["ollama"]
