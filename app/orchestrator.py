@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
+
 from app.config import Config
-from app.errors import LynkrError, OverloadedError
+from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream
 from app.recorder import Recorder
@@ -45,9 +47,30 @@ class Orchestrator:
         self.on_fallback: Callable[[str, str, str], None] = lambda source, target, reason: None
 
     def routes(self, request: dict[str, Any]) -> list[Route]:
-        """The candidates for ``request``, registered providers only."""
-        chain = choose(request, self.config, self._configured)
-        return [r for r in chain if r.provider in self.providers]
+        """The candidates for ``request`` that can take it, in order.
+
+        A candidate whose model cannot take the request (images without vision, a prompt over
+        its context window, tools without tool support) is skipped while another remains; the
+        last one is kept so its own error reaches the client — except a prompt no candidate
+        can hold, which is refused in the wording on which Claude Code compacts.
+        """
+        chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
+        estimated = estimate_tokens(request)
+        reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated) for r in chain}
+        kept = [r for r in chain if reasons[r.provider] is None]
+        for route in chain:
+            if reasons[route.provider] and kept:
+                self.on_fallback(route.provider, kept[0].provider, reasons[route.provider])
+        if kept:
+            return kept
+        if chain and all(reason == "context_too_long" for reason in reasons.values()):
+            window = max(self._context_window(r.provider, request) for r in chain)
+            raise PromptTooLongError(estimated, window)
+        return chain[-1:]
+
+    def _context_window(self, name: str, request: dict[str, Any]) -> int:
+        provider = self.providers[name]
+        return provider.caps(provider.upstream_model(str(request.get("model", "")))).context_window
 
     def _configured(self, name: str) -> bool:
         provider = self.providers.get(name)
@@ -172,6 +195,15 @@ class Orchestrator:
             status=status, error_type=error_type, route_reason=record.route_reason,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         ))
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """A cheap upper-side estimate of the prompt's tokens: serialised bytes / 3.5.
+
+    Routing runs on every request, so it does not load the BPE tokenizer (about 100 MB per
+    worker); JSON of English text and code runs 3.5-4 bytes per token.
+    """
+    return int(len(orjson.dumps(request)) / 3.5)
 
 
 def fallback_reason(error: LynkrError) -> str | None:

@@ -9,6 +9,7 @@ from app.providers.azure_anthropic import AzureAnthropicProvider
 from app.providers.azure_openai import AzureOpenAIProvider
 from app.providers.base import Provider
 from app.providers.databricks import DatabricksProvider
+from app.providers.ollama import OllamaProvider
 from app.providers.openai import OpenAIProvider
 from app.providers.openai_compatible import OpenAICompatibleProvider
 from app.providers.openrouter import OpenRouterProvider
@@ -20,6 +21,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     "openai": OpenAIProvider,
     "openrouter": OpenRouterProvider,
     "openai-compatible": OpenAICompatibleProvider,
+    "ollama": OllamaProvider,
 }
 
 

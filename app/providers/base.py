@@ -137,6 +137,15 @@ class Provider(ABC):
         if missing:
             raise ProviderNotConfiguredError(self.name, missing)
 
+    def incompatibility(self, request: dict[str, Any], estimated_tokens: int) -> str | None:
+        """Why this provider's model cannot take ``request`` (images, context size), or None."""
+        caps = self.caps(self.upstream_model(str(request.get("model", ""))))
+        if not caps.vision and has_images(request):
+            return "vision_incompatible"
+        if estimated_tokens > caps.context_window:
+            return "context_too_long"
+        return None
+
     def caps(self, model: str) -> ModelCapabilities:
         """Capabilities of the upstream model."""
         return self.capabilities.model(model)
@@ -208,6 +217,19 @@ class Provider(ABC):
         message = _error_message(content) or f"{self.name} returned HTTP {status}."
         return LynkrError(message, status=status, error_type=error_type_for_status(status),
                           headers=headers, provider=self.name)
+
+
+def has_images(request: dict[str, Any]) -> bool:
+    """Whether any message carries an image (tool results included)."""
+    for message in request.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                inner = block.get("content") if block.get("type") == "tool_result" else None
+                if block.get("type") == "image" or (
+                        isinstance(inner, list) and any(b.get("type") == "image" for b in inner)):
+                    return True
+    return False
 
 
 def sse_items(response: requests.Response) -> Iterator[Any]:
