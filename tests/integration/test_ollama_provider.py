@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from responses import matchers
 
 from app import create_app
-from app.resilience import InProcessStore
 from app.providers.ollama import ndjson_items
+from app.resilience import InProcessStore
 from app.sse import SSEDecoder
 from app.streams import validate_stream
 from tests.integration.test_messages_anthropic import make_request
