@@ -26,7 +26,7 @@ SQLITE_PRAGMAS = {
     "synchronous": "normal",
     "busy_timeout": 5000,
     "foreign_keys": 1,
-    "cache_size": -16_000,
+    "cache_size": -2_000,  # KiB per connection; the pool holds up to threads + 8 of them
 }
 
 

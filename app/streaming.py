@@ -12,10 +12,12 @@ the upstream socket is shut down at once and the helper thread ends.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,24 @@ OPEN, ITEM, END, ERROR = "open", "item", "end", "error"
 PRE_START_COMMENT_INTERVAL_S = 5.0
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+POOL_THREADS = 256
+
+
+def _executor() -> ThreadPoolExecutor:
+    """This process's helper-thread pool, made after fork (threads do not survive ``fork``).
+
+    Reusing threads saves starting one per stream; the pool only grows to the number of
+    streams open at once, which the per-worker request cap bounds.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="lynkr-upstream"))
+        return _pool[1]
+
+
 class StreamPump:
     """Opens an upstream stream and reads its items on a helper thread."""
 
@@ -41,17 +61,24 @@ class StreamPump:
         self._closed = threading.Event()
         self._stream: UpstreamStream | None = None
         self._request_id = REQUEST_ID.get()
-        self.thread = threading.Thread(target=self._run, name="lynkr-upstream", daemon=True)
+        self.finished = threading.Event()
 
     def start(self) -> StreamPump:
-        """Start the helper thread."""
-        self.thread.start()
+        """Run the reader on a pooled helper thread."""
+        _executor().submit(self._run)
         return self
 
     def get(self, timeout: float) -> tuple[str, Any] | None:
         """The next ``(kind, value)``, or None after ``timeout`` seconds of silence."""
         try:
             return self._queue.get(timeout=max(timeout, 0))
+        except queue.Empty:
+            return None
+
+    def poll(self) -> tuple[str, Any] | None:
+        """The next ``(kind, value)`` if one is already queued."""
+        try:
+            return self._queue.get_nowait()
         except queue.Empty:
             return None
 
@@ -82,6 +109,8 @@ class StreamPump:
         finally:
             if self._stream is not None:
                 self._stream.release()
+            REQUEST_ID.set(None)
+            self.finished.set()
 
     def _put(self, kind: str, value: Any) -> bool:
         while not self._closed.is_set():
@@ -140,15 +169,19 @@ def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
             if got is None:
                 yield b"".join(sse.encode(e) for e in builder.ping()) if builder.started else sse.comment()
                 continue
-            kind, value = got
-            if kind == OPEN:
-                stream, translator = value, value.translator(builder)
-                continue
-            events = _events_for(kind, value, builder, translator)
-            if kind == ERROR:
-                failure = value
+            # Everything already queued goes out in one write: fewer syscalls under load.
+            events: list[Event] = []
+            while got is not None and not builder.finished:
+                kind, value = got
+                if kind == OPEN:
+                    stream, translator = value, value.translator(builder)
+                else:
+                    events += _events_for(kind, value, builder, translator)
+                    failure = value if kind == ERROR else failure
+                got = pump.poll()
+            pending = got
             if events:
-                yield b"".join(sse.encode(e) for e in events)
+                yield b"".join([sse.encode(e) for e in events])
     finally:
         pump.close()
         on_done(builder, failure)

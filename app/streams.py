@@ -15,7 +15,6 @@ runs over every stream; :class:`MessageAccumulator` folds events into the final 
 from __future__ import annotations
 
 import contextlib
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +99,11 @@ def validate_stream(events: list[Event]) -> None:
     grammar.close()
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON data (several times faster than ``copy.deepcopy``)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 class MessageAccumulator:
     """Folds stream events into the final Anthropic ``Message`` dict."""
 
@@ -111,10 +115,10 @@ class MessageAccumulator:
         """Apply one event to the message being built."""
         kind = event.get("type")
         if kind == "message_start":
-            self.message = copy.deepcopy(event["message"])
+            self.message = _copy(event["message"])
             self.message.setdefault("content", [])
         elif kind == "content_block_start":
-            self.message["content"].append(copy.deepcopy(event["content_block"]))
+            self.message["content"].append(_copy(event["content_block"]))
         elif kind == "content_block_delta":
             self._apply_delta(event["index"], event["delta"])
         elif kind == "content_block_stop":
