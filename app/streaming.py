@@ -34,6 +34,26 @@ OPEN, ITEM, END, ERROR = "open", "item", "end", "error"
 PRE_START_COMMENT_INTERVAL_S = 5.0
 
 
+class _Counter:
+    """A thread-safe count of upstream readers still running in this process."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def change(self, delta: int) -> None:
+        with self._lock:
+            self.value += delta
+
+
+_RUNNING = _Counter()
+
+
+def running_readers() -> int:
+    """Upstream readers still running in this process (each holds an upstream connection)."""
+    return _RUNNING.value
+
+
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
 POOL_THREADS = 256
@@ -65,6 +85,7 @@ class StreamPump:
 
     def start(self) -> StreamPump:
         """Run the reader on a pooled helper thread."""
+        _RUNNING.change(1)
         _executor().submit(self._run)
         return self
 
@@ -110,6 +131,7 @@ class StreamPump:
             if self._stream is not None:
                 self._stream.release()
             REQUEST_ID.set(None)
+            _RUNNING.change(-1)
             self.finished.set()
 
     def _put(self, kind: str, value: Any) -> bool:
