@@ -111,6 +111,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("LYNKR_THREADS", "threads", _int, 32, "threads per worker (each holds one request or stream)"),
     S("LYNKR_MAX_CONCURRENT_STREAMS", "max_concurrent_requests", _int, 0,
       "model requests in flight per worker before 529 (0: threads minus 4)"),
+    S("LYNKR_CAP_WAIT_MS", "cap_wait_ms", _int, 2000,
+      "ms a model request waits for a free slot before 529 when the worker is at its cap"),
     S("GRACEFUL_SHUTDOWN_TIMEOUT", "graceful_shutdown_timeout_ms", _int, 30000,
       "ms in-flight requests get to finish on shutdown"),
     S("LYNKR_PRESTOP_DELAY_MS", "prestop_delay_ms", _int, 5000,
@@ -220,6 +222,7 @@ class Config:
     workers: int = 2
     threads: int = 32
     max_concurrent_requests: int = 0
+    cap_wait_ms: int = 2000
     graceful_shutdown_timeout_ms: int = 30000
     prestop_delay_ms: int = 5000
     upstream_timeout_ms: int = 600000

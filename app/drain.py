@@ -35,27 +35,35 @@ DRAIN = DrainFlag()
 
 
 class InflightLimiter:
-    """Caps model requests in flight in one worker so health checks always find a thread."""
+    """Caps model requests in flight in one worker so health checks always find a thread.
 
-    def __init__(self, capacity: int) -> None:
+    A request that finds every slot taken waits up to ``wait_s`` for one: under a burst of
+    short requests a slot frees within milliseconds, while minutes-long streams filling the
+    worker still get a prompt 529 instead of an unbounded wait.
+    """
+
+    def __init__(self, capacity: int, wait_s: float = 0.0) -> None:
         self.capacity = capacity
+        self.wait_s = wait_s
         self._count = 0
-        self._lock = threading.Lock()
+        self._freed = threading.Condition()
 
     @property
     def in_flight(self) -> int:
         """Requests currently holding a slot."""
         return self._count
 
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free."""
-        with self._lock:
-            if self._count >= self.capacity:
+    def try_acquire(self, wait_s: float | None = None) -> bool:
+        """Take a slot, waiting up to ``wait_s`` (default: the limiter's) for one to free."""
+        with self._freed:
+            if not self._freed.wait_for(lambda: self._count < self.capacity,
+                                        self.wait_s if wait_s is None else wait_s):
                 return False
             self._count += 1
             return True
 
     def release(self) -> None:
         """Give a slot back."""
-        with self._lock:
+        with self._freed:
             self._count -= 1
+            self._freed.notify()

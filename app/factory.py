@@ -47,7 +47,8 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     retry = RetryPolicy(config.retry_max_retries, config.retry_initial_delay_ms, config.retry_max_delay_ms,
                         config.retry_budget_ms)
     app.extensions["lynkr"] = Services(
-        config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap),
+        config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
+                                                                    config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys), capabilities=capabilities, providers=providers,
         recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry),
         breakers=breakers, shedder=_shedder(config),

@@ -286,9 +286,11 @@ def test_draining_refuses_new_messages(app: Flask, client: FlaskClient, drain: A
     assert response.headers["retry-after"] == "5"
 
 
-def test_concurrency_cap_answers_529(app: Flask, client: FlaskClient) -> None:
+def test_concurrency_cap_answers_529(make_app: Any) -> None:
+    app = make_app(cap_wait_ms=50)
+    client = app.test_client()
     limiter = app.extensions["lynkr"].limiter
-    while limiter.try_acquire():
+    while limiter.try_acquire(wait_s=0):
         pass
     response = client.post("/v1/messages", json=make_request())
     assert response.status_code == 529

@@ -144,7 +144,7 @@ def test_circuit_breakers_view(make_app: Any) -> None:
 
 def test_shedding_answers_503_with_retry_after(make_app: Any) -> None:
     app = make_fast_app(make_app, active_requests_threshold=1)
-    app.extensions["lynkr"].limiter.try_acquire()
+    app.extensions["lynkr"].limiter.try_acquire(wait_s=0)
     response = app.test_client().post("/v1/messages", json=make_request())
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
