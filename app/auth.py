@@ -28,8 +28,10 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 class KeyChecker:
     """Checks presented keys against the configured list."""
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        self._keys = [k.encode() for k in keys]
+    def __init__(self, keys: Iterable[str], admin_keys: Iterable[str] = ()) -> None:
+        admins = list(admin_keys)
+        self._keys = [k.encode() for k in [*keys, *admins]]
+        self.admin_ids = frozenset(key_id(k) for k in admins)
 
     @property
     def enabled(self) -> bool:
@@ -50,3 +52,7 @@ class KeyChecker:
         if not matched:
             raise AuthenticationError("Invalid API key.")
         return key_id(key)
+
+    def may_read(self, caller: str | None, owner: str | None) -> bool:
+        """Whether the caller's key may read what ``owner``'s key created (open mode: all)."""
+        return not self._keys or caller in self.admin_ids or (caller is not None and caller == owner)

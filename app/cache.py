@@ -114,7 +114,11 @@ class PromptCache:
             self.redis.put(key, payload)
         return True
 
-    def __len__(self) -> int:
+    def local_size(self) -> int:
+        """Entries in this process's tier, expired ones dropped first.
+
+        (Not ``__len__``: an empty cache would be falsy and ``cache or default`` would drop it.)
+        """
         with self._lock:
             self._local.expire()
             return len(self._local)
@@ -205,15 +209,18 @@ def miss_usage(usage: dict[str, Any], prompt_tokens: int | Callable[[], int]) ->
     """The upstream's ``usage``, plus a cache write when it reported no cache figures.
 
     The write is what makes input + cache read + cache write equal the prompt:
-    ``max(0, prompt - input - read)``. ``prompt_tokens`` may be a function, called only then
-    (counting a long prompt is not free).
+    ``max(0, prompt - input - read)``; a write of 0 is left out, so an upstream that counted
+    the whole prompt keeps its usage unchanged. ``prompt_tokens`` may be a function, called
+    only when needed (counting a long prompt is not free).
     """
     out = dict(usage)
     if any(out.get(key) is not None for key in PROMPT_KEYS[1:]):
         return out
     prompt = prompt_tokens() if callable(prompt_tokens) else prompt_tokens
     read = _count(out.get("cache_read_input_tokens"))
-    out["cache_creation_input_tokens"] = max(0, prompt - _count(out.get("input_tokens")) - read)
+    written = max(0, prompt - _count(out.get("input_tokens")) - read)
+    if written:
+        out["cache_creation_input_tokens"] = written
     return out
 
 
@@ -222,11 +229,12 @@ def _count(value: Any) -> int:
 
 
 class MissStreamBuilder(StreamBuilder):
-    """A :class:`StreamBuilder` whose final usage follows :func:`miss_usage`.
+    """A :class:`StreamBuilder` whose final usage follows :func:`miss_usage` for a storable answer.
 
     For a cacheable request on a miss, so a streamed answer reports the same usage as the
-    JSON one. Relayed (Anthropic-format) streams carry the upstream's own cache figures and
-    pass unchanged.
+    JSON one; an answer that will not be stored (a tool call, ``max_tokens``) keeps the
+    upstream's usage. Relayed (Anthropic-format) streams carry the upstream's own cache
+    figures and pass unchanged.
     """
 
     def __init__(self, *, prompt_tokens: int | Callable[[], int], **kwargs: Any) -> None:
@@ -236,6 +244,8 @@ class MissStreamBuilder(StreamBuilder):
     def finish(self, stop_reason: str | None, usage: dict[str, Any] | None = None,
                stop_sequence: str | None = None) -> list[Event]:
         """Close the message as :meth:`StreamBuilder.finish`, with the usage completed."""
-        reported = {"input_tokens": self.input_tokens,
-                    **{k: v for k, v in (usage or {}).items() if v is not None}}
-        return super().finish(stop_reason, miss_usage(reported, self.prompt_tokens), stop_sequence)
+        if stop_reason in STORABLE_STOP_REASONS and not self.has_tool_use:
+            reported = {"input_tokens": self.input_tokens,
+                        **{k: v for k, v in (usage or {}).items() if v is not None}}
+            usage = miss_usage(reported, self.prompt_tokens)
+        return super().finish(stop_reason, usage, stop_sequence)

@@ -126,6 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("REQUEST_JSON_LIMIT", "request_json_limit", _size, 32 * 1024**2, "largest request body (e.g. 32mb)"),
     # Inbound access
     S("LYNKR_API_KEYS", "api_keys", _list, (), "comma-separated keys clients must send", secret=True),
+    S("LYNKR_ADMIN_KEYS", "admin_keys", _list, (), "keys that may also read every session", secret=True),
     S("LYNKR_ALLOW_OPEN", "allow_open", _bool, False, "allow a non-loopback bind without API keys"),
     # Providers
     S("MODEL_PROVIDER", "model_provider", _provider, "databricks", "provider for every request"),
@@ -231,6 +232,7 @@ class Config:
     ping_interval_ms: int = 15000
     request_json_limit: int = 32 * 1024**2
     api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
     allow_open: bool = False
     model_provider: str = "databricks"
     model_default: str = ""
@@ -352,7 +354,7 @@ def load_config(env: Mapping[str, str] | None = None, dotenv: str | Path | None 
 
 def validate(config: Config) -> None:
     """Cross-setting checks; raises :class:`ConfigError` with what to set."""
-    if not config.is_loopback and not config.api_keys and not config.allow_open:
+    if not config.is_loopback and not (config.api_keys or config.admin_keys) and not config.allow_open:
         raise ConfigError(
             f"Refusing to listen on {config.host} without API keys: set LYNKR_API_KEYS to a "
             "comma-separated list of keys, or LYNKR_ALLOW_OPEN=true to run open on purpose."

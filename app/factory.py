@@ -49,7 +49,7 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     app.extensions["lynkr"] = Services(
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
-        keys=KeyChecker(config.api_keys), capabilities=capabilities, providers=providers,
+        keys=KeyChecker(config.api_keys, config.admin_keys), capabilities=capabilities, providers=providers,
         recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry),
         breakers=breakers, shedder=_shedder(config),
     )
@@ -80,9 +80,10 @@ def _shedder(config: Config) -> LoadShedder:
 
 
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.blueprints import health, messages, metrics
+    from app.blueprints import health, messages, metrics, sessions
 
     app.register_blueprint(messages.bp)
+    app.register_blueprint(sessions.bp)
     if config.health_check_enabled:
         app.register_blueprint(health.bp)
     if config.metrics_enabled:

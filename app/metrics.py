@@ -36,7 +36,7 @@ MAX_MODELS = 64
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class Recorder(Protocol):
+class MetricsRecorder(Protocol):
     """What the middleware, the orchestrator and the views call; both classes below provide it."""
 
     enabled: bool

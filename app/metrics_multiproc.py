@@ -10,10 +10,11 @@ counts still happened); :func:`mark_worker_dead` drops its ``live*`` gauge files
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -25,10 +26,15 @@ class MetricsDir:
 
     path: Path
     owned: bool
+    pid: int = field(default_factory=os.getpid)
 
     def cleanup(self) -> None:
-        """Remove the directory if ``lynkr serve`` created it; leave a configured one."""
-        if self.owned:
+        """Remove the directory if ``lynkr serve`` created it; leave a configured one.
+
+        Only in the process that prepared it: a forked worker unwinds through the same
+        ``finally`` when it exits, and must not delete the directory under its siblings.
+        """
+        if self.owned and os.getpid() == self.pid:
             shutil.rmtree(self.path, ignore_errors=True)
 
 

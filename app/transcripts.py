@@ -62,7 +62,8 @@ def record_exchange(session_id: str, owner: str | None, messages: list[dict[str,
     hashed = chain_hashes(turns)
     sources = ["client"] * len(messages) + ["response"] * (len(turns) - len(messages))
     with db.atomic():
-        _ensure_session(session_id, owner)
+        if not _ensure_session(session_id, owner):
+            return 0
         known = _stored(session_id, [h for h, _ in hashed])
         start = max((i + 1 for i, (h, _) in enumerate(hashed) if h in known), default=0)
         parent = known.get(hashed[start - 1][0]) if start else None
@@ -75,12 +76,12 @@ def record_exchange(session_id: str, owner: str | None, messages: list[dict[str,
     return written
 
 
-def _ensure_session(session_id: str, owner: str | None) -> None:
+def _ensure_session(session_id: str, owner: str | None) -> bool:
+    """Create or touch the session; False when it belongs to another key (nothing is written)."""
     now = utcnow()
-    inserted = (Session.insert(id=session_id, owner=owner, created_at=now, updated_at=now)
-                .on_conflict_ignore().execute())
-    if not inserted:
-        Session.update(updated_at=now).where(Session.id == session_id).execute()
+    Session.insert(id=session_id, owner=owner, created_at=now, updated_at=now).on_conflict_ignore().execute()
+    owned = Session.owner.is_null() if owner is None else Session.owner == owner
+    return bool(Session.update(updated_at=now).where((Session.id == session_id) & owned).execute())
 
 
 def _stored(session_id: str, hashes: list[str]) -> dict[str, int]:
