@@ -170,6 +170,12 @@ def begin(opener: Callable[[], UpstreamStream], commit_after_s: float) -> Stream
         if kind == ERROR:
             pump.close()
             raise value
+        if kind == END:
+            # Nothing at all before EOF: still before the first byte, so a real status (and
+            # fallback) is possible rather than a 200 stream holding only an error.
+            pump.close()
+            raise UpstreamError("The upstream closed the stream without sending anything.",
+                                provider=stream.provider if stream else None)
         if kind != OPEN:
             return StreamStart(pump, stream, got)
         stream = value

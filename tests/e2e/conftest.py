@@ -141,3 +141,49 @@ def stop_gateway(gateway: Gateway) -> str | None:
             os.killpg(gateway.proc.pid, signal.SIGKILL)
         gateway.proc.wait(timeout=5)
     return problem
+
+
+# -- OpenAI-family upstream (appended for tests/e2e/test_openai_*.py) ------------------------------
+
+OPENAI_TOKEN = "sk-fake-openai-0123456789abcdef"
+OPENAI_MODEL = "gpt-4o"
+OPENAI_MAX_OUTPUT = 16_384  # gpt-4o's completion limit; the capability table clamps max_tokens to it
+
+
+@pytest.fixture
+def openai_upstream() -> Iterator[Any]:
+    """A strict fake OpenAI chat-completions server that requires ``OPENAI_TOKEN`` and holds
+    requests to gpt-4o's limits."""
+    from tests.fakes.openai_rules import Strictness
+    from tests.fakes.openai_upstream import FakeOpenAIUpstream
+
+    with FakeOpenAIUpstream(strict=True, token=OPENAI_TOKEN,
+                            rules=Strictness(max_output_tokens=OPENAI_MAX_OUTPUT)) as fake:
+        yield fake
+
+
+def openai_env(upstream: Any, **overrides: Any) -> dict[str, Any]:
+    """``make_gateway`` overrides that send every request to ``upstream`` as ``openai-compatible``
+    serving ``gpt-4o``, with fallback and the prompt cache off (every request must reach the fake)."""
+    return {"MODEL_PROVIDER": "openai-compatible", "OPENAI_COMPATIBLE_ENDPOINT": upstream.base_url,
+            "OPENAI_COMPATIBLE_MODEL": OPENAI_MODEL, "OPENAI_COMPATIBLE_API_KEY": OPENAI_TOKEN,
+            "FALLBACK_ENABLED": "false", "PROMPT_CACHE_ENABLED": "false", **overrides}
+
+
+@pytest.fixture(scope="module")
+def openai_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, Any]]:
+    """One strict OpenAI fake and one gateway to it (no retries, no breaker trips) for a whole module,
+    so each test does not pay for a gateway start; tests call ``fake.reset()`` first."""
+    from tests.fakes.openai_rules import Strictness
+    from tests.fakes.openai_upstream import FakeOpenAIUpstream
+
+    with FakeOpenAIUpstream(strict=True, token=OPENAI_TOKEN,
+                            rules=Strictness(max_output_tokens=OPENAI_MAX_OUTPUT)) as fake:
+        gateway = launch_gateway(tmp_path_factory.mktemp("openai"), None, **openai_env(
+            fake, API_RETRY_MAX_RETRIES=0, CIRCUIT_BREAKER_FAILURE_THRESHOLD=1_000_000))
+        try:
+            wait_live(gateway)
+            yield gateway, fake
+        finally:
+            problem = stop_gateway(gateway)
+        assert problem is None, problem

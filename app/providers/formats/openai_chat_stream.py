@@ -89,6 +89,9 @@ class StreamTranslator:
         """The upstream sent ``data: [DONE]``: finish with what is known."""
         if self.builder.finished:
             return []
+        if not self.builder.started:
+            # [DONE] with no chunk before it: there is no answer to finish.
+            return self.builder.error("api_error", "The upstream ended the stream without answering.")
         self._done = True
         return self.builder.start() + self._finish()
 
