@@ -55,6 +55,13 @@ class Orchestrator:
         can hold, which is refused in the wording on which Claude Code compacts.
         """
         chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
+        # An open breaker is passed over before its provider is asked anything (Ollama's
+        # capability probe would contact the failing server); the last candidate stays.
+        open_breakers = [r for r in chain if self.breakers.get(r.provider).rejecting()]
+        if len(open_breakers) < len(chain):
+            chain = [r for r in chain if r not in open_breakers]
+            for route in open_breakers:
+                self.on_fallback(route.provider, chain[0].provider, "circuit_breaker")
         estimated = estimate_tokens(request)
         reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated) for r in chain}
         kept = [r for r in chain if reasons[r.provider] is None]

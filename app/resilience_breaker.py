@@ -190,6 +190,13 @@ class CircuitBreaker:
         """The call ended without a verdict on the upstream; frees a half-open probe slot."""
         self._apply(_release)
 
+    def rejecting(self) -> bool:
+        """Whether the breaker is OPEN and still inside its recovery timeout (read-only: no probe
+        slot is taken), so routing can pass over the provider without contacting it at all."""
+        record = self.store.read(self.name)
+        return (record.state is BreakerState.OPEN and record.opened_at is not None
+                and self.clock() < record.opened_at + self.config.recovery_timeout_s)
+
     @property
     def state(self) -> BreakerState:
         """The stored state (an OPEN breaker past its timeout turns HALF_OPEN on ``allow``)."""

@@ -85,9 +85,14 @@ class Gateway:
 
     def post(self, body: dict[str, Any], *, headers: dict[str, str] | None = None, stream: bool = False,
              timeout: float = 30) -> requests.Response:
-        """``POST /v1/messages`` on a fresh connection."""
+        """``POST /v1/messages`` on a fresh connection, closed when the answer ends.
+
+        ``Connection: close`` because requests leaves a streamed response's pooled connection
+        open until garbage collection, which holds gunicorn's graceful stop for its keep-alive.
+        """
         return requests.post(self.url + "/v1/messages", data=json.dumps(body),
-                             headers={**ANTHROPIC_HEADERS, **(headers or {})}, stream=stream, timeout=timeout)
+                             headers={**ANTHROPIC_HEADERS, "Connection": "close", **(headers or {})},
+                             stream=stream, timeout=timeout)
 
 
 @dataclass
