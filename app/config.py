@@ -196,6 +196,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("PREFER_OLLAMA", "prefer_ollama", _bool, False, "hybrid routing: few tools → Ollama, more → cloud"),
     S("FALLBACK_ENABLED", "fallback_enabled", _bool, True, "try the next provider when one fails before a byte"),
     S("FALLBACK_PROVIDER", "fallback_provider", _provider, "databricks", "provider for large tool counts and failures"),
+    S("ROUTING_RULES", "routing_rules_file", _str, "",
+      "JSON file of rules: [{\"if\": {\"model\": \"haiku\"}, \"then\": \"ollama:qwen2.5-coder:7b\"}]"),
     S("OLLAMA_MAX_TOOLS_FOR_ROUTING", "ollama_max_tools", _int, 3, "fewer client tools than this → Ollama"),
     S("OPENROUTER_MAX_TOOLS_FOR_ROUTING", "openrouter_max_tools", _int, 15,
       "fewer client tools than this → OpenRouter / OpenAI / Azure OpenAI"),
@@ -284,6 +286,7 @@ class Config:
     prefer_ollama: bool = False
     fallback_enabled: bool = True
     fallback_provider: str = "databricks"
+    routing_rules_file: str = ""
     ollama_max_tools: int = 3
     openrouter_max_tools: int = 15
     retry_max_retries: int = 3

@@ -17,9 +17,10 @@ from app.logging import configure_logging, get_logger
 from app.middleware import RequestLifecycle
 from app.migrate import migrate
 from app.orchestrator import Orchestrator
-from app.providers import build_providers
+from app.providers import PROVIDERS, build_providers
 from app.recorder import Recorder
 from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
+from app.routing import RoutingRule, parse_rules
 from app.services import Services
 
 log = get_logger("app")
@@ -50,7 +51,7 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys, config.admin_keys), capabilities=capabilities, providers=providers,
-        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry),
+        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config)),
         breakers=breakers, shedder=_shedder(config),
     )
     _register_blueprints(app, config)
@@ -71,6 +72,16 @@ def _init_db(app: Flask, config: Config) -> None:
     def _close_db(exc: BaseException | None) -> None:
         if not database.db.is_closed():
             database.db.close()
+
+
+def _rules(config: Config) -> list[RoutingRule]:
+    if not config.routing_rules_file:
+        return []
+    raw = _json_file(config.routing_rules_file, "ROUTING_RULES")
+    try:
+        return parse_rules(raw, frozenset(PROVIDERS))
+    except ValueError as exc:
+        raise ConfigError(f"ROUTING_RULES={config.routing_rules_file!r}: {exc}; fix the file or unset it.") from exc
 
 
 def _shedder(config: Config) -> LoadShedder:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
@@ -19,10 +20,10 @@ import orjson
 from app.config import Config
 from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
-from app.providers.base import CallContext, Provider, Reply, UpstreamStream
+from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
 from app.recorder import Recorder
 from app.resilience import BreakerRegistry, RetryPolicy, counts_as_failure
-from app.routing import Route, choose
+from app.routing import Route, RoutingRule, choose, rule_route
 from app.streams import StreamBuilder
 from app.transcripts import record_exchange
 from app.usage import Attempt, RequestRecord, usage_counts, write_record
@@ -36,13 +37,14 @@ class Orchestrator:
     """Routes requests to providers and records what happened."""
 
     def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
-                 breakers: BreakerRegistry, retry: RetryPolicy,
+                 breakers: BreakerRegistry, retry: RetryPolicy, rules: list[RoutingRule] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
         self.breakers = breakers
         self.retry = retry
+        self.rules = rules or []
         self.sleep = sleep
         self.on_fallback: Callable[[str, str, str], None] = lambda source, target, reason: None
 
@@ -55,15 +57,18 @@ class Orchestrator:
         can hold, which is refused in the wording on which Claude Code compacts.
         """
         chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
+        estimated = estimate_tokens(request)
+        ruled = rule_route(self.rules, request, estimated, has_images(request)) if self.rules else None
+        if ruled is not None:
+            chain = [ruled, *[r for r in chain if r.provider != ruled.provider]]
         # An open breaker is passed over before its provider is asked anything (Ollama's
         # capability probe would contact the failing server); the last candidate stays.
         open_breakers = [r for r in chain if self.breakers.get(r.provider).rejecting()]
         if len(open_breakers) < len(chain):
             chain = [r for r in chain if r not in open_breakers]
-            for route in open_breakers:
-                self.on_fallback(route.provider, chain[0].provider, "circuit_breaker")
-        estimated = estimate_tokens(request)
-        reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated) for r in chain}
+            for skipped in open_breakers:
+                self.on_fallback(skipped.provider, chain[0].provider, "circuit_breaker")
+        reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated, r.model) for r in chain}
         kept = [r for r in chain if reasons[r.provider] is None]
         for route in chain:
             if reasons[route.provider] and kept:
@@ -85,7 +90,7 @@ class Orchestrator:
 
     def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord) -> Reply:
         """A non-streaming answer from the first candidate that gives one."""
-        reply = self._run(request, ctx, record, lambda provider: provider.send(request, ctx))
+        reply = self._run(request, ctx, record, lambda provider, call_ctx: provider.send(request, call_ctx))
         record.model = reply.model
         record.usage = usage_counts(reply.message.get("usage"))
         record.attempts[-1].usage = record.usage
@@ -95,7 +100,8 @@ class Orchestrator:
         """A function that opens the upstream stream (run on the stream's helper thread)."""
 
         def open_stream() -> UpstreamStream:
-            stream = self._run(request, ctx, record, lambda provider: provider.open_stream(request, ctx))
+            stream = self._run(request, ctx, record,
+                               lambda provider, call_ctx: provider.open_stream(request, call_ctx))
             record.model = stream.model
             return stream
 
@@ -104,15 +110,16 @@ class Orchestrator:
     # -- the candidate chain ----------------------------------------------------------------------
 
     def _run(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-             call: Callable[[Provider], T]) -> T:
+             call: Callable[[Provider, CallContext], T]) -> T:
         routes = self.routes(request)
         last_error: LynkrError | None = None
         for position, route in enumerate(routes):
             provider = self.providers[route.provider]
             record.provider, record.route_reason = provider.name, route.reason
             has_next = position + 1 < len(routes)
+            call_ctx = replace(ctx, model_override=route.model) if route.model else ctx
             try:
-                return self._with_retries(provider, ctx, record, call, has_fallback=has_next)
+                return self._with_retries(provider, call_ctx, record, call, has_fallback=has_next)
             except LynkrError as exc:
                 last_error = exc
                 reason = fallback_reason(exc)
@@ -124,7 +131,7 @@ class Orchestrator:
         raise last_error or OverloadedError("No provider is available for this request.")
 
     def _with_retries(self, provider: Provider, ctx: CallContext, record: RequestRecord,
-                      call: Callable[[Provider], T], *, has_fallback: bool) -> T:
+                      call: Callable[[Provider, CallContext], T], *, has_fallback: bool) -> T:
         breaker = self.breakers.get(provider.name)
         state = self.retry.start(has_fallback=has_fallback)
         while True:
@@ -134,7 +141,7 @@ class Orchestrator:
                                       transport="circuit_open")
             started = time.perf_counter()
             try:
-                result = call(provider)
+                result = call(provider, ctx)
             except LynkrError as exc:
                 if exc.transport == "not_configured":
                     breaker.release()
@@ -198,7 +205,7 @@ class Orchestrator:
     def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,
                  status: int, error_type: str | None = None, model: str | None = None) -> None:
         record.attempts.append(Attempt(
-            provider=provider.name, model=model or provider.upstream_model(ctx.requested_model),
+            provider=provider.name, model=model or provider.model_for(ctx),
             status=status, error_type=error_type, route_reason=record.route_reason,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         ))

@@ -59,6 +59,7 @@ class Route:
 
     provider: str
     reason: str
+    model: str | None = None  # a routing rule's provider:model
 
 
 CLOUD_TIER = ("openrouter", "openai", "azure-openai")
@@ -112,3 +113,64 @@ def _dedupe(chain: list[Route]) -> list[Route]:
             seen.add(route.provider)
             out.append(route)
     return out
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """``if`` every condition holds, route to ``provider`` (and ``model``, when given).
+
+    Conditions: ``model`` (a tier or substring of the requested name: haiku/sonnet/opus),
+    ``thinking`` (true: the request asks for thinking), ``min_input_tokens`` (estimated prompt
+    size), ``images`` (true: some message carries an image).
+    """
+
+    provider: str
+    model: str | None = None
+    model_contains: str | None = None
+    thinking: bool | None = None
+    min_input_tokens: int | None = None
+    images: bool | None = None
+
+    def matches(self, request: Mapping[str, Any], estimated_tokens: int, has_images: bool) -> bool:
+        """Whether every condition of the rule holds for ``request``."""
+        checks = (
+            self.model_contains is None or self.model_contains.lower() in str(request.get("model", "")).lower(),
+            self.thinking is None or self.thinking == bool(request.get("thinking")),
+            self.min_input_tokens is None or estimated_tokens >= self.min_input_tokens,
+            self.images is None or self.images == has_images,
+        )
+        return all(checks)
+
+
+RULE_CONDITIONS = {"model": "model_contains", "thinking": "thinking", "min_input_tokens": "min_input_tokens",
+                   "images": "images"}
+
+
+def parse_rules(raw: Any, providers: frozenset[str]) -> list[RoutingRule]:
+    """Rules from the ``ROUTING_RULES`` file's JSON; raises ValueError saying what is wrong."""
+    if not isinstance(raw, list):
+        raise ValueError("expected a JSON list of {\"if\": {...}, \"then\": \"provider[:model]\"}")
+    rules = []
+    for number, item in enumerate(raw, start=1):
+        conditions = item.get("if") if isinstance(item, dict) else None
+        target = item.get("then") if isinstance(item, dict) else None
+        if not isinstance(conditions, dict) or not isinstance(target, str):
+            raise ValueError(f"rule {number} needs an \"if\" object and a \"then\" string")
+        unknown = set(conditions) - set(RULE_CONDITIONS)
+        if unknown:
+            raise ValueError(f"rule {number} has unknown conditions {sorted(unknown)}")
+        provider, _, model = target.partition(":")
+        if provider not in providers:
+            raise ValueError(f"rule {number} routes to unknown provider {provider!r}")
+        rules.append(RoutingRule(provider=provider, model=model or None,
+                                 **{RULE_CONDITIONS[k]: v for k, v in conditions.items()}))
+    return rules
+
+
+def rule_route(rules: list[RoutingRule], request: Mapping[str, Any], estimated_tokens: int,
+               has_images: bool) -> Route | None:
+    """The first matching rule's route, or None."""
+    for number, rule in enumerate(rules, start=1):
+        if rule.matches(request, estimated_tokens, has_images):
+            return Route(rule.provider, f"rule:{number}", rule.model)
+    return None

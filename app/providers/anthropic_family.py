@@ -30,7 +30,7 @@ class AnthropicFormatProvider(Provider):
 
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Apply the host profile and build headers."""
-        model = self.upstream_model(ctx.requested_model)
+        model = self.model_for(ctx)
         profile = self.capabilities.host(self.host)
         body = anthropic_format.to_upstream(request, model=model, profile=profile, caps=self.caps(model))
         if stream:

@@ -44,6 +44,7 @@ class CallContext:
     requested_model: str
     anthropic_version: str | None = None
     anthropic_beta: str | None = None
+    model_override: str | None = None  # set by a routing rule that names provider:model
 
 
 @dataclass
@@ -115,6 +116,10 @@ class Provider(ABC):
         """The model to call for the client's model name."""
         return self.mapped(requested, self.config.model_default or self.default_model)
 
+    def model_for(self, ctx: CallContext) -> str:
+        """The upstream model for this call: a routing rule's choice, else the mapping."""
+        return ctx.model_override or self.upstream_model(ctx.requested_model)
+
     @classmethod
     def variant(cls, config: Config) -> type[Provider]:
         """The class serving this provider name under ``config`` (Databricks has two formats)."""
@@ -137,9 +142,9 @@ class Provider(ABC):
         if missing:
             raise ProviderNotConfiguredError(self.name, missing)
 
-    def incompatibility(self, request: dict[str, Any], estimated_tokens: int) -> str | None:
-        """Why this provider's model cannot take ``request`` (images, context size), or None."""
-        caps = self.caps(self.upstream_model(str(request.get("model", ""))))
+    def incompatibility(self, request: dict[str, Any], estimated_tokens: int, model: str | None = None) -> str | None:
+        """Why this provider's model (``model``, else the mapped one) cannot take ``request``."""
+        caps = self.caps(model or self.upstream_model(str(request.get("model", ""))))
         if not caps.vision and has_images(request):
             return "vision_incompatible"
         if estimated_tokens > caps.context_window:

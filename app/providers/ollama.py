@@ -71,7 +71,7 @@ class OllamaProvider(Provider):
 
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Translate to ``/api/chat``; tools and thinking the model cannot take are left out."""
-        model = self.upstream_model(ctx.requested_model)
+        model = self.model_for(ctx)
         caps = self._request_caps(request, model)
         if ollama.wants_tools(request) and not caps.tools:
             log.warning("Ollama model %s has no tool support: sending the request without its tools", model)
@@ -88,7 +88,7 @@ class OllamaProvider(Provider):
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Translate the answer; an ``{"error": ...}`` body becomes an Anthropic error."""
-        model = self.upstream_model(ctx.requested_model)
+        model = self.model_for(ctx)
         try:
             return ollama.from_upstream(body, message_id="msg_" + ctx.request_id.removeprefix("req_"),
                                         model=ctx.requested_model, request=request,
@@ -117,11 +117,11 @@ class OllamaProvider(Provider):
 
     # -- what a model can do ----------------------------------------------------------------------
 
-    def incompatibility(self, request: dict[str, Any], estimated_tokens: int) -> str | None:
+    def incompatibility(self, request: dict[str, Any], estimated_tokens: int, model: str | None = None) -> str | None:
         """Tools for a model without tool support make the request incompatible, too."""
-        if request.get("tools") and not self.supports_tools(str(request.get("model", ""))):
+        if request.get("tools") and not self.supports_tools(model or str(request.get("model", ""))):
             return "tool_incompatible"
-        return super().incompatibility(request, estimated_tokens)
+        return super().incompatibility(request, estimated_tokens, model)
 
     def supports_tools(self, model: str) -> bool:
         """Whether the Ollama model (or the one a Claude name maps to) takes ``tools``."""

@@ -26,7 +26,7 @@ class OpenAIChatProvider(Provider):
 
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Translate to chat completions for the mapped model."""
-        model = self.upstream_model(ctx.requested_model)
+        model = self.model_for(ctx)
         body = openai_chat.to_upstream(request, model=model, caps=self.caps(model), dialect=self.dialect,
                                        stream=stream)
         headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
@@ -35,7 +35,7 @@ class OpenAIChatProvider(Provider):
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Translate the answer; an error body without choices becomes an Anthropic error."""
-        model = self.upstream_model(ctx.requested_model)
+        model = self.model_for(ctx)
         try:
             return openai_chat.from_upstream(body, message_id="msg_" + ctx.request_id.removeprefix("req_"),
                                              model=ctx.requested_model, request=request, caps=self.caps(model))

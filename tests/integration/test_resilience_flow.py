@@ -160,3 +160,28 @@ def test_queue_time_from_nginx_is_shed(make_app: Any) -> None:
                                       headers={"X-Request-Start": f"t={time.time() - 2:.3f}"})
     assert response.status_code == 503
     assert "queue_time" in response.get_json()["error"]["message"]
+
+
+def test_routing_rule_sends_haiku_to_a_named_model(make_app: Any, tmp_path: Any) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"if": {"model": "haiku"}, "then": "openai:gpt-4o-mini"}]))
+    app = make_fast_app(make_app, routing_rules_file=str(rules), openai_api_key="sk-test-1234567")
+    with responses.RequestsMock() as mocked:
+        mocked.post(OPENAI_URL, json=make_completion())
+        response = app.test_client().post("/v1/messages", json=make_request(model="claude-haiku-4-5"))
+        assert json.loads(mocked.calls[0].request.body)["model"] == "gpt-4o-mini"
+    assert response.headers["X-Lynkr-Route-Reason"] == "rule:1"
+    assert response.headers["X-Lynkr-Model"] == "gpt-4o-mini"
+    assert response.get_json()["model"] == "claude-haiku-4-5"
+
+
+def test_a_prompt_no_candidate_can_hold_gets_anthropic_wording(make_app: Any) -> None:
+    app = make_fast_app(make_app, model_provider="openai", openai_api_key="sk-test-1234567", openai_model="gpt-4o")
+    huge = [{"role": "user", "content": "word " * 120_000}]
+    with responses.RequestsMock() as mocked:
+        response = app.test_client().post("/v1/messages", json=make_request(messages=huge))
+        assert len(mocked.calls) == 0
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("prompt is too long: ")
+    assert message.endswith(" tokens > 128000 maximum")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.config import Config
-from app.routing import Route, choose, is_claude_model, resolve_model
+from app.routing import Route, choose, is_claude_model, parse_rules, resolve_model, rule_route
 
 
 @pytest.mark.parametrize(("requested", "expected"), [
@@ -83,3 +85,27 @@ def test_hybrid_cloud_tier_takes_the_first_configured() -> None:
 def test_ollama_only_mode() -> None:
     config = make_routing_config(prefer_ollama=True, fallback_enabled=False)
     assert names(choose(tools(1), config, EVERYTHING.__contains__)) == ["ollama"]
+
+
+def test_rules_parse_and_match_in_order() -> None:
+    rules = parse_rules([
+        {"if": {"model": "haiku"}, "then": "ollama:qwen2.5-coder:7b"},
+        {"if": {"thinking": True, "min_input_tokens": 1000}, "then": "databricks"},
+        {"if": {"images": True}, "then": "openai:gpt-4o"},
+    ], frozenset(EVERYTHING))
+    assert rule_route(rules, {"model": "claude-haiku-4-5"}, 10, False) == Route("ollama", "rule:1", "qwen2.5-coder:7b")
+    assert rule_route(rules, {"model": "claude-opus", "thinking": {"type": "adaptive"}}, 5000, False) == Route(
+        "databricks", "rule:2", None)
+    assert rule_route(rules, {"model": "claude-opus", "thinking": {"type": "adaptive"}}, 10, False) is None
+    assert rule_route(rules, {"model": "x"}, 10, True) == Route("openai", "rule:3", "gpt-4o")
+
+
+@pytest.mark.parametrize(("raw", "wording"), [
+    ({"if": {}}, "JSON list"),
+    ([{"if": {"model": "haiku"}}], "rule 1 needs"),
+    ([{"if": {"colour": "red"}, "then": "openai"}], "unknown conditions ['colour']"),
+    ([{"if": {}, "then": "bedrock:x"}], "unknown provider 'bedrock'"),
+])
+def test_bad_rules_say_what_is_wrong(raw: object, wording: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(wording)):
+        parse_rules(raw, frozenset(EVERYTHING))
