@@ -55,7 +55,19 @@ class SharedMemoryStore:
         weakref.finalize(self, _close, self._memory, fd)
 
     def update(self, name: str, change: Change[T]) -> T:
-        """Apply ``change`` to the record of ``name`` under both locks."""
+        """Apply ``change`` to the record of ``name`` under both locks.
+
+        Most calls change nothing (``allow`` and a success while CLOSED); those are answered
+        from an unlocked read, which at worst sees a state a moment old — one request more or
+        less through a breaker that is opening — and keeps every request from queueing on the
+        cross-process lock.
+        """
+        slot = self._slots.get(name)
+        if slot is not None:
+            record = self._read(slot)
+            new, result = change(record)
+            if new == record:
+                return result
         with self._locked():
             slot = self._find(name)
             if slot is None:
@@ -68,6 +80,9 @@ class SharedMemoryStore:
 
     def read(self, name: str) -> BreakerRecord:
         """The record of ``name``, or a fresh CLOSED one when no worker has used it yet."""
+        slot = self._slots.get(name)
+        if slot is not None:
+            return self._read(slot)  # a slot never moves; a torn read only mixes two moments
         with self._locked():
             slot = self._find(name)
             return BreakerRecord() if slot is None else self._read(slot)

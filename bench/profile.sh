@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Profile the hot path: `lynkr serve` (one worker) under c=16 non-stream load from the shared
+# harness, sampled by py-spy; prints the functions with the most own time and where time goes.
+#   bench/profile.sh [SECONDS]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HARNESS="${HARNESS:-$ROOT/../shared/bench}"
+SECONDS_TO_SAMPLE="${1:-10}"
+PORT=19051
+WORK="$(mktemp -d /tmp/lynkr-profile.XXXXXX)"
+PY="${PY:-/tmp/perf/venv/bin/python}"
+[ -x "$PY" ] || { python3 -m venv /tmp/perf/venv && /tmp/perf/venv/bin/pip install -q psutil uvloop; }
+
+cleanup() { kill -TERM "${GW:-0}" "${FAKE:-0}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+cd "$WORK"
+FAKE_PORT=19002 "$PY" "$HARNESS/fake_upstream.py" > fake.log 2>&1 & FAKE=$!
+env PORT=$PORT WEB_CONCURRENCY=1 LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 \
+    DATABRICKS_API_BASE=http://127.0.0.1:19002 DATABRICKS_API_KEY=dapi-bench DATABRICKS_ENDPOINT_PATH=/v1/messages \
+    "$ROOT/.venv/bin/lynkr" serve > lynkr.log 2>&1 & GW=$!
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health/live" && break; sleep 0.2; done
+WORKER="$(pgrep -P "$GW" | head -1)"
+"$PY" "$HARNESS/loadgen.py" --url "http://127.0.0.1:$PORT" -c 16 -d $((SECONDS_TO_SAMPLE + 4)) --warmup 1 > load.json &
+sleep 2
+"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt \
+    --nonblocking > /dev/null 2>&1
+wait %3 2>/dev/null || true
+"$ROOT/.venv/bin/python" "$ROOT/bench/top_frames.py" stacks.txt
+echo "stacks: $WORK/stacks.txt"
