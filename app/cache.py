@@ -52,11 +52,11 @@ class PromptCache:
     @classmethod
     def from_config(cls, config: Any, *, timer: Callable[[], float] = time.monotonic) -> PromptCache:
         """The cache ``PROMPT_CACHE_*`` and ``REDIS_URL`` describe."""
-        tier = None
-        if config.prompt_cache_enabled and config.redis_url:
-            tier = RedisTier.from_url(config.redis_url, ttl_ms=config.prompt_cache_ttl_ms, timer=timer)
-        return cls(enabled=config.prompt_cache_enabled, max_entries=config.prompt_cache_max_entries,
-                   ttl_ms=config.prompt_cache_ttl_ms, redis_tier=tier, timer=timer)
+        cache = cls(enabled=config.prompt_cache_enabled, max_entries=config.prompt_cache_max_entries,
+                    ttl_ms=config.prompt_cache_ttl_ms, timer=timer)
+        if cache.enabled and config.redis_url:
+            cache.redis = RedisTier.from_url(config.redis_url, ttl_ms=config.prompt_cache_ttl_ms, timer=timer)
+        return cache
 
     def key(self, request: dict[str, Any], provider: str, model: str) -> str:
         """The key of ``request`` as answered by upstream ``model`` on ``provider``."""
@@ -209,12 +209,13 @@ def miss_usage(usage: dict[str, Any], prompt_tokens: int | Callable[[], int]) ->
     """The upstream's ``usage``, plus a cache write when it reported no cache figures.
 
     The write is what makes input + cache read + cache write equal the prompt:
-    ``max(0, prompt - input - read)``; a write of 0 is left out, so an upstream that counted
-    the whole prompt keeps its usage unchanged. ``prompt_tokens`` may be a function, called
-    only when needed (counting a long prompt is not free).
+    ``max(0, prompt - input - read)``; a write of 0 is left out. An upstream that reported its
+    input tokens counted the whole prompt itself, so its usage is kept as it is — our own count
+    (a cl100k estimate, and a tokenizer load per worker) is only used when it reported none.
+    ``prompt_tokens`` may be a function, called only when needed.
     """
     out = dict(usage)
-    if any(out.get(key) is not None for key in PROMPT_KEYS[1:]):
+    if any(out.get(key) is not None for key in PROMPT_KEYS[1:]) or _count(out.get("input_tokens")):
         return out
     prompt = prompt_tokens() if callable(prompt_tokens) else prompt_tokens
     read = _count(out.get("cache_read_input_tokens"))

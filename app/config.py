@@ -176,6 +176,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("DATABASE_URL", "database_url", _str, "", "postgresql://… to use PostgreSQL instead of SQLite",
       secret=True),
     S("REDIS_URL", "redis_url", _str, "", "redis://… shared tier for several instances", secret=True),
+    # Prompt cache
+    S("PROMPT_CACHE_ENABLED", "prompt_cache_enabled", _bool, True,
+      "answer a repeated request with its stored complete, tool-free answer"),
+    S("PROMPT_CACHE_MAX_ENTRIES", "prompt_cache_max_entries", _int, 1000,
+      "answers kept per worker; the least recently used go first (0: off)"),
+    S("PROMPT_CACHE_TTL_MS", "prompt_cache_ttl_ms", _int, 300000, "ms a stored answer is served (0: off)"),
     # Features
     S("WORKSPACE_ROOT", "workspace_root", _str, "", "directory server-side tools may touch"),
     S("TOOL_EXECUTION_MODE", "tool_execution_mode", _tool_mode, "server", "server, client or passthrough"),
@@ -272,6 +278,9 @@ class Config:
     session_db_path: str = "data/lynkr.db"
     database_url: str = ""
     redis_url: str = ""
+    prompt_cache_enabled: bool = True
+    prompt_cache_max_entries: int = 1000
+    prompt_cache_ttl_ms: int = 300000
     workspace_root: str = ""
     tool_execution_mode: str = "server"
     metrics_enabled: bool = True

@@ -9,6 +9,7 @@ from flask import Flask
 
 from app import db as database
 from app.auth import KeyChecker
+from app.cache import PromptCache
 from app.capabilities import CapabilityTable
 from app.config import Config, ConfigError, load_config
 from app.drain import DRAIN, DrainFlag, InflightLimiter
@@ -51,7 +52,8 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys, config.admin_keys), capabilities=capabilities, providers=providers,
-        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config)),
+        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
+                                                     cache=PromptCache.from_config(config)),
         breakers=breakers, shedder=_shedder(config),
     )
     _register_blueprints(app, config)
@@ -120,4 +122,5 @@ def _warn_unconfigured(svc: Services) -> None:
 def shutdown(app: Flask) -> None:
     """Flush background writes and close database connections (on worker exit)."""
     app.extensions["lynkr"].recorder.flush()
+    app.extensions["lynkr"].orchestrator.cache.close()
     database.close_all()

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from app import tokens
+from app.cache import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
 from app.config import Config
 from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
@@ -38,7 +40,7 @@ class Orchestrator:
 
     def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
                  breakers: BreakerRegistry, retry: RetryPolicy, rules: list[RoutingRule] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, cache: PromptCache | None = None) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
@@ -46,6 +48,7 @@ class Orchestrator:
         self.retry = retry
         self.rules = rules or []
         self.sleep = sleep
+        self.cache = cache if cache is not None else PromptCache(enabled=False)
         self.on_fallback: Callable[[str, str, str], None] = lambda source, target, reason: None
 
     def routes(self, request: dict[str, Any]) -> list[Route]:
@@ -88,30 +91,61 @@ class Orchestrator:
         provider = self.providers.get(name)
         return provider is not None and provider.configured
 
-    def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord) -> Reply:
+    def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
+                 routes: list[Route] | None = None) -> Reply:
         """A non-streaming answer from the first candidate that gives one."""
-        reply = self._run(request, ctx, record, lambda provider, call_ctx: provider.send(request, call_ctx))
+        reply = self._run(request, ctx, record, lambda provider, call_ctx: provider.send(request, call_ctx), routes)
+        if self.cache.cacheable_request(request) and storable_answer(reply.message):
+            reply.message["usage"] = miss_usage(reply.message.get("usage") or {},
+                                                lambda: tokens.count_tokens(request))
+            self.cache.put(self.cache.key(request, reply.provider, reply.model), reply.message)
         record.model = reply.model
         record.usage = usage_counts(reply.message.get("usage"))
         record.attempts[-1].usage = record.usage
         return reply
 
-    def opener(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord) -> Callable[[], UpstreamStream]:
+    def opener(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
+               routes: list[Route] | None = None) -> Callable[[], UpstreamStream]:
         """A function that opens the upstream stream (run on the stream's helper thread)."""
 
         def open_stream() -> UpstreamStream:
             stream = self._run(request, ctx, record,
-                               lambda provider, call_ctx: provider.open_stream(request, call_ctx))
+                               lambda provider, call_ctx: provider.open_stream(request, call_ctx), routes)
             record.model = stream.model
             return stream
 
         return open_stream
 
+    # -- the prompt cache -------------------------------------------------------------------------
+
+    def cached(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
+               routes: list[Route]) -> dict[str, Any] | None:
+        """The stored answer of the first candidate to ``request``, shaped for this client, or None."""
+        if not routes or not self.cache.cacheable_request(request):
+            return None
+        provider = self.providers[routes[0].provider]
+        model = routes[0].model or provider.upstream_model(ctx.requested_model)
+        stored = self.cache.get(self.cache.key(request, provider.name, model))
+        if stored is None:
+            return None
+        record.provider, record.model, record.route_reason = provider.name, model, "prompt_cache"
+        hit = hit_message(stored, prompt_tokens=prompt_tokens_of(stored), request_id=ctx.request_id,
+                          requested_model=ctx.requested_model)
+        record.usage = usage_counts(hit["usage"])
+        return hit
+
+    def stream_builder(self, request: dict[str, Any], *, message_id: str, model: str) -> StreamBuilder:
+        """The builder for a streamed answer; on a cacheable miss it completes the usage."""
+        if self.cache.cacheable_request(request):
+            return MissStreamBuilder(prompt_tokens=lambda: tokens.count_tokens(request),
+                                     message_id=message_id, model=model)
+        return StreamBuilder(message_id=message_id, model=model)
+
     # -- the candidate chain ----------------------------------------------------------------------
 
     def _run(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-             call: Callable[[Provider, CallContext], T]) -> T:
-        routes = self.routes(request)
+             call: Callable[[Provider, CallContext], T], routes: list[Route] | None = None) -> T:
+        routes = self.routes(request) if routes is None else routes
         last_error: LynkrError | None = None
         for position, route in enumerate(routes):
             provider = self.providers[route.provider]
@@ -197,6 +231,8 @@ class Orchestrator:
                 record.status, record.error_type = 499 if not builder.grammar.errored else 502, "incomplete"
             else:
                 record.status = 200
+                if message is not None and record.provider and record.model and self.cache.cacheable_request(request):
+                    self.cache.put(self.cache.key(request, record.provider, record.model), message)
             self.finish(record, request, message, started)
 
         return done

@@ -18,7 +18,8 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$WORK"
-env HOST=127.0.0.1 PORT="$PORT" LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 \
+# The harness repeats one body, so the prompt cache would answer nearly every request: off here.
+env HOST=127.0.0.1 PORT="$PORT" LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 PROMPT_CACHE_ENABLED=false \
     MODEL_PROVIDER=databricks DATABRICKS_API_BASE=http://127.0.0.1:19001 \
     DATABRICKS_API_KEY=dapi-bench DATABRICKS_ENDPOINT_PATH=/v1/messages \
     "$ROOT/.venv/bin/lynkr" serve > "$WORK/lynkr.log" 2>&1 &

@@ -13,10 +13,12 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
-from app import streaming, tokens
+from app import sse, streaming, tokens
+from app.cache import hit_events
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
 from app.providers.base import CallContext, Reply
 from app.resilience import queued_ms_from_header
+from app.routing import Route
 from app.schemas import validate_count_tokens_request, validate_messages_request
 from app.services import Services, services
 from app.sessions import session_id_from
@@ -65,9 +67,13 @@ def create_message() -> Response:
                       anthropic_version=request.headers.get("anthropic-version"),
                       anthropic_beta=request.headers.get("anthropic-beta"))
     try:
+        routes = svc.orchestrator.routes(body)
+        hit = svc.orchestrator.cached(body, ctx, record, routes)
+        if hit is not None:
+            return _cached(svc, body, hit, record, started)
         if body.get("stream"):
-            return _stream(svc, body, ctx, record, started)
-        return _complete(svc, body, ctx, record, started)
+            return _stream(svc, body, ctx, record, started, routes)
+        return _complete(svc, body, ctx, record, started, routes)
     except LynkrError as exc:
         svc.limiter.release()
         record.status, record.error_type = exc.status, exc.error_type
@@ -101,9 +107,22 @@ def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
             "X-Lynkr-Route-Reason": record.route_reason or ""}
 
 
+def _cached(svc: Services, body: dict[str, Any], hit: dict[str, Any], record: RequestRecord,
+            started: float) -> Response:
+    svc.limiter.release()
+    record.status = 200
+    svc.orchestrator.finish(record, body, hit, started)
+    headers = {**_lynkr_headers(record), "X-Lynkr-Cache": "hit"}
+    if body.get("stream"):
+        events = hit_events(hit, StreamBuilder(message_id=hit["id"], model=hit["model"]))
+        return Response(b"".join(sse.encode(e) for e in events), status=200, mimetype="text/event-stream",
+                        headers={**SSE_HEADERS, **headers})
+    return json_response(hit, headers=headers)
+
+
 def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-              started: float) -> Response:
-    reply: Reply = svc.orchestrator.complete(body, ctx, record)
+              started: float, routes: list[Route]) -> Response:
+    reply: Reply = svc.orchestrator.complete(body, ctx, record, routes)
     svc.limiter.release()
     record.status = 200
     svc.orchestrator.finish(record, body, reply.message, started)
@@ -111,11 +130,12 @@ def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: Req
 
 
 def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-            started: float) -> Response:
+            started: float, routes: list[Route]) -> Response:
     config = svc.config
-    opener = svc.orchestrator.opener(body, ctx, record)
+    opener = svc.orchestrator.opener(body, ctx, record, routes)
     start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
-    builder = StreamBuilder(message_id="msg_" + record.request_id.removeprefix("req_"), model=body["model"])
+    builder = svc.orchestrator.stream_builder(body, message_id="msg_" + record.request_id.removeprefix("req_"),
+                                              model=body["model"])
     report = svc.orchestrator.stream_done(record, body, started)
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:

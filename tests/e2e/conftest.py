@@ -64,6 +64,8 @@ def gateway_env(tmp: Path, port: int, upstream: FakeAnthropicUpstream | None,
         "DATABRICKS_API_BASE": upstream.url if upstream else "http://127.0.0.1:9",
         "DATABRICKS_API_KEY": DATABRICKS_TOKEN, "DATABRICKS_ENDPOINT_PATH": "/v1/messages",
         "LYNKR_PRESTOP_DELAY_MS": "200", "GRACEFUL_SHUTDOWN_TIMEOUT": "5000", "LOG_LEVEL": "info",
+        # Scenarios repeat identical requests and expect each to reach the fake upstream.
+        "PROMPT_CACHE_ENABLED": "false",
     })
     for name, value in overrides.items():
         if value is None:

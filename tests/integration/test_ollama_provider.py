@@ -139,7 +139,7 @@ def test_tool_support_from_api_show(make_config: Any, drain: Any, capsys: Any, s
 
 
 def test_api_show_is_cached_per_model(make_config: Any, drain: Any) -> None:
-    client = make_client(make_config, drain)
+    client = make_client(make_config, drain, prompt_cache_enabled=False)  # both requests reach Ollama
     with responses.RequestsMock() as mocked:
         mocked_ollama_show(mocked, {"capabilities": ["completion", "tools"]})
         mocked.post(CHAT_URL, json=make_answer())
