@@ -45,6 +45,14 @@ def post_worker_init(worker):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def child_exit(server, worker):
+    # In the master: the exited worker's live gauges (active streams, breaker state) leave the
+    # multiprocess sums; its counters and histograms stay, since those requests happened.
+    from app.metrics_multiproc import mark_worker_dead
+
+    mark_worker_dead(worker.pid)
+
+
 def worker_exit(server, worker):
     from app import shutdown
 

@@ -186,6 +186,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("WORKSPACE_ROOT", "workspace_root", _str, "", "directory server-side tools may touch"),
     S("TOOL_EXECUTION_MODE", "tool_execution_mode", _tool_mode, "server", "server, client or passthrough"),
     S("METRICS_ENABLED", "metrics_enabled", _bool, True, "serve /metrics/*"),
+    S("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir", _str, "",
+      "directory lynkr serve keeps every worker's metric files in, emptied at start (unset: a temporary one)"),
     S("HEALTH_CHECK_ENABLED", "health_check_enabled", _bool, True, "serve /health/*"),
     S("REQUEST_LOGGING_ENABLED", "request_logging_enabled", _bool, True, "one JSON log line per request"),
     S("LOG_LEVEL", "log_level", _str, "info", "debug, info, warning or error"),
@@ -284,6 +286,7 @@ class Config:
     workspace_root: str = ""
     tool_execution_mode: str = "server"
     metrics_enabled: bool = True
+    prometheus_multiproc_dir: str = ""
     health_check_enabled: bool = True
     request_logging_enabled: bool = True
     log_level: str = "info"

@@ -15,6 +15,7 @@ from app.config import Config, ConfigError, load_config
 from app.drain import DRAIN, DrainFlag, InflightLimiter
 from app.error_handlers import register_error_handlers
 from app.logging import configure_logging, get_logger
+from app.metrics import build_metrics
 from app.middleware import RequestLifecycle
 from app.migrate import migrate
 from app.orchestrator import Orchestrator
@@ -29,7 +30,7 @@ log = get_logger("app")
 
 def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
                breaker_store: BreakerStore | None = None) -> Flask:
-    """Build the WSGI app: config → logging → database → providers → blueprints.
+    """Build the WSGI app: config → logging → database → metrics → providers → blueprints.
 
     ``drain`` and ``breaker_store`` default to the process-wide shared ones that ``lynkr serve``
     creates before gunicorn forks; tests pass their own.
@@ -39,6 +40,8 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.request_json_limit
     _init_db(app, config)
+    metrics = build_metrics(config)
+    metrics.init_app(app)
     capabilities = CapabilityTable(_json_file(config.model_capabilities_file, "MODEL_CAPABILITIES"),
                                    _json_file(config.host_profiles_file, "HOST_PROFILES"))
     providers = build_providers(config, capabilities)
@@ -53,12 +56,12 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
                                                                     config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys, config.admin_keys), capabilities=capabilities, providers=providers,
         recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
-                                                     cache=PromptCache.from_config(config)),
+                                                     cache=PromptCache.from_config(config), metrics=metrics),
         breakers=breakers, shedder=_shedder(config),
     )
     _register_blueprints(app, config)
     register_error_handlers(app)
-    app.wsgi_app = RequestLifecycle(app.wsgi_app, log_requests=config.request_logging_enabled)
+    app.wsgi_app = RequestLifecycle(app.wsgi_app, log_requests=config.request_logging_enabled, metrics=metrics)
     _warn_unconfigured(app.extensions["lynkr"])
     return app
 

@@ -25,10 +25,8 @@ from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
 from app.config import Config
-from app.logging import get_logger
 from app.metrics_series import BREAKER_STATES, USAGE_KINDS, Series, process_series
 
-log = get_logger("metrics")
 EXTENSION = "lynkr.metrics"
 UNMATCHED = "<unmatched>"
 OTHER = "other"
@@ -97,7 +95,7 @@ class Metrics:
 
     def observe_request(self, method: str, path_template: str, status: int, duration_s: float) -> None:
         """Count one finished request and its duration (to the last byte sent)."""
-        key = (method, path_template, status)
+        key = (method if method in METHODS else OTHER, path_template, status)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = self._children_for(key)
@@ -109,7 +107,7 @@ class Metrics:
 
     def _children_for(self, key: tuple[str, str, int]) -> tuple[Any, Any, Any]:
         method, route, status = key
-        labels = (method if method in METHODS else OTHER, route, str(status))
+        labels = (method, route, str(status))
         errors = self.series.request_errors.labels(*labels) if status >= 400 else None
         return self.series.requests.labels(*labels), errors, self.series.request_duration.labels(*labels)
 
@@ -259,9 +257,10 @@ def multiprocess_mode() -> bool:
 def route_template(environ: Mapping[str, Any]) -> str:
     """The URL rule that matched the request (``/v1/messages``), or ``<unmatched>`` (404, 405).
 
-    Werkzeug keeps the request object in the environ, and Flask sets its ``url_rule`` when it
-    matches the URL — before any ``before_request`` function can fail — so this is known for
-    every request that reached a view or an error handler.
+    Werkzeug keeps the request object in the environ and Flask sets its ``url_rule`` when it
+    matches the URL, before any ``before_request`` function can fail. Flask clears that entry
+    when it pops the request context, so call this while the context is active — from
+    ``start_response``, as :class:`~app.middleware.RequestLifecycle` does.
     """
     rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
     return rule.rule if rule is not None else UNMATCHED

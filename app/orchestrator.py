@@ -22,6 +22,7 @@ from app.cache import MissStreamBuilder, PromptCache, hit_message, miss_usage, p
 from app.config import Config
 from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
+from app.metrics import NULL_METRICS, MetricsRecorder, outcome_of
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
 from app.recorder import Recorder
 from app.resilience import BreakerRegistry, RetryPolicy, counts_as_failure
@@ -40,7 +41,8 @@ class Orchestrator:
 
     def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
                  breakers: BreakerRegistry, retry: RetryPolicy, rules: list[RoutingRule] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, cache: PromptCache | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, cache: PromptCache | None = None,
+                 metrics: MetricsRecorder = NULL_METRICS) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
@@ -49,7 +51,8 @@ class Orchestrator:
         self.rules = rules or []
         self.sleep = sleep
         self.cache = cache if cache is not None else PromptCache(enabled=False)
-        self.on_fallback: Callable[[str, str, str], None] = lambda source, target, reason: None
+        self.metrics = metrics
+        self.on_fallback: Callable[[str, str, str], None] = metrics.fallback
 
     def routes(self, request: dict[str, Any]) -> list[Route]:
         """The candidates for ``request`` that can take it, in order.
@@ -126,6 +129,7 @@ class Orchestrator:
         provider = self.providers[routes[0].provider]
         model = routes[0].model or provider.upstream_model(ctx.requested_model)
         stored = self.cache.get(self.cache.key(request, provider.name, model))
+        self.metrics.cache_lookup(hit=stored is not None)
         if stored is None:
             return None
         record.provider, record.model, record.route_reason = provider.name, model, "prompt_cache"
@@ -153,15 +157,21 @@ class Orchestrator:
             has_next = position + 1 < len(routes)
             call_ctx = replace(ctx, model_override=route.model) if route.model else ctx
             try:
-                return self._with_retries(provider, call_ctx, record, call, has_fallback=has_next)
+                result = self._with_retries(provider, call_ctx, record, call, has_fallback=has_next)
             except LynkrError as exc:
                 last_error = exc
                 reason = fallback_reason(exc)
                 if not has_next or reason is None:
+                    if position:
+                        self.metrics.fallback_result(False)
                     raise
                 self.on_fallback(provider.name, routes[position + 1].provider, reason)
                 log.warning("falling back from %s to %s: %s", provider.name, routes[position + 1].provider,
                             reason, extra={"reason": reason})
+                continue
+            if position:
+                self.metrics.fallback_result(True)
+            return result
         raise last_error or OverloadedError("No provider is available for this request.")
 
     def _with_retries(self, provider: Provider, ctx: CallContext, record: RequestRecord,
@@ -180,8 +190,10 @@ class Orchestrator:
                 if exc.transport == "not_configured":
                     breaker.release()
                     raise
-                self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
+                attempt = self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
                 status = None if exc.transport else exc.status
+                outcome = outcome_of(status, exc.transport)
+                self.metrics.upstream_call(provider.name, attempt.model, outcome, (attempt.latency_ms or 0) / 1000)
                 if exc.transport or counts_as_failure(status):
                     breaker.record_failure()
                 else:
@@ -190,10 +202,12 @@ class Orchestrator:
                                           exc.headers.get("retry-after"), refused=exc.transport == "refused")
                 if wait is None:
                     raise
+                self.metrics.retry(provider.name, outcome)
                 self.sleep(wait)
                 continue
             breaker.record_success()
-            self._attempt(record, provider, ctx, started, status=200, model=getattr(result, "model", None))
+            attempt = self._attempt(record, provider, ctx, started, status=200, model=getattr(result, "model", None))
+            self.metrics.upstream_call(provider.name, attempt.model, "success", (attempt.latency_ms or 0) / 1000)
             return result
 
     # -- recording --------------------------------------------------------------------------------
@@ -206,6 +220,9 @@ class Orchestrator:
             record.usage = usage_counts(message.get("usage"))
         if record.attempts and message is not None:
             record.attempts[-1].usage = record.usage
+        if record.provider:
+            self.metrics.routed(record.provider, record.route_reason)
+            self.metrics.tokens(record.provider, record.model, record.usage)
         store_turns = self.config.session_store_enabled and record.session_id
         messages = request.get("messages") or []
 
@@ -239,12 +256,14 @@ class Orchestrator:
 
     @staticmethod
     def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,
-                 status: int, error_type: str | None = None, model: str | None = None) -> None:
-        record.attempts.append(Attempt(
+                 status: int, error_type: str | None = None, model: str | None = None) -> Attempt:
+        attempt = Attempt(
             provider=provider.name, model=model or provider.model_for(ctx),
             status=status, error_type=error_type, route_reason=record.route_reason,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        ))
+        )
+        record.attempts.append(attempt)
+        return attempt
 
 
 def estimate_tokens(request: dict[str, Any]) -> int:

@@ -7,12 +7,17 @@ accepting for the pre-stop delay, so a load balancer notices before connections 
 then it stops gracefully — workers finish in-flight streams within ``graceful_timeout`` and
 close their database connections. A second signal skips the rest of the delay. Workers ignore
 SIGINT, so Ctrl-C in a terminal (sent to the whole process group) drains too.
+
+Before anything imports ``prometheus_client``, the master prepares the multiprocess metrics
+directory (:mod:`app.metrics_multiproc`) and exports ``PROMETHEUS_MULTIPROC_DIR`` to the
+workers it forks, so ``/metrics/*`` add up every worker's values.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,8 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from app import metrics_multiproc
+from app.config import load_config
 from app.drain import DRAIN, DrainFlag
 from app.logging import get_logger
 from app.resilience_shm import BREAKER_STORE  # noqa: F401 - created here, before fork, so workers share it
@@ -103,5 +110,12 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 def run(prestop_delay_ms: int) -> None:
     """Run gunicorn with the drain-safe arbiter until it stops."""
     limit_malloc_arenas()
-    application = LynkrApplication(conf_file())
-    DrainingArbiter(application, drain=DRAIN, prestop_delay_s=prestop_delay_ms / 1000).run()
+    # prometheus_client reads the directory from the environment when a worker imports it, and
+    # has no other way to be told; this is the one write to os.environ outside app.config.
+    metrics_dir = metrics_multiproc.prepare(load_config().prometheus_multiproc_dir, os.environ)
+    try:
+        application = LynkrApplication(conf_file())
+        DrainingArbiter(application, drain=DRAIN, prestop_delay_s=prestop_delay_ms / 1000).run()
+    finally:
+        # Workers leave Arbiter.run by raising SystemExit through here too; only the master cleans up.
+        metrics_dir.cleanup()

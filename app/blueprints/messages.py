@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 from app import sse, streaming, tokens
 from app.cache import hit_events
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
+from app.metrics import metrics_of
 from app.providers.base import CallContext, Reply
 from app.resilience import queued_ms_from_header
 from app.routing import Route
@@ -54,11 +55,13 @@ def create_message() -> Response:
     """Create a message, as JSON or as an SSE stream."""
     svc = services()
     if svc.drain.draining:
+        metrics_of().shed("draining")
         raise OverloadedError("Lynkr is shutting down; retry shortly.", status=503,
                               headers={"retry-after": DRAIN_RETRY_AFTER})
     body = validate_messages_request(_parse_body())
     _shed(svc)
     if not svc.limiter.try_acquire():
+        metrics_of().shed("concurrency")
         raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
                               headers={"retry-after": "1"})
     started = time.perf_counter()
@@ -89,6 +92,7 @@ def _shed(svc: Services) -> None:
     queued = queued_ms_from_header(start, time.time()) if start else None
     reason = svc.shedder.check(svc.limiter.in_flight, queued)
     if reason:
+        metrics_of().shed(reason)
         raise OverloadedError(f"Lynkr is overloaded ({reason}); retry shortly.", status=503,
                               headers={"retry-after": SHED_RETRY_AFTER})
 

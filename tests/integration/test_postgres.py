@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from app.db import db
-from app.migrate import migrate
+from app.migrate import available, migrate
 from app.models import ClientRequest, Turn
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
@@ -27,7 +27,7 @@ def pg_app(make_app: Any) -> Any:
                 db.execute_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
     except Exception as exc:  # the server must be there: a missing one is a failure, not a skip
         pytest.fail(f"PostgreSQL at {DATABASE_URL} is not reachable ({exc}); run scripts/start-services.sh")
-    assert migrate(db.obj) == [1]
+    assert migrate(db.obj) == [version for version, _ in available()]
     assert migrate(db.obj) == []
     yield app
     app.extensions["lynkr"].recorder.flush()
