@@ -21,13 +21,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from cachetools import TTLCache
 
 from app.cache_key import cache_key
-from app.cache_redis import RedisTier
+
+if TYPE_CHECKING:
+    from app.cache_redis import RedisTier
 from app.streams import Event, StreamBuilder
 
 STORABLE_STOP_REASONS = frozenset({"end_turn", "stop_sequence"})
@@ -55,6 +57,9 @@ class PromptCache:
         cache = cls(enabled=config.prompt_cache_enabled, max_entries=config.prompt_cache_max_entries,
                     ttl_ms=config.prompt_cache_ttl_ms, timer=timer)
         if cache.enabled and config.redis_url:
+            # Imported only when configured: the redis client costs ~8 MB per worker.
+            from app.cache_redis import RedisTier
+
             cache.redis = RedisTier.from_url(config.redis_url, ttl_ms=config.prompt_cache_ttl_ms, timer=timer)
         return cache
 
