@@ -6,29 +6,16 @@ answer must come back as a valid Anthropic stream."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 
 from app.streams import validate_stream
-from tests.conftest import FIXTURES, load_fixture
-from tests.e2e.conftest import (
-    OPENAI_MAX_OUTPUT,
-    OPENAI_MODEL,
-    OPENAI_TOKEN,
-    launch_gateway,
-    openai_env,
-    stop_gateway,
-    wait_live,
-)
-from tests.e2e.helpers import Gateway, read_sse
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import OPENAI_MAX_OUTPUT, OPENAI_MODEL, OPENAI_TOKEN, openai_env
+from tests.e2e.helpers import Gateway
+from tests.e2e.replay_helpers import RECORDED, RECORDED_IDS, gateway_for, replay
 from tests.fakes.openai_rules import Strictness
 from tests.fakes.openai_upstream import DEFAULT_TEXT, FakeOpenAIUpstream
-
-RECORDED = sorted(path.name for path in FIXTURES.glob("*-request*.json"))
-# Transport headers belong to the recording's connection, not to the request.
-TRANSPORT = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
 
 
 def _env(provider: str, fake: FakeOpenAIUpstream) -> dict[str, str]:
@@ -43,15 +30,10 @@ def _env(provider: str, fake: FakeOpenAIUpstream) -> dict[str, str]:
 def replay_target(request: pytest.FixtureRequest,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, FakeOpenAIUpstream]]:
     """One strict fake and one gateway per provider, for every recorded request."""
-    with FakeOpenAIUpstream(strict=True, token=OPENAI_TOKEN,
-                            rules=Strictness(max_output_tokens=OPENAI_MAX_OUTPUT)) as fake:
-        gateway = launch_gateway(tmp_path_factory.mktemp("replay-openai"), None, **_env(request.param, fake))
-        try:
-            wait_live(gateway)
-            yield gateway, fake
-        finally:
-            problem = stop_gateway(gateway)
-        assert problem is None, problem
+    with (FakeOpenAIUpstream(strict=True, token=OPENAI_TOKEN,
+                             rules=Strictness(max_output_tokens=OPENAI_MAX_OUTPUT)) as fake,
+          gateway_for(tmp_path_factory.mktemp("replay-openai"), None, **_env(request.param, fake)) as gateway):
+        yield gateway, fake
 
 
 def test_fixtures_are_present() -> None:
@@ -59,19 +41,14 @@ def test_fixtures_are_present() -> None:
     assert len(RECORDED) >= 10, f"expected recorded requests in {FIXTURES}"
 
 
-@pytest.mark.parametrize("name", RECORDED, ids=[Path(n).stem for n in RECORDED])
+@pytest.mark.parametrize("name", RECORDED, ids=RECORDED_IDS)
 def test_recorded_request_is_accepted_by_openai(replay_target: tuple[Gateway, FakeOpenAIUpstream], name: str) -> None:
     """Sent with its recorded headers and ``?beta=true``: OpenAI would take the translation, and the
     default answer streams back valid and under the requested model name."""
     gateway, upstream = replay_target
     upstream.reset()
-    recorded = load_fixture(name)
-    headers = {k: v for k, v in recorded["headers"].items() if k.lower() not in TRANSPORT}
 
-    with requests.post(f"{gateway.url}{recorded['path']}?{recorded['query']}", json=recorded["body"],
-                       headers=headers, stream=True, timeout=30) as response:
-        assert response.status_code == 200, response.text
-        seen = read_sse(response)
+    recorded, seen = replay(gateway, name)
 
     [sent] = upstream.requests
     assert sent.rejected is None, f"OpenAI would answer 400: {sent.rejected}"

@@ -32,16 +32,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import select
-import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes import behaviours as base
+from tests.fakes.behaviours import Hang, Pause
+from tests.fakes.http_base import Disconnected, FakeHandler, FakeServer, TrackingHTTPServer
 
 CHAT_PATH = "/api/chat"
 OPENAI_CHAT_PATH = "/v1/chat/completions"
@@ -50,13 +50,6 @@ DEFAULT_MODEL = "qwen2.5-coder:7b"
 DEFAULT_PIECES = ("Hello from ", "the fake Ollama.")
 DEFAULT_TEXT = "".join(DEFAULT_PIECES)
 DEFAULT_CAPABILITIES = ("completion", "tools")
-
-
-@dataclass(frozen=True)
-class Pause:
-    """A marker inside :attr:`ChatReply.pieces`: wait this long before the next line."""
-
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class Gate:
 
 
 @dataclass
-class ChatReply:
+class ChatReply(base.StreamedReply):
     """A chat answer, streamed or not as the request asked.
 
     ``pieces`` are content strings, one stream line each, with :class:`Pause` / :class:`Gate`
@@ -86,50 +79,27 @@ class ChatReply:
     done_reason: str = "stop"
     prompt_eval_count: int = 12
     eval_count: int = 6
-    head_delay: float = 0.0
     line_delay: float = 0.0
-    die: bool = False
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
-class ErrorReply:
+class ErrorReply(base.ErrorReply):
     """An error status with Ollama's error body, ``{"error": message}`` (or ``raw_body``)."""
 
-    status: int
     message: str = "fake Ollama error"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    raw_body: bytes | None = None
-
-
-@dataclass
-class Hang:
-    """Never answers; closes the connection once ``release`` is set (or the fake stops)."""
-
-    release: threading.Event = field(default_factory=threading.Event)
 
 
 Behaviour = ChatReply | ErrorReply | Hang
 
 
 @dataclass
-class RecordedRequest:
-    """One request the fake received, and what became of its answer."""
+class RecordedRequest(base.RecordedRequest):
+    """One request the fake received, and what became of its answer; ``connection`` is the number
+    of the TCP connection it came on (from 1) and ``peer`` that connection's client address."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    received_at: float
-    connection: int
-    peer: tuple[str, int]
-    behaviour: str = ""
+    connection: int = field(kw_only=True)
+    peer: tuple[str, int] = field(kw_only=True)
     lines_sent: int = 0
-    completed: bool = False
-    disconnected_at: float | None = None
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def route(self) -> str:
@@ -151,12 +121,8 @@ class RecordedRequest:
         return str(body.get("model") or DEFAULT_MODEL)
 
 
-class _Disconnected(Exception):
-    """The peer closed the connection while we were answering."""
-
-
-class FakeOllama:
-    """The fake server; a context manager that starts and stops it."""
+class FakeOllama(FakeServer[RecordedRequest, Behaviour]):
+    """The fake server; a context manager that starts and stops it (stopping also releases gates)."""
 
     def __init__(self, *, capabilities: list[str] | tuple[str, ...] | None = DEFAULT_CAPABILITIES,
                  models: list[str] | tuple[str, ...] = (DEFAULT_MODEL,)) -> None:
@@ -164,23 +130,8 @@ class FakeOllama:
         self.show_status = 200
         self.show_delay = 0.0
         self.models = list(models)
-        self.requests: list[RecordedRequest] = []
         self.peers: list[tuple[str, int]] = []
-        self.responder: Callable[[RecordedRequest], Behaviour | None] | None = None
-        self._queue: deque[Behaviour] = deque()
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self.stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-ollama", daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL, ``http://127.0.0.1:<port>`` (what ``OLLAMA_ENDPOINT`` takes)."""
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(_Handler, name="fake-ollama", server_class=_Server)
 
     @property
     def connections_accepted(self) -> int:
@@ -188,41 +139,8 @@ class FakeOllama:
         with self._lock:
             return len(self.peers)
 
-    def start(self) -> FakeOllama:
-        """Serve on a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Release hung requests and gates, stop streams and close the listening socket."""
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.close_connections()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOllama:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- scripting --------------------------------------------------------------------------------
-
-    def script(self, *behaviours: Behaviour) -> None:
-        """Queue behaviours for the next chat requests (``/api/chat`` and ``/v1/chat/completions``)."""
-        with self._lock:
-            self._queue.extend(behaviours)
-
-    def next_behaviour(self, request: RecordedRequest) -> Behaviour:
-        """What to do for a chat ``request``: script, then responder, then the default answer."""
-        with self._lock:
-            if self._queue:
-                return self._queue.popleft()
-        if self.responder is not None:
-            chosen = self.responder(request)
-            if chosen is not None:
-                return chosen
+    def default_behaviour(self, request: RecordedRequest) -> Behaviour:
+        """A short text answer."""
         return ChatReply()
 
     # -- what was received ------------------------------------------------------------------------
@@ -233,12 +151,6 @@ class FakeOllama:
             self.peers.append(peer)
             self._changed.notify_all()
             return len(self.peers)
-
-    def record(self, request: RecordedRequest) -> None:
-        """Keep ``request`` and wake anyone waiting for it."""
-        with self._changed:
-            self.requests.append(request)
-            self._changed.notify_all()
 
     def requests_to(self, route: str) -> list[RecordedRequest]:
         """The requests received so far on ``route`` (e.g. ``/api/chat``)."""
@@ -253,7 +165,8 @@ class FakeOllama:
         """The ``/api/show`` requests received so far."""
         return self.requests_to(SHOW_PATH)
 
-    def wait_for_requests(self, count: int, route: str = CHAT_PATH, timeout: float = 10.0) -> list[RecordedRequest]:
+    def wait_for_requests(self, count: int, route: str = CHAT_PATH,  # type: ignore[override]
+                          timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until ``count`` requests have arrived on ``route``; fails the caller after ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -267,51 +180,18 @@ class FakeOllama:
                 self._changed.wait(remaining)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    fake: FakeOllama
+class _Server(TrackingHTTPServer):
+    """Numbers every connection it accepts (the fake counts them)."""
 
-    def __init__(self, *args: Any) -> None:
-        self.connections: dict[socket.socket, int] = {}
-        self.connections_lock = threading.Lock()
-        super().__init__(*args)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        number = self.fake.accepted(tuple(client_address[:2]))
-        with self.connections_lock:
-            self.connections[request] = number
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.connections_lock:
-            self.connections.pop(request, None)
-        super().shutdown_request(request)
-
-    def connection_number(self, conn: socket.socket) -> int:
-        with self.connections_lock:
-            return self.connections.get(conn, 0)
-
-    def close_connections(self) -> None:
-        with self.connections_lock:
-            for conn in list(self.connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
+    def connection_opened(self, client_address: Any) -> int:
+        return self.fake.accepted(tuple(client_address[:2]))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the recorded requests are the log."""
-
-    @property
-    def fake(self) -> FakeOllama:
-        return self.server.fake
+class _Handler(FakeHandler):
+    json_content_type = "application/json; charset=utf-8"
 
     def do_GET(self) -> None:
-        request = self._recorded("GET", None)
+        request = self._record("GET", None)
         route = request.route
         if route == "/api/tags":
             self._send_json(200, {"models": [_model_entry(name) for name in self.fake.models]})
@@ -324,25 +204,10 @@ class _Handler(BaseHTTPRequestHandler):
         request.completed = True
         request.done.set()
 
-    def do_POST(self) -> None:
-        raw = self._read_body()
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        request = self._recorded("POST", body)
-        try:
-            self._answer(request)
-        except _Disconnected:
-            request.disconnected_at = request.disconnected_at or time.monotonic()
-            self.close_connection = True
-        finally:
-            request.done.set()
-
-    def _recorded(self, method: str, body: Any) -> RecordedRequest:
-        request = RecordedRequest(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                                  time.monotonic(), self.server.connection_number(self.connection),
-                                  tuple(self.client_address[:2]))
+    def _record(self, method: str, body: Any) -> RecordedRequest:
+        request = RecordedRequest(method, self.path, self._header_dict(), body, time.monotonic(),
+                                  connection=self.server.connection_number(self.connection),
+                                  peer=tuple(self.client_address[:2]))
         self.fake.record(request)
         return request
 
@@ -350,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         if request.route == SHOW_PATH:
             self._show(request)
         elif request.route in (CHAT_PATH, OPENAI_CHAT_PATH):
-            self._chat(request)
+            self._play(request, self.fake.next_behaviour(request))
         else:
             request.behaviour = "not_found"
             self._send_json(404, {"error": "404 page not found"})
@@ -372,119 +237,39 @@ class _Handler(BaseHTTPRequestHandler):
             body["capabilities"] = list(fake.capabilities)
         self._send_json(200, body)
 
-    def _chat(self, request: RecordedRequest) -> None:
-        behaviour = self.fake.next_behaviour(request)
-        request.behaviour = type(behaviour).__name__
-        openai = request.route == OPENAI_CHAT_PATH
-        if isinstance(behaviour, Hang):
-            self._hang(behaviour)
-        elif isinstance(behaviour, ErrorReply):
-            self._wait(behaviour.delay)
-            payload = behaviour.raw_body or json.dumps(_error_body(behaviour.message, openai)).encode()
-            self._send_bytes(behaviour.status, payload, behaviour.headers)
-        elif request.stream:
-            self._stream(request, behaviour, openai)
-        else:
-            self._wait(behaviour.head_delay)
-            reply = _openai_message(request, behaviour) if openai else _ollama_message(request, behaviour)
-            self._send_json(behaviour.status, reply, behaviour.headers)
-
     # -- answers ----------------------------------------------------------------------------------
 
-    def _stream(self, request: RecordedRequest, reply: ChatReply, openai: bool) -> None:
+    def _error_payload(self, request: RecordedRequest, reply: ErrorReply) -> dict[str, Any]:
+        return _error_body(reply.message, request.route == OPENAI_CHAT_PATH)
+
+    def _stream(self, request: RecordedRequest, reply: ChatReply) -> None:
+        """A :class:`ChatReply`: streamed, or one JSON object when the request says ``"stream": false``."""
+        openai = request.route == OPENAI_CHAT_PATH
         self._wait(reply.head_delay)
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/event-stream" if openai else "application/x-ndjson")
-        self.send_header("Transfer-Encoding", "chunked")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
+        if not request.stream:
+            message = _openai_message(request, reply) if openai else _ollama_message(request, reply)
+            self._send_json(reply.status, message, reply.headers)
+            return
+        self._start_chunked(reply.status, "text/event-stream" if openai else "application/x-ndjson", reply.headers)
         lines = _openai_lines(request, reply) if openai else _ollama_lines(request, reply)
-        for position, item in enumerate(lines):
-            if isinstance(item, Pause):
-                self._wait(item.seconds)
-                continue
-            if isinstance(item, Gate):
-                item.reached.set()
-                self._gate(item)
-                continue
-            if position and reply.line_delay:
-                self._wait(reply.line_delay)
+        for item in self._paced(lines, reply.line_delay):
             self._write_chunk(item)
             request.lines_sent += 1
-        if reply.die:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self._write(b"0\r\n\r\n")
+        self._end_chunked(die=reply.die)
 
-    def _gate(self, gate: Gate) -> None:
-        while not gate.release.is_set():
-            self._wait(0.05)
+    def _marker(self, item: Any) -> bool:
+        if isinstance(item, Gate):
+            item.reached.set()
+            while not item.release.is_set():
+                self._wait(0.05)
+            return True
+        return super()._marker(item)
 
     def _hang(self, hang: Hang) -> None:
-        with contextlib.suppress(_Disconnected):
+        with contextlib.suppress(Disconnected):
             while not hang.release.is_set():
                 self._wait(0.05)
         self.close_connection = True
-
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, json.dumps(body).encode(), headers or {})
-
-    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        headers = {"Content-Type": "application/json; charset=utf-8", **headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self._write(payload)
-
-    # -- I/O --------------------------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _write_chunk(self, data: bytes) -> None:
-        self._write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except OSError as exc:
-            raise _Disconnected from exc
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds``, noticing at once if the peer closes the connection meanwhile."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if self.fake.stopping.is_set():
-                raise _Disconnected
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
-            if readable and self._peer_closed():
-                raise _Disconnected
-
-    def _peer_closed(self) -> bool:
-        try:
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
 
 
 # -- bodies --------------------------------------------------------------------------------------
