@@ -1,4 +1,4 @@
-"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``."""
+"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("start", help="same as serve")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("check", help="print the resolved configuration and probe the provider")
+    _keys_parser(sub)
     args = parser.parse_args(argv)
     try:
         config = load_config()
@@ -31,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config)
     if command == "migrate":
         return migrate(config)
+    if command == "keys":
+        return keys(config, args)
     return check(config)
 
 
@@ -45,6 +48,50 @@ def migrate(config: Config, *, quiet: bool = False) -> int:
     database.close_all()
     if not quiet:
         print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
+    return 0
+
+
+def _keys_parser(sub: Any) -> None:
+    parser = sub.add_parser("keys", help="create, list and revoke API keys kept in the database")
+    actions = parser.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key and print it (the only time it is shown)")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="the key may also read every session")
+    actions.add_parser("list", help="names, ids, created and revoked times (never the keys)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id or name (seen everywhere within 5 s)")
+    revoke.add_argument("id_or_name")
+
+
+def keys(config: Config, args: argparse.Namespace) -> int:
+    """``lynkr keys create|list|revoke`` against the configured database (migrated first)."""
+    from app.db import bind, db, make_database
+    from app.keys import create_key, list_keys, revoke_key
+
+    migrate(config, quiet=True)
+    database = make_database(config)
+    bind(database)
+    try:
+        with db.connection_context():
+            if args.action == "create":
+                try:
+                    row, key = create_key(args.name, admin=args.admin)
+                except ValueError as exc:
+                    print(f"lynkr: {exc}", file=sys.stderr)
+                    return 1
+                print(key)
+                print(f"created key {row.id} ({row.name}{', admin' if row.admin else ''}); "
+                      "store it now: it is not shown again", file=sys.stderr)
+                return 0
+            if args.action == "list":
+                print(json.dumps(list_keys(), indent=2))
+                return 0
+            revoked = revoke_key(args.id_or_name)
+    finally:
+        database.close_all()
+    if not revoked:
+        print(f"lynkr: no active key has id or name {args.id_or_name!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {revoked} key(s)")
     return 0
 
 

@@ -44,6 +44,13 @@ def _float(raw: str) -> float:
     return float(raw.strip())
 
 
+def _money(raw: str) -> float:
+    value = float(raw.strip())
+    if not value >= 0:
+        raise ValueError("expected an amount in USD of at least 0")
+    return value
+
+
 def _str(raw: str) -> str:
     return raw.strip()
 
@@ -128,6 +135,23 @@ SETTINGS: tuple[Setting, ...] = (
     S("LYNKR_API_KEYS", "api_keys", _list, (), "comma-separated keys clients must send", secret=True),
     S("LYNKR_ADMIN_KEYS", "admin_keys", _list, (), "keys that may also read every session", secret=True),
     S("LYNKR_ALLOW_OPEN", "allow_open", _bool, False, "allow a non-loopback bind without API keys"),
+    # Budgets, rate limits and prices (0: no limit)
+    S("BUDGET_KEY_DAILY_TOKENS", "budget_key_daily_tokens", _int, 0, "tokens per key per UTC day"),
+    S("BUDGET_KEY_MONTHLY_TOKENS", "budget_key_monthly_tokens", _int, 0, "tokens per key per UTC month"),
+    S("BUDGET_KEY_DAILY_USD", "budget_key_daily_usd", _money, 0.0, "USD per key per UTC day"),
+    S("BUDGET_KEY_MONTHLY_USD", "budget_key_monthly_usd", _money, 0.0, "USD per key per UTC month"),
+    S("BUDGET_SESSION_TOKENS", "budget_session_tokens", _int, 0, "tokens per session"),
+    S("BUDGET_SESSION_USD", "budget_session_usd", _money, 0.0, "USD per session"),
+    S("RATE_LIMIT_REQUESTS_PER_MINUTE", "rate_limit_requests_per_minute", _int, 0,
+      "model requests per key per minute before 429"),
+    S("RATE_LIMIT_TOKENS_PER_MINUTE", "rate_limit_tokens_per_minute", _int, 0,
+      "tokens per key per minute before 429"),
+    S("PRICE_TABLE", "price_table_file", _str, "",
+      "JSON file of prices, USD per million tokens: {\"gpt-5*\": {\"input\": 1.25, \"output\": 10}}"),
+    S("DEFAULT_PRICE_INPUT", "default_price_input", _money, None,
+      "USD per million input tokens for models the price table lacks (unset: unknown)"),
+    S("DEFAULT_PRICE_OUTPUT", "default_price_output", _money, None,
+      "USD per million output tokens for models the price table lacks (unset: unknown)"),
     # Providers
     S("MODEL_PROVIDER", "model_provider", _provider, "databricks", "provider for every request"),
     S("MODEL_DEFAULT", "model_default", _str, "", "upstream model for Claude model names"),
@@ -244,6 +268,17 @@ class Config:
     api_keys: tuple[str, ...] = ()
     admin_keys: tuple[str, ...] = ()
     allow_open: bool = False
+    budget_key_daily_tokens: int = 0
+    budget_key_monthly_tokens: int = 0
+    budget_key_daily_usd: float = 0.0
+    budget_key_monthly_usd: float = 0.0
+    budget_session_tokens: int = 0
+    budget_session_usd: float = 0.0
+    rate_limit_requests_per_minute: int = 0
+    rate_limit_tokens_per_minute: int = 0
+    price_table_file: str = ""
+    default_price_input: float | None = None
+    default_price_output: float | None = None
     model_provider: str = "databricks"
     model_default: str = ""
     databricks_api_base: str = ""
@@ -376,6 +411,9 @@ def validate(config: Config) -> None:
         )
     if config.threads < 2:
         raise ConfigError("LYNKR_THREADS must be at least 2 so health checks are never starved.")
+    if (config.default_price_input is None) != (config.default_price_output is None):
+        raise ConfigError("Set both DEFAULT_PRICE_INPUT and DEFAULT_PRICE_OUTPUT (USD per million tokens), "
+                          "or neither.")
     if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
         raise ConfigError("LOG_LEVEL must be one of debug, info, warning or error.")
 
@@ -389,6 +427,8 @@ def env_example() -> str:
             default = ",".join(default)
         elif isinstance(default, bool):
             default = str(default).lower()
+        elif default is None:
+            default = ""
         lines.append(f"# {setting.doc}")
         lines.append(f"{setting.env}={default}")
     return "\n".join(lines) + "\n"

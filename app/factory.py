@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask
 
 from app import db as database
 from app.auth import KeyChecker
+from app.budgets import Budgets
 from app.cache import PromptCache
 from app.capabilities import CapabilityTable
 from app.config import Config, ConfigError, load_config
 from app.drain import DRAIN, DrainFlag, InflightLimiter
 from app.error_handlers import register_error_handlers
+from app.keys import KeyStore
 from app.logging import configure_logging, get_logger
 from app.metrics import build_metrics
 from app.middleware import RequestLifecycle
 from app.migrate import migrate
 from app.orchestrator import Orchestrator
+from app.pricing import PriceTable
 from app.providers import PROVIDERS, build_providers
+from app.ratelimit import make_counters
 from app.recorder import Recorder
 from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
 from app.routing import RoutingRule, parse_rules
@@ -29,11 +35,13 @@ log = get_logger("app")
 
 
 def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
-               breaker_store: BreakerStore | None = None) -> Flask:
+               breaker_store: BreakerStore | None = None, key_store: KeyStore | None = None,
+               clock: Callable[[], datetime] | None = None) -> Flask:
     """Build the WSGI app: config → logging → database → metrics → providers → blueprints.
 
     ``drain`` and ``breaker_store`` default to the process-wide shared ones that ``lynkr serve``
-    creates before gunicorn forks; tests pass their own.
+    creates before gunicorn forks; tests pass their own, and may pass a ``key_store`` and a
+    budget ``clock`` driven by a fake clock.
     """
     config = config or load_config()
     configure_logging(config.log_level, config.secrets())
@@ -49,14 +57,19 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     breakers = BreakerRegistry(providers, BreakerConfig(
         config.breaker_failure_threshold, config.breaker_success_threshold, config.breaker_recovery_timeout_ms,
     ), store=breaker_store or BREAKER_STORE)
+    prices = _prices(config)
+    budgets = Budgets.from_config(config, make_counters(config.redis_url), prices,
+                                  **({"clock": clock} if clock else {}))
     retry = RetryPolicy(config.retry_max_retries, config.retry_initial_delay_ms, config.retry_max_delay_ms,
                         config.retry_budget_ms)
     app.extensions["lynkr"] = Services(
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
-        keys=KeyChecker(config.api_keys, config.admin_keys), capabilities=capabilities, providers=providers,
-        recorder=recorder, orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
-                                                     cache=PromptCache.from_config(config), metrics=metrics),
+        keys=KeyChecker(config.api_keys, config.admin_keys, key_store or KeyStore()), capabilities=capabilities,
+        providers=providers, recorder=recorder,
+        orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
+                                  cache=PromptCache.from_config(config), metrics=metrics, prices=prices,
+                                  budgets=budgets if budgets.enabled else None),
         breakers=breakers, shedder=_shedder(config),
     )
     _register_blueprints(app, config)
@@ -87,6 +100,14 @@ def _rules(config: Config) -> list[RoutingRule]:
         return parse_rules(raw, frozenset(PROVIDERS))
     except ValueError as exc:
         raise ConfigError(f"ROUTING_RULES={config.routing_rules_file!r}: {exc}; fix the file or unset it.") from exc
+
+
+def _prices(config: Config) -> PriceTable:
+    overrides = _json_file(config.price_table_file, "PRICE_TABLE")
+    try:
+        return PriceTable(overrides, config.default_price_input, config.default_price_output)
+    except ValueError as exc:
+        raise ConfigError(f"PRICE_TABLE={config.price_table_file!r}: {exc}; fix the file or unset it.") from exc
 
 
 def _shedder(config: Config) -> LoadShedder:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
+    CompositeKey,
     DateTimeField,
     FloatField,
     ForeignKeyField,
@@ -85,6 +87,7 @@ class ClientRequest(BaseModel):
     cache_read_input_tokens = IntegerField(default=0)
     cache_creation_input_tokens = IntegerField(default=0)
     duration_ms = FloatField(null=True)
+    cost_usd = FloatField(null=True)  # None: the model has no price
     created_at = DateTimeField(default=utcnow, index=True)
 
     class Meta:
@@ -106,10 +109,36 @@ class UpstreamAttempt(BaseModel):
     cache_read_input_tokens = IntegerField(default=0)
     cache_creation_input_tokens = IntegerField(default=0)
     latency_ms = FloatField(null=True)
+    cost_usd = FloatField(null=True)
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
         table_name = "upstream_attempts"
 
 
-ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt)
+class ApiKey(BaseModel):
+    """An inbound key kept in the database (besides LYNKR_API_KEYS); only its SHA-256 is stored."""
+
+    name = CharField(max_length=128, index=True)
+    key_hash = CharField(max_length=64, unique=True)
+    admin = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class UsageCounter(BaseModel):
+    """A shared counter (a budget or a rate-limit window), changed only by atomic increments."""
+
+    scope = CharField(max_length=200)
+    period = CharField(max_length=32)
+    used = BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "usage_counters"
+        primary_key = CompositeKey("scope", "period")
+
+
+ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter)

@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 import orjson
 
 from app import tokens
+from app.budgets import Budgets
 from app.cache import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
 from app.config import Config
 from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
 from app.metrics import NULL_METRICS, MetricsRecorder, outcome_of
+from app.pricing import PriceTable
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
 from app.recorder import Recorder
 from app.resilience import BreakerRegistry, RetryPolicy, counts_as_failure
@@ -42,7 +44,8 @@ class Orchestrator:
     def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
                  breakers: BreakerRegistry, retry: RetryPolicy, rules: list[RoutingRule] | None = None,
                  sleep: Callable[[float], None] = time.sleep, cache: PromptCache | None = None,
-                 metrics: MetricsRecorder = NULL_METRICS) -> None:
+                 metrics: MetricsRecorder = NULL_METRICS, prices: PriceTable | None = None,
+                 budgets: Budgets | None = None) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
@@ -51,6 +54,8 @@ class Orchestrator:
         self.rules = rules or []
         self.sleep = sleep
         self.cache = cache if cache is not None else PromptCache(enabled=False)
+        self.prices = prices or PriceTable()
+        self.budgets = budgets
         self.metrics = metrics
         self.on_fallback: Callable[[str, str, str], None] = metrics.fallback
 
@@ -118,6 +123,18 @@ class Orchestrator:
             return stream
 
         return open_stream
+
+    def admit(self, request: dict[str, Any], record: RequestRecord, routes: list[Route]) -> None:
+        """Hold the request's estimate on its budgets and rate limits; raises 402 or 429.
+
+        The USD estimate is priced for the first candidate's model; :meth:`finish` settles the
+        holds to the real usage of the model that answered.
+        """
+        if self.budgets is None or not routes:
+            return
+        provider = self.providers[routes[0].provider]
+        model = routes[0].model or provider.upstream_model(str(request.get("model", "")))
+        record.admission = self.budgets.admit(record.api_key, record.session_id, model, request)
 
     # -- the prompt cache -------------------------------------------------------------------------
 
@@ -214,12 +231,17 @@ class Orchestrator:
 
     def finish(self, record: RequestRecord, request: dict[str, Any], message: dict[str, Any] | None,
                started: float) -> None:
-        """Queue the usage row and new transcript turns for writing."""
+        """Settle the request's budget holds, then queue its usage row and new turns for writing."""
         record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
         if message is not None and not record.usage:
             record.usage = usage_counts(message.get("usage"))
         if record.attempts and message is not None:
             record.attempts[-1].usage = record.usage
+        self._cost(record)
+        if self.budgets is not None and record.admission is not None:
+            # A prompt-cache hit calls no upstream, so it spends nothing.
+            self.budgets.settle(record.admission, record.model,
+                                {} if record.route_reason == "prompt_cache" else record.usage)
         if record.provider:
             self.metrics.routed(record.provider, record.route_reason)
             self.metrics.tokens(record.provider, record.model, record.usage)
@@ -253,6 +275,12 @@ class Orchestrator:
             self.finish(record, request, message, started)
 
         return done
+
+    def _cost(self, record: RequestRecord) -> None:
+        for attempt in record.attempts:
+            attempt.cost_usd = self.prices.cost_usd(attempt.model, attempt.usage)
+        cached = record.route_reason == "prompt_cache"
+        record.cost_usd = 0.0 if cached else self.prices.cost_usd(record.model, record.usage)
 
     @staticmethod
     def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,

@@ -21,6 +21,7 @@ class Attempt:
     route_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     latency_ms: float | None = None
+    cost_usd: float | None = None
 
 
 @dataclass
@@ -41,6 +42,8 @@ class RequestRecord:
     usage: dict[str, int] = field(default_factory=dict)
     duration_ms: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    cost_usd: float | None = None
+    admission: Any = None  # the app.budgets.Admission held for this request, settled by finish()
 
 
 def usage_counts(usage: dict[str, Any] | None) -> dict[str, int]:
@@ -56,7 +59,8 @@ def write_record(record: RequestRecord) -> None:
         request_id=record.request_id, session_id=record.session_id, api_key=record.api_key,
         path=record.path, model_requested=record.model_requested, provider=record.provider,
         model=record.model, stream=record.stream, status=record.status, error_type=record.error_type,
-        route_reason=record.route_reason, duration_ms=record.duration_ms, created_at=now,
+        route_reason=record.route_reason, duration_ms=record.duration_ms, cost_usd=record.cost_usd,
+        created_at=now,
         **usage_counts(record.usage),
     ).on_conflict_ignore().execute()
     if not row_id or not record.attempts:
@@ -64,6 +68,6 @@ def write_record(record: RequestRecord) -> None:
     UpstreamAttempt.insert_many([
         {"request": row_id, "attempt": number, "provider": a.provider, "model": a.model,
          "status": a.status, "error_type": a.error_type, "route_reason": a.route_reason,
-         "latency_ms": a.latency_ms, "created_at": now, **usage_counts(a.usage)}
+         "latency_ms": a.latency_ms, "cost_usd": a.cost_usd, "created_at": now, **usage_counts(a.usage)}
         for number, a in enumerate(record.attempts, start=1)
     ]).execute()

@@ -71,6 +71,7 @@ def create_message() -> Response:
                       anthropic_beta=request.headers.get("anthropic-beta"))
     try:
         routes = svc.orchestrator.routes(body)
+        svc.orchestrator.admit(body, record, routes)
         hit = svc.orchestrator.cached(body, ctx, record, routes)
         if hit is not None:
             return _cached(svc, body, hit, record, started)

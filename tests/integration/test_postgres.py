@@ -23,7 +23,8 @@ def pg_app(make_app: Any) -> Any:
     app = make_app(database_url=DATABASE_URL)
     try:
         with db.connection_context():
-            for table in ("upstream_attempts", "client_requests", "turns", "sessions", "schema_migrations"):
+            for table in ("upstream_attempts", "client_requests", "turns", "sessions", "api_keys",
+                          "usage_counters", "schema_migrations"):
                 db.execute_sql(f'DROP TABLE IF EXISTS "{table}" CASCADE')
     except Exception as exc:  # the server must be there: a missing one is a failure, not a skip
         pytest.fail(f"PostgreSQL at {DATABASE_URL} is not reachable ({exc}); run scripts/start-services.sh")
