@@ -281,6 +281,17 @@ class Orchestrator:
             attempt.cost_usd = self.prices.cost_usd(attempt.model, attempt.usage)
         cached = record.route_reason == "prompt_cache"
         record.cost_usd = 0.0 if cached else self.prices.cost_usd(record.model, record.usage)
+        if not record.provider or not record.model:
+            return
+        if record.cost_usd:
+            self.metrics.add_cost(record.provider, record.model, record.cost_usd)
+        if cached:
+            # What the hit would have cost upstream: its prompt as fresh input, plus its output.
+            usage = record.usage or {}
+            avoided = self.prices.cost_usd(record.model, {"input_tokens": usage.get("cache_read_input_tokens", 0),
+                                                          "output_tokens": usage.get("output_tokens", 0)})
+            if avoided:
+                self.metrics.add_cost_savings(record.provider, avoided)
 
     @staticmethod
     def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,

@@ -19,6 +19,7 @@ from app.metrics_multiproc import prepare
 from app.metrics_summary import quantile
 from app.middleware import RequestLifecycle
 from app.orchestrator import Orchestrator
+from app.pricing import PriceTable
 from tests.conftest import AZURE_URL, DATABRICKS_URL
 
 MESSAGE = {"id": "msg_up1", "type": "message", "role": "assistant", "model": "databricks-claude-sonnet-4-5",
@@ -230,7 +231,11 @@ def test_observability_json_shape_is_exact(client: FlaskClient,
     assert latency["estimated"] is True
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"]
     assert body["tokens"] == {"input": 24, "output": 6, "cache_read": 10, "cache_creation": 0, "total": 30}
-    assert body["cost"] == {"total_usd": 0.0, "by_provider": {}}
+    # Two answers of 12 input, 3 output and 5 cache-read tokens each, at the table's Sonnet prices.
+    one = PriceTable().cost_usd("databricks-claude-sonnet-4-5", {
+        "input_tokens": 12, "output_tokens": 3, "cache_read_input_tokens": 5})
+    assert one is not None
+    assert body["cost"] == {"total_usd": pytest.approx(2 * one), "by_provider": {"databricks": pytest.approx(2 * one)}}
     assert body["providers"] == {"databricks": {"success": 2, "failure": 0, "retries": 0}}
     assert body["routing"] == {"by_provider": {"databricks": 2}, "by_reason": {"static": 2}}
     assert body["fallback"] == {"attempts_total": 0, "successes_total": 0, "failures_total": 0, "reasons": {}}
