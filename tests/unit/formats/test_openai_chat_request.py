@@ -26,7 +26,10 @@ def make_request(**fields: Any) -> dict[str, Any]:
     return {"model": "claude-sonnet-4-5", "max_tokens": 1000, "messages": [{"role": "user", "content": "hi"}], **fields}
 
 
-@pytest.mark.skipif(not RECORDED, reason="recorded Claude Code requests are not available")
+def test_the_recorded_requests_are_there() -> None:
+    assert len(RECORDED) >= 16, "shared/fixtures/claude-code must sit beside the repository"
+
+
 @pytest.mark.parametrize("path", RECORDED, ids=lambda path: path.name)
 @pytest.mark.parametrize("model", ["gpt-5", "deepseek-reasoner", "qwen3-coder", "kimi-k2"])
 def test_recorded_claude_code_requests_convert(path: Path, model: str) -> None:
