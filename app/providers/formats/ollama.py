@@ -35,7 +35,7 @@ from app.providers.formats.ollama_tools import call_parts, convert_tools, printe
 from app.providers.formats.openai_chat import max_tokens, reasoning_effort
 from app.providers.formats.openai_chat_args import TextCallBuffer
 from app.providers.formats.openai_chat_errors import UpstreamFormatError
-from app.providers.formats.openai_chat_reply import content_text, split_think, stop_reason, thinking_signature
+from app.providers.formats.openai_chat_reply import anthropic_message, content_text, split_think, stop_reason
 
 __all__ = [
     "ModelFeatures",
@@ -158,22 +158,11 @@ def from_upstream(
     if names:
         text, printed = _printed_calls(text, names)
         calls += [{**block, "id": tool_id(message_id, n)} for n, block in enumerate(printed, start=len(calls))]
-    content: list[dict[str, Any]] = []
-    if thinking:
-        content.append({"type": "thinking", "thinking": thinking, "signature": thinking_signature(thinking)})
-    if text.strip():
-        content.append({"type": "text", "text": text})
-    content += calls
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(body.get("done_reason"), has_tool_use=bool(calls)),
-        "stop_sequence": None,
-        "usage": {"input_tokens": 0, "output_tokens": 0, **ollama_usage(body)},
-    }
+    return anthropic_message(
+        message_id=message_id, model=model, thinking=thinking, text=text, calls=calls,
+        stop=stop_reason(body.get("done_reason"), has_tool_use=bool(calls)),
+        usage={"input_tokens": 0, "output_tokens": 0, **ollama_usage(body)},
+    )
 
 
 def _tool_use(call: Any, message_id: str, position: int) -> dict[str, Any]:

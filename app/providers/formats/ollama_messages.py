@@ -20,8 +20,7 @@ from app.providers.formats.openai_chat_messages import (
     PDF_OMITTED,
     blocks_of,
     content_part,
-    repair_tool_pairs,
-    text_of,
+    conversation,
 )
 
 Msg = dict[str, Any]
@@ -32,22 +31,7 @@ IMAGE_SOURCE_OMITTED = "[image omitted: unsupported image source]"
 def convert_messages(request: dict[str, Any], caps: ModelCapabilities) -> list[Msg]:
     """The whole conversation, system prompt first, as Ollama chat messages."""
     names = _tool_names(request)
-    out: list[Msg] = []
-    system = text_of(request.get("system"))
-    if system:
-        out.append({"role": "system", "content": system})
-    for message in request.get("messages") or []:
-        if not isinstance(message, dict):
-            continue
-        role, content = message.get("role"), message.get("content")
-        if role == "system":
-            text = text_of(content)
-            out += [{"role": "system", "content": text}] if text else []
-        elif role == "assistant":
-            out += assistant_messages(content, caps)
-        else:
-            out += user_messages(content, caps)
-    return [_without_ids(m, names) for m in repair_tool_pairs(out)]
+    return [_without_ids(m, names) for m in conversation(request, caps, assistant_messages, user_messages)]
 
 
 # -- content --------------------------------------------------------------------------------

@@ -18,13 +18,14 @@ from app.capabilities import ModelCapabilities
 from app.providers.formats.ollama_reply import ollama_usage, upstream_error
 from app.providers.formats.ollama_tools import call_parts, printed_call_names, tool_id
 from app.providers.formats.openai_chat_args import TextCallBuffer
-from app.providers.formats.openai_chat_reply import ThinkSplitter, content_text, stop_reason, thinking_signature
+from app.providers.formats.openai_chat_reply import ThinkSplitter, content_text, stop_reason
+from app.providers.formats.openai_chat_stream import ReasoningText
 from app.streams import Event, StreamBuilder
 
 EARLY_EOF = "Ollama's stream ended before the message was complete (no line with done: true)"
 
 
-class StreamTranslator:
+class StreamTranslator(ReasoningText):
     """Feeds parsed ``/api/chat`` stream lines to a :class:`StreamBuilder`."""
 
     def __init__(self, builder: StreamBuilder, *, request: dict[str, Any], caps: ModelCapabilities) -> None:
@@ -70,25 +71,8 @@ class StreamTranslator:
             out += self._call(call)
         return out
 
-    def _reason(self, text: str) -> list[Event]:
-        # Reasoning after a tool call would be held by the builder and emitted unsigned after
-        # the call; Anthropic never puts thinking there, so it is dropped.
-        if not text or self._calls:
-            return []
-        self._thinking.append(text)
-        return self.builder.thinking(text)
-
-    def _sign(self) -> list[Event]:
-        """Close the thinking block so far with its synthetic signature."""
-        if not self._thinking:
-            return []
-        text, self._thinking = "".join(self._thinking), []
-        return self.builder.thinking_signature(thinking_signature(text))
-
-    def _text(self, text: str) -> list[Event]:
-        if self._text_calls is not None:
-            text = self._text_calls.feed(text)
-        return self._sign() + self.builder.text(text) if text else []
+    def _call_started(self) -> bool:
+        return self._calls > 0
 
     def _call(self, call: Any) -> list[Event]:
         name, arguments = call_parts(call)

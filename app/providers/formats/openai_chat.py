@@ -32,12 +32,12 @@ from app.providers.formats.openai_chat_args import TextCallBuffer, parse_argumen
 from app.providers.formats.openai_chat_errors import UpstreamFormatError, status_of, upstream_error
 from app.providers.formats.openai_chat_messages import convert_messages
 from app.providers.formats.openai_chat_reply import (
+    anthropic_message,
     anthropic_usage,
     content_text,
     reasoning_of,
     split_think,
     stop_reason,
-    thinking_signature,
 )
 from app.providers.formats.openai_chat_stream import StreamTranslator, text_call_names
 from app.providers.formats.openai_chat_tools import (
@@ -174,22 +174,11 @@ def from_upstream(
     if caps.text_tool_calls and text_call_names(request):
         text, printed = _printed_calls(text, message_id, request, start=len(calls))
         calls += printed
-    content: list[dict[str, Any]] = []
-    if thinking:
-        content.append({"type": "thinking", "thinking": thinking, "signature": thinking_signature(thinking)})
-    if text.strip():
-        content.append({"type": "text", "text": text})
-    content += calls
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(finish_reason, has_tool_use=bool(calls)),
-        "stop_sequence": None,
-        "usage": anthropic_usage(body.get("usage")) or {"input_tokens": 0, "output_tokens": 0},
-    }
+    return anthropic_message(
+        message_id=message_id, model=model, thinking=thinking, text=text, calls=calls,
+        stop=stop_reason(finish_reason, has_tool_use=bool(calls)),
+        usage=anthropic_usage(body.get("usage")) or {"input_tokens": 0, "output_tokens": 0},
+    )
 
 
 def _choice(body: Any, caps: ModelCapabilities) -> dict[str, Any]:

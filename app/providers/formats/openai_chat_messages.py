@@ -9,6 +9,7 @@ calls, which strict OpenAI servers reject.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,6 +26,18 @@ ATTACHMENTS_MOVED = "(attachments follow in the next message)"
 
 def convert_messages(request: dict[str, Any], caps: ModelCapabilities) -> list[Msg]:
     """The whole conversation, system prompt first, as chat-completions messages."""
+    return conversation(request, caps, assistant_messages, user_messages)
+
+
+TurnConverter = Callable[[Any, ModelCapabilities], list[Msg]]
+
+
+def conversation(request: dict[str, Any], caps: ModelCapabilities, assistant: TurnConverter,
+                 user: TurnConverter) -> list[Msg]:
+    """System prompt, then every turn through ``assistant``/``user``, tool pairs repaired.
+
+    Shared by the chat-completions and Ollama formats, which differ only in how one turn looks.
+    """
     out: list[Msg] = []
     system = text_of(request.get("system"))
     if system:
@@ -37,9 +50,9 @@ def convert_messages(request: dict[str, Any], caps: ModelCapabilities) -> list[M
             text = text_of(content)
             out += [{"role": "system", "content": text}] if text else []
         elif role == "assistant":
-            out += assistant_messages(content, caps)
+            out += assistant(content, caps)
         else:
-            out += user_messages(content, caps)
+            out += user(content, caps)
     return repair_tool_pairs(out)
 
 

@@ -144,3 +144,16 @@ def partial_suffix(text: str, tag: str) -> int:
         if text.endswith(tag[:size]):
             return size
     return 0
+
+
+def anthropic_message(*, message_id: str, model: str, thinking: str, text: str, calls: list[dict[str, Any]],
+                      stop: str, usage: dict[str, int]) -> dict[str, Any]:
+    """An Anthropic ``Message``: thinking first (with a synthetic signature), then text, then calls."""
+    content: list[dict[str, Any]] = []
+    if thinking:
+        content.append({"type": "thinking", "thinking": thinking, "signature": thinking_signature(thinking)})
+    if text.strip():
+        content.append({"type": "text", "text": text})
+    content += calls
+    return {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": content,
+            "stop_reason": stop, "stop_sequence": None, "usage": usage}

@@ -8,6 +8,7 @@ error, never a fake ``end_turn``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,43 @@ def text_call_names(request: dict[str, Any]) -> dict[str, str]:
     return {**names, **{original: original for original in names.values()}}
 
 
-class StreamTranslator:
+class ReasoningText(ABC):
+    """Reasoning and visible text as both stream translators emit them (chat completions, Ollama).
+
+    Needs ``builder``, ``_thinking`` (the unsigned reasoning so far) and ``_text_calls`` (a
+    :class:`TextCallBuffer` or None); the translator says whether a tool call has started.
+    """
+
+    builder: StreamBuilder
+    _thinking: list[str]
+    _text_calls: TextCallBuffer | None
+
+    @abstractmethod
+    def _call_started(self) -> bool:
+        """Whether a tool call has begun streaming (each translator tracks its own calls)."""
+
+    def _reason(self, text: str) -> list[Event]:
+        # Reasoning after a tool call has begun would be held by the builder and emitted
+        # unsigned after the call; Anthropic never puts thinking there, so it is dropped.
+        if not text or self._call_started():
+            return []
+        self._thinking.append(text)
+        return self.builder.thinking(text)
+
+    def _sign(self) -> list[Event]:
+        """Close the thinking block so far with its synthetic signature."""
+        if not self._thinking:
+            return []
+        text, self._thinking = "".join(self._thinking), []
+        return self.builder.thinking_signature(thinking_signature(text))
+
+    def _text(self, text: str) -> list[Event]:
+        if self._text_calls is not None:
+            text = self._text_calls.feed(text)
+        return self._sign() + self.builder.text(text) if text else []
+
+
+class StreamTranslator(ReasoningText):
     """Feeds parsed ``chat.completion.chunk`` dicts to a :class:`StreamBuilder`."""
 
     def __init__(self, builder: StreamBuilder, *, request: dict[str, Any], caps: ModelCapabilities) -> None:
@@ -117,25 +154,8 @@ class StreamTranslator:
             out += self._tool_delta({"index": "function_call", "function": delta["function_call"]})
         return out
 
-    def _reason(self, text: str) -> list[Event]:
-        # Reasoning after a tool call has begun would be held by the builder and emitted
-        # unsigned after the call; Anthropic never puts thinking there, so it is dropped.
-        if not text or any(call.started for call in self._order):
-            return []
-        self._thinking.append(text)
-        return self.builder.thinking(text)
-
-    def _sign(self) -> list[Event]:
-        """Close the thinking block so far with its synthetic signature."""
-        if not self._thinking:
-            return []
-        text, self._thinking = "".join(self._thinking), []
-        return self.builder.thinking_signature(thinking_signature(text))
-
-    def _text(self, text: str) -> list[Event]:
-        if self._text_calls is not None:
-            text = self._text_calls.feed(text)
-        return self._sign() + self.builder.text(text) if text else []
+    def _call_started(self) -> bool:
+        return any(call.started for call in self._order)
 
     def _tool_delta(self, delta: dict[str, Any]) -> list[Event]:
         call = self._call_for(delta)
