@@ -209,6 +209,52 @@ SETTINGS: tuple[Setting, ...] = (
     # Features
     S("WORKSPACE_ROOT", "workspace_root", _str, "", "directory server-side tools may touch"),
     S("TOOL_EXECUTION_MODE", "tool_execution_mode", _tool_mode, "server", "server, client or passthrough"),
+    S("SERVER_TOOLS", "server_tools", _str, "auto",
+      "Lynkr tools offered to the model in server mode: auto (those not duplicating a client tool), all, "
+      "none, or a comma list of names"),
+    # Agent loop policy
+    S("POLICY_MAX_STEPS", "policy_max_steps", _int, 8, "model calls per client request in the server tool loop"),
+    S("POLICY_MAX_TOOL_CALLS", "policy_max_tool_calls", _int, 12, "server tool runs per client request"),
+    S("POLICY_MAX_DURATION_MS", "policy_max_duration_ms", _int, 300000,
+      "ms one client request may spend in the server tool loop"),
+    S("POLICY_DISALLOWED_TOOLS", "policy_disallowed_tools", _list, (), "Lynkr tools never run or offered"),
+    S("POLICY_FILE_BLOCKED_PATHS", "policy_file_blocked_paths", _list, (),
+      "extra glob patterns tools may not read or write, besides the built-in deny list (.env*, keys, data)"),
+    S("POLICY_SAFE_COMMANDS_ENABLED", "policy_safe_commands_enabled", _bool, True,
+      "refuse obviously destructive shell commands before they reach the sandbox"),
+    S("POLICY_TOOL_DEDUP_WINDOW_MS", "policy_tool_dedup_window_ms", _int, 600000,
+      "ms a tool result is reused when the same session repeats the same tool_use id"),
+    S("TOOL_RESULT_MAX_CHARS", "tool_result_max_chars", _int, 50000, "longest tool result given to the model"),
+    # Shell sandbox (the Node Lynkr's MCP_SANDBOX_* names)
+    S("MCP_SANDBOX_ENABLED", "sandbox_enabled", _bool, True, "run model-written shell commands in a sandbox"),
+    S("MCP_SANDBOX_RUNTIME", "sandbox_runtime", _str, "auto", "auto, bubblewrap or docker"),
+    S("MCP_SANDBOX_IMAGE", "sandbox_image", _str, "", "image for the docker runtime"),
+    S("MCP_SANDBOX_ALLOW_NETWORKING", "sandbox_allow_networking", _bool, False, "give sandboxed commands network"),
+    S("MCP_SANDBOX_TIMEOUT_MS", "sandbox_timeout_ms", _int, 20000, "ms a shell command may run"),
+    S("MCP_SANDBOX_PASSTHROUGH_ENV", "sandbox_passthrough_env", _list, ("PATH", "LANG", "LC_ALL", "TERM", "HOME"),
+      "environment variables a sandboxed command keeps"),
+    S("SHELL_ALLOW_UNSANDBOXED", "shell_allow_unsandboxed", _bool, False,
+      "run shell commands without a sandbox when none is available (dangerous)"),
+    S("SHELL_MAX_OUTPUT_BYTES", "shell_max_output_bytes", _int, 100000, "bytes of output kept per command"),
+    # Workspace tests
+    S("WORKSPACE_TEST_COMMAND", "workspace_test_command", _str, "", "test command, e.g. pytest or npm test"),
+    S("WORKSPACE_TEST_ARGS", "workspace_test_args", _list, (), "extra arguments for the test command"),
+    S("WORKSPACE_TEST_TIMEOUT_MS", "workspace_test_timeout_ms", _int, 600000, "ms a test run may take"),
+    S("WORKSPACE_TEST_SANDBOX", "workspace_test_sandbox", _str, "auto",
+      "auto (sandbox when one exists), always or never"),
+    S("WORKSPACE_TEST_COVERAGE_FILES", "workspace_test_coverage_files", _list, ("coverage/coverage-summary.json",),
+      "coverage summaries read after a run, relative to the workspace"),
+    S("WORKSPACE_TEST_PROFILES", "workspace_test_profiles", _str, "",
+      "JSON object of named test commands: {\"unit\": [\"pytest\", \"-q\", \"tests/unit\"]}"),
+    # Web search and fetch
+    S("WEB_SEARCH_ENDPOINT", "web_search_endpoint", _str, "", "SearXNG-style JSON search URL (unset: web_search off)"),
+    S("WEB_SEARCH_API_KEY", "web_search_api_key", _str, "", "key sent to the search endpoint", secret=True),
+    S("WEB_SEARCH_ALLOWED_HOSTS", "web_search_allowed_hosts", _list, (),
+      "hosts web_fetch may reach (unset: any public host)"),
+    S("WEB_SEARCH_TIMEOUT_MS", "web_search_timeout_ms", _int, 10000, "ms for a search or fetch"),
+    S("WEB_FETCH_BODY_PREVIEW_MAX", "web_fetch_body_preview_max", _int, 10000, "characters of a fetched page kept"),
+    S("WEB_FETCH_ALLOW_PRIVATE", "web_fetch_allow_private", _bool, False,
+      "let web_fetch reach loopback, private and link-local addresses"),
     S("METRICS_ENABLED", "metrics_enabled", _bool, True, "serve /metrics/*"),
     S("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir", _str, "",
       "directory lynkr serve keeps every worker's metric files in, emptied at start (unset: a temporary one)"),
@@ -320,6 +366,35 @@ class Config:
     prompt_cache_ttl_ms: int = 300000
     workspace_root: str = ""
     tool_execution_mode: str = "server"
+    server_tools: str = "auto"
+    policy_max_steps: int = 8
+    policy_max_tool_calls: int = 12
+    policy_max_duration_ms: int = 300000
+    policy_disallowed_tools: tuple[str, ...] = ()
+    policy_file_blocked_paths: tuple[str, ...] = ()
+    policy_safe_commands_enabled: bool = True
+    policy_tool_dedup_window_ms: int = 600000
+    tool_result_max_chars: int = 50000
+    sandbox_enabled: bool = True
+    sandbox_runtime: str = "auto"
+    sandbox_image: str = ""
+    sandbox_allow_networking: bool = False
+    sandbox_timeout_ms: int = 20000
+    sandbox_passthrough_env: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TERM", "HOME")
+    shell_allow_unsandboxed: bool = False
+    shell_max_output_bytes: int = 100000
+    workspace_test_command: str = ""
+    workspace_test_args: tuple[str, ...] = ()
+    workspace_test_timeout_ms: int = 600000
+    workspace_test_sandbox: str = "auto"
+    workspace_test_coverage_files: tuple[str, ...] = ("coverage/coverage-summary.json",)
+    workspace_test_profiles: str = ""
+    web_search_endpoint: str = ""
+    web_search_api_key: str = ""
+    web_search_allowed_hosts: tuple[str, ...] = ()
+    web_search_timeout_ms: int = 10000
+    web_fetch_body_preview_max: int = 10000
+    web_fetch_allow_private: bool = False
     metrics_enabled: bool = True
     prometheus_multiproc_dir: str = ""
     health_check_enabled: bool = True
@@ -414,6 +489,12 @@ def validate(config: Config) -> None:
     if (config.default_price_input is None) != (config.default_price_output is None):
         raise ConfigError("Set both DEFAULT_PRICE_INPUT and DEFAULT_PRICE_OUTPUT (USD per million tokens), "
                           "or neither.")
+    if config.sandbox_runtime not in {"auto", "bubblewrap", "docker"}:
+        raise ConfigError("MCP_SANDBOX_RUNTIME must be auto, bubblewrap or docker.")
+    if config.sandbox_runtime == "docker" and not config.sandbox_image:
+        raise ConfigError("MCP_SANDBOX_RUNTIME=docker needs MCP_SANDBOX_IMAGE (an image with bash).")
+    if config.workspace_test_sandbox not in {"auto", "always", "never"}:
+        raise ConfigError("WORKSPACE_TEST_SANDBOX must be auto, always or never.")
     if config.log_level.lower() not in {"debug", "info", "warning", "error"}:
         raise ConfigError("LOG_LEVEL must be one of debug, info, warning or error.")
 

@@ -67,3 +67,23 @@ class InflightLimiter:
         with self._freed:
             self._count -= 1
             self._freed.notify()
+
+    def slot(self, wait_s: float | None = None) -> Slot | None:
+        """A held slot that gives itself back exactly once, or None when none freed in time."""
+        return Slot(self) if self.try_acquire(wait_s) else None
+
+
+class Slot:
+    """One request's hold on an :class:`InflightLimiter`; releasing twice is harmless."""
+
+    def __init__(self, limiter: InflightLimiter) -> None:
+        self._limiter = limiter
+        self._held = True
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """Give the slot back (later calls do nothing)."""
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._limiter.release()

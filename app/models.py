@@ -141,4 +141,82 @@ class UsageCounter(BaseModel):
         primary_key = CompositeKey("scope", "period")
 
 
-ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter)
+
+
+class Task(BaseModel):
+    """A workspace task the model keeps with the ``workspace_task_*`` tools."""
+
+    title = CharField(max_length=500)
+    description = TextField(default="")
+    status = CharField(max_length=16, default="todo", index=True)  # todo | in_progress | done | blocked
+    priority = CharField(max_length=16, default="normal")  # low | normal | high
+    owner = CharField(max_length=128, null=True, index=True)
+    session_id = CharField(max_length=128, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tasks"
+
+
+class TestRun(BaseModel):
+    """One run of the workspace's test command, with the counts parsed from its output."""
+
+    __test__ = False  # not a pytest test class
+    session_id = CharField(max_length=128, null=True, index=True)
+    profile = CharField(max_length=64, null=True)
+    command = TextField()  # JSON argv
+    status = CharField(max_length=16)  # passed | failed | error | timeout
+    exit_code = IntegerField(null=True)
+    passed = IntegerField(default=0)
+    failed = IntegerField(default=0)
+    skipped = IntegerField(default=0)
+    errors = IntegerField(default=0)
+    duration_ms = FloatField(null=True)
+    output = TextField(default="")  # the tail of stdout + stderr
+    coverage = TextField(null=True)  # JSON summary, when a coverage file was found
+    created_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "test_runs"
+
+
+class ToolExecution(BaseModel):
+    """A server tool run, kept so a repeated tool_use id in a session reuses its result."""
+
+    session_id = CharField(max_length=128)
+    tool_use_id = CharField(max_length=128)
+    request_id = CharField(max_length=128, null=True)
+    name = CharField(max_length=128)
+    input = TextField()  # JSON
+    result = TextField()  # JSON: a string or content blocks
+    is_error = BooleanField(default=False)
+    duration_ms = FloatField(null=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tool_executions"
+        indexes = ((("session_id", "tool_use_id"), True),)
+
+
+class AgentTrace(BaseModel):
+    """The server steps behind one assistant message a client received, for splicing back.
+
+    ``anchor`` identifies that message as the client will resend it; ``messages`` (JSON) is what
+    the model really said and was told, to stand in for it; ``results`` (JSON) are server tool
+    results that go at the front of the next user turn (when the message also asked the client).
+    """
+
+    session_id = CharField(max_length=128)
+    anchor = CharField(max_length=64)
+    messages = TextField()
+    results = TextField(default="[]")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "agent_traces"
+        indexes = ((("session_id", "anchor"), True),)
+
+
+ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter, Task, TestRun, ToolExecution,
+              AgentTrace)

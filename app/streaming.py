@@ -12,11 +12,12 @@ the upstream socket is shut down at once and the helper thread ends.
 
 from __future__ import annotations
 
+import inspect
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -181,9 +182,40 @@ def begin(opener: Callable[[], UpstreamStream], commit_after_s: float) -> Stream
         stream = value
 
 
+class StreamBody:
+    """The response iterable: cleans up even when the server closes it before the first byte.
+
+    A generator closed before it started never runs its ``finally``; gunicorn does exactly that
+    when the client is gone before the headers could be written.
+    """
+
+    def __init__(self, events: Generator[bytes, None, None], start: StreamStart, builder: StreamBuilder,
+                 on_done: Callable[[StreamBuilder, LynkrError | None], None]) -> None:
+        self._events = events
+        self._start = start
+        self._builder = builder
+        self._on_done = on_done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._events
+
+    def close(self) -> None:
+        """Close the body; if it never started, stop the upstream reader and report."""
+        unstarted = inspect.getgeneratorstate(self._events) == inspect.GEN_CREATED
+        self._events.close()
+        if unstarted:
+            self._start.pump.close()
+            self._on_done(self._builder, None)
+
+
 def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
-             on_done: Callable[[StreamBuilder, LynkrError | None], None]) -> Iterator[bytes]:
+             on_done: Callable[[StreamBuilder, LynkrError | None], None]) -> StreamBody:
     """The response body: translated events, keepalive comments and pings, then ``on_done``."""
+    return StreamBody(_generate(start, builder, ping_interval_s, on_done), start, builder, on_done)
+
+
+def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
+              on_done: Callable[[StreamBuilder, LynkrError | None], None]) -> Generator[bytes, None, None]:
     pump, stream = start.pump, start.stream
     translator = stream.translator(builder) if stream else None
     failure: LynkrError | None = None

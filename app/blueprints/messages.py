@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request
 
 from app import sse, streaming, tokens
 from app.cache import hit_events
+from app.drain import Slot
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
 from app.metrics import metrics_of
 from app.providers.base import CallContext, Reply
@@ -60,7 +61,8 @@ def create_message() -> Response:
                               headers={"retry-after": DRAIN_RETRY_AFTER})
     body = validate_messages_request(_parse_body())
     _shed(svc)
-    if not svc.limiter.try_acquire():
+    slot = svc.limiter.slot()
+    if slot is None:
         metrics_of().shed("concurrency")
         raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
                               headers={"retry-after": "1"})
@@ -74,18 +76,23 @@ def create_message() -> Response:
         svc.orchestrator.admit(body, record, routes)
         hit = svc.orchestrator.cached(body, ctx, record, routes)
         if hit is not None:
+            slot.release()
             return _cached(svc, body, hit, record, started)
         if body.get("stream"):
-            return _stream(svc, body, ctx, record, started, routes)
-        return _complete(svc, body, ctx, record, started, routes)
+            return _stream(svc, body, ctx, record, started, routes, slot)
+        response = _complete(svc, body, ctx, record, started, routes, slot)
     except LynkrError as exc:
-        svc.limiter.release()
+        slot.release()
         record.status, record.error_type = exc.status, exc.error_type
         if record.model is None and record.attempts:
             record.model = record.attempts[-1].model
         _lynkr_headers(record)
         svc.orchestrator.finish(record, body, None, started)
         raise
+    except Exception:
+        slot.release()  # a bug must not leak the worker's slot; the error handler answers 500
+        raise
+    return response
 
 
 def _shed(svc: Services) -> None:
@@ -114,7 +121,6 @@ def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
 
 def _cached(svc: Services, body: dict[str, Any], hit: dict[str, Any], record: RequestRecord,
             started: float) -> Response:
-    svc.limiter.release()
     record.status = 200
     svc.orchestrator.finish(record, body, hit, started)
     headers = {**_lynkr_headers(record), "X-Lynkr-Cache": "hit"}
@@ -126,16 +132,16 @@ def _cached(svc: Services, body: dict[str, Any], hit: dict[str, Any], record: Re
 
 
 def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-              started: float, routes: list[Route]) -> Response:
+              started: float, routes: list[Route], slot: Slot) -> Response:
     reply: Reply = svc.orchestrator.complete(body, ctx, record, routes)
-    svc.limiter.release()
+    slot.release()
     record.status = 200
     svc.orchestrator.finish(record, body, reply.message, started)
     return json_response(reply.message, headers={**reply.headers, **_lynkr_headers(record)})
 
 
 def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-            started: float, routes: list[Route]) -> Response:
+            started: float, routes: list[Route], slot: Slot) -> Response:
     config = svc.config
     opener = svc.orchestrator.opener(body, ctx, record, routes)
     start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
@@ -144,7 +150,7 @@ def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: Reque
     report = svc.orchestrator.stream_done(record, body, started)
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
-        svc.limiter.release()
+        slot.release()
         report(finished, failure)
 
     headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}

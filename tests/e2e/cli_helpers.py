@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -37,7 +38,7 @@ RequestT = TypeVar("RequestT")
 BehaviourT = TypeVar("BehaviourT")
 
 
-class WriteFileModel(Generic[RequestT, BehaviourT]):
+class WriteFileModel(ABC, Generic[RequestT, BehaviourT]):
     """Answers like a model asked to create ``path``: a Write call, then "Done." after its result.
 
     A fake upstream's ``responder``; subclasses read and write their API's format.
@@ -55,25 +56,25 @@ class WriteFileModel(Generic[RequestT, BehaviourT]):
             return self.write_call(request, {"file_path": str(self.path), "content": CONTENT})
         return None  # side requests (titles, summaries, ...): the fake's short default answer
 
+    @abstractmethod
     def returns_tool_result(self, request: RequestT) -> bool:
         """Whether the request's last message carries the result of our Write call."""
-        raise NotImplementedError
 
+    @abstractmethod
     def offers_write(self, request: RequestT) -> bool:
         """Whether the request offers the ``Write`` tool."""
-        raise NotImplementedError
 
+    @abstractmethod
     def asks_for_file(self, request: RequestT) -> bool:
         """Whether a user turn of the request carries :data:`PROMPT`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def answer(self, request: RequestT, text: str) -> BehaviourT:
         """A plain text answer, streamed or not as the request asks."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write_call(self, request: RequestT, arguments: dict[str, str]) -> BehaviourT:
         """The Write call with ``arguments``, streamed or not as the request asks."""
-        raise NotImplementedError
 
 
 def claude_binary() -> Path:

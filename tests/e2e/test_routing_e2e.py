@@ -248,7 +248,6 @@ def test_ollama_down_falls_back_to_databricks(make_gateway: Callable[..., Gatewa
 # -- the circuit breaker every worker shares ------------------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="tells workers apart through /proc")
 def test_breaker_opened_by_failures_is_shared_by_all_workers(make_gateway: Callable[..., Gateway],
                                                              ollama: FakeOllama,
                                                              mocked_upstream: FakeAnthropicUpstream) -> None:

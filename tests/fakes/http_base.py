@@ -20,6 +20,7 @@ import select
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,7 +79,7 @@ class TrackingHTTPServer(ThreadingHTTPServer):
                     conn.shutdown(socket.SHUT_RDWR)
 
 
-class FakeServer(Generic[RequestT, BehaviourT]):
+class FakeServer(ABC, Generic[RequestT, BehaviourT]):
     """A fake upstream; a context manager that starts and stops it.
 
     Subclasses give the handler class and thread name to ``__init__`` and say what a request gets
@@ -128,9 +129,9 @@ class FakeServer(Generic[RequestT, BehaviourT]):
         with self._lock:
             self._queue.extend(behaviours)
 
+    @abstractmethod
     def default_behaviour(self, request: RequestT) -> BehaviourT:
         """The answer when neither the script nor the responder gives one."""
-        raise NotImplementedError
 
     def next_behaviour(self, request: RequestT) -> BehaviourT:
         """What to do for ``request``: script, then responder, then the default answer."""
@@ -161,7 +162,7 @@ class FakeServer(Generic[RequestT, BehaviourT]):
             return list(self.requests)
 
 
-class FakeHandler(BaseHTTPRequestHandler):
+class FakeHandler(BaseHTTPRequestHandler, ABC):
     """The request handler base. Subclasses record a request (:meth:`_record`) and answer it
     (:meth:`_answer`); ``do_POST`` here reads and parses the body and notes a disconnect."""
 
@@ -187,12 +188,13 @@ class FakeHandler(BaseHTTPRequestHandler):
         finally:
             request.done.set()
 
+    @abstractmethod
     def _record(self, method: str, body: Any) -> Any:
         """Make the :class:`RecordedRequest` for this request and hand it to the fake."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _answer(self, request: Any) -> None:
-        raise NotImplementedError
+        """Each subclass answers this its own way."""
 
     def _header_dict(self) -> dict[str, str]:
         """The request's headers, names lower-cased."""
@@ -221,16 +223,17 @@ class FakeHandler(BaseHTTPRequestHandler):
         else:
             self._stream(request, behaviour)
 
+    @abstractmethod
     def _error_payload(self, request: Any, reply: Any) -> Any:
         """The error body for an :class:`ErrorReply` without ``raw_body``."""
-        raise NotImplementedError
 
     def _json_payload(self, request: Any, reply: JsonReply) -> Any:
         """The body for a :class:`JsonReply` (its own, or the fake's default answer)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self.fake).__name__} does not answer with a JsonReply")
 
+    @abstractmethod
     def _stream(self, request: Any, reply: Any) -> None:
-        raise NotImplementedError
+        """Each subclass answers this its own way."""
 
     def _hang(self, hang: Hang) -> None:
         while not hang.release.is_set() and not self.fake.stopping.is_set():

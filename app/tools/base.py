@@ -1,0 +1,96 @@
+"""The contract every Lynkr tool follows.
+
+A :class:`Tool` is data: a name the model calls, a description and JSON schema it is offered,
+the client tools it duplicates (so it is not offered beside them), and ``run``, which takes a
+:class:`ToolContext` and the model's arguments and returns text or Anthropic content blocks.
+A tool refuses by raising :class:`ToolError`; its message reaches the model as an ``is_error``
+result. Tools never read ``os.environ`` or Flask state: everything comes through the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.config import Config
+from app.tools.paths import Workspace
+
+ToolOutput = str | list[dict[str, Any]]
+
+
+class ToolError(Exception):
+    """A refusal or failure the model should see (as an ``is_error`` tool result)."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool run may use: settings, the workspace, and whose request it serves."""
+
+    config: Config
+    workspace: Workspace
+    session_id: str | None = None
+    api_key: str | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One tool the gateway can run itself."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    run: Callable[[ToolContext, dict[str, Any]], ToolOutput]
+    duplicates: tuple[str, ...] = ()  # client tools (Claude Code's names) that do the same job
+    needs_workspace: bool = True
+    annotations: Mapping[str, Any] = field(default_factory=dict)
+
+    def definition(self) -> dict[str, Any]:
+        """The Anthropic tool definition offered to the model."""
+        return {"name": self.name, "description": self.description, "input_schema": self.input_schema}
+
+
+def arg(args: Mapping[str, Any], *names: str, default: Any = None, required: bool = False) -> Any:
+    """The first of ``names`` present in ``args`` (Claude Code's aliases, e.g. ``file_path``).
+
+    Raises :class:`ToolError` naming the argument when ``required`` and none is given.
+    """
+    for name in names:
+        value = args.get(name)
+        if value is not None:
+            return value
+    if required:
+        raise ToolError(f"missing required argument '{names[0]}'")
+    return default
+
+
+def str_arg(args: Mapping[str, Any], *names: str, required: bool = False, default: str | None = None) -> str | None:
+    """A string argument; anything else is a :class:`ToolError`."""
+    value = arg(args, *names, default=default, required=required)
+    if value is not None and not isinstance(value, str):
+        raise ToolError(f"argument '{names[0]}' must be a string")
+    return value
+
+
+def int_arg(args: Mapping[str, Any], *names: str, default: int | None = None, minimum: int = 0) -> int | None:
+    """A whole-number argument (numeric strings accepted), at least ``minimum``."""
+    value = arg(args, *names, default=default)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ToolError(f"argument '{names[0]}' must be a whole number")
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"argument '{names[0]}' must be a whole number") from exc
+    if number < minimum:
+        raise ToolError(f"argument '{names[0]}' must be at least {minimum}")
+    return number
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if limit <= 0 or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [truncated: {len(text) - limit} more characters]"
