@@ -1,0 +1,91 @@
+"""Running a child process for a tool: argv only, a clean environment, a timeout, capped output.
+
+Nothing here builds a shell string. The child gets a new session (so a timeout kills its whole
+process group), an environment holding only the names the operator passes through — never a
+value the gateway treats as a secret — and its combined stdout/stderr is kept up to a byte cap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.config import Config
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a child process ended and what it printed."""
+
+    exit_code: int | None  # None when it was killed for running too long
+    output: str
+    timed_out: bool
+    truncated: bool
+    duration_ms: float
+
+
+def child_env(config: Config, extra: Mapping[str, str] | None = None,
+              source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a tool's child process gets.
+
+    Only ``MCP_SANDBOX_PASSTHROUGH_ENV`` names are copied from ``source`` (default: this
+    process's environment), and any value equal to a configured secret is dropped.
+    """
+    source = os.environ if source is None else source
+    secrets = set(config.secrets())
+    env = {name: source[name] for name in config.sandbox_passthrough_env if name in source}
+    env.update(extra or {})
+    return {name: value for name, value in env.items() if value not in secrets}
+
+
+def run_process(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout_s: float,
+                max_output_bytes: int) -> ProcessResult:
+    """Run ``argv`` to completion (or until ``timeout_s``) and collect its output."""
+    started = time.perf_counter()
+    try:
+        child = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        return ProcessResult(None, f"could not start {argv[0]}: {exc.strerror or exc}", False, False,
+                             _ms(started))
+    collected = bytearray()
+    total = 0
+
+    def drain() -> None:
+        nonlocal total
+        assert child.stdout is not None
+        for chunk in iter(lambda: child.stdout.read1(65536), b""):
+            total += len(chunk)
+            room = max_output_bytes - len(collected)
+            if room > 0:
+                collected.extend(chunk[:room])  # past the cap the output is read and dropped
+
+    reader = threading.Thread(target=drain, name="tool-output", daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        child.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(child)
+        child.wait()
+    reader.join(timeout=5)
+    output = bytes(collected).decode("utf-8", errors="replace")
+    return ProcessResult(None if timed_out else child.returncode, output, timed_out, total > max_output_bytes,
+                         _ms(started))
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
