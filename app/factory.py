@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask
 
 from app import db as database
+from app.agent.service import Agent
 from app.auth import KeyChecker
 from app.budgets import Budgets
 from app.cache import PromptCache
@@ -30,6 +31,7 @@ from app.recorder import Recorder
 from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
 from app.routing import RoutingRule, parse_rules
 from app.services import Services
+from app.tools import TOOLS
 
 log = get_logger("app")
 
@@ -62,15 +64,16 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
                                   **({"clock": clock} if clock else {}))
     retry = RetryPolicy(config.retry_max_retries, config.retry_initial_delay_ms, config.retry_max_delay_ms,
                         config.retry_budget_ms)
+    orchestrator = Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
+                                cache=PromptCache.from_config(config), metrics=metrics, prices=prices,
+                                budgets=budgets if budgets.enabled else None)
     app.extensions["lynkr"] = Services(
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys, config.admin_keys, key_store or KeyStore()), capabilities=capabilities,
         providers=providers, recorder=recorder,
-        orchestrator=Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
-                                  cache=PromptCache.from_config(config), metrics=metrics, prices=prices,
-                                  budgets=budgets if budgets.enabled else None),
-        breakers=breakers, shedder=_shedder(config),
+        orchestrator=orchestrator, breakers=breakers, shedder=_shedder(config),
+        agent=Agent(config, orchestrator, TOOLS),
     )
     _register_blueprints(app, config)
     register_error_handlers(app)

@@ -100,10 +100,14 @@ class Orchestrator:
         return provider is not None and provider.configured
 
     def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-                 routes: list[Route] | None = None) -> Reply:
-        """A non-streaming answer from the first candidate that gives one."""
+                 routes: list[Route] | None = None, *, cache: bool = True) -> Reply:
+        """A non-streaming answer from the first candidate that gives one.
+
+        ``cache=False`` keeps the answer out of the prompt cache (agent-loop steps, whose
+        prompts hold tool results that describe the workspace at one moment).
+        """
         reply = self._run(request, ctx, record, lambda provider, call_ctx: provider.send(request, call_ctx), routes)
-        if self.cache.cacheable_request(request) and storable_answer(reply.message):
+        if cache and self.cache.cacheable_request(request) and storable_answer(reply.message):
             reply.message["usage"] = miss_usage(reply.message.get("usage") or {},
                                                 lambda: tokens.count_tokens(request))
             self.cache.put(self.cache.key(request, reply.provider, reply.model), reply.message)
@@ -256,9 +260,9 @@ class Orchestrator:
 
         self.recorder.submit(job)
 
-    def stream_done(self, record: RequestRecord, request: dict[str, Any],
-                    started: float) -> Callable[[StreamBuilder, LynkrError | None], None]:
-        """The callback a finished stream reports to."""
+    def stream_done(self, record: RequestRecord, request: dict[str, Any], started: float,
+                    *, cache: bool = True) -> Callable[[StreamBuilder, LynkrError | None], None]:
+        """The callback a finished stream reports to (``cache=False``: never store the answer)."""
 
         def done(builder: StreamBuilder, failure: LynkrError | None) -> None:
             message = builder.accumulator.message or None
@@ -270,7 +274,8 @@ class Orchestrator:
                 record.status, record.error_type = 499 if not builder.grammar.errored else 502, "incomplete"
             else:
                 record.status = 200
-                if message is not None and record.provider and record.model and self.cache.cacheable_request(request):
+                if (cache and message is not None and record.provider and record.model
+                        and self.cache.cacheable_request(request)):
                     self.cache.put(self.cache.key(request, record.provider, record.model), message)
             self.finish(record, request, message, started)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from app.agent.service import Agent
 from app.auth import KeyChecker
 from app.capabilities import CapabilityTable
 from app.config import Config
@@ -30,6 +31,7 @@ class Services:
     orchestrator: Orchestrator
     breakers: BreakerRegistry
     shedder: LoadShedder
+    agent: Agent
 
     @property
     def provider(self) -> Provider:

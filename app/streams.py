@@ -285,6 +285,24 @@ class StreamBuilder:
         self._emit(out, {"type": "message_stop"})
         return out
 
+    def block(self, block: dict[str, Any]) -> list[Event]:
+        """Emit one whole block (a ``server_tool_use`` or a ``web_search_tool_result``).
+
+        A block with an ``input`` starts empty and gets it as one ``input_json_delta``, as the
+        Anthropic API streams server tool calls.
+        """
+        out = self.start()
+        self._close(out)
+        self._flush_held(out)
+        has_input = "input" in block
+        self._open_block(out, {**block, "input": {}} if has_input else block)
+        self._open = "block"
+        if has_input and block["input"]:
+            delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+            self._emit(out, self._block_delta(delta))
+        self._close(out)
+        return out
+
     def error(self, error_type: str, message: str) -> list[Event]:
         """Emit an ``error`` event ending the stream (e.g. an upstream EOF or failure)."""
         out: list[Event] = []

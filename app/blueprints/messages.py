@@ -8,17 +8,19 @@ ignored: Claude Code sends ``?beta=true``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
 
 from app import sse, streaming, tokens
+from app.agent.loop import Turn
 from app.cache import hit_events
 from app.drain import Slot
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
 from app.metrics import metrics_of
-from app.providers.base import CallContext, Reply
+from app.providers.base import CallContext, Reply, UpstreamStream
 from app.resilience import queued_ms_from_header
 from app.routing import Route
 from app.schemas import validate_count_tokens_request, validate_messages_request
@@ -74,6 +76,9 @@ def create_message() -> Response:
     try:
         routes = svc.orchestrator.routes(body)
         svc.orchestrator.admit(body, record, routes)
+        turn = svc.agent.prepare(body, record)
+        if turn is not None:
+            return _agent(svc, turn, body, ctx, record, started, routes, slot)
         hit = svc.orchestrator.cached(body, ctx, record, routes)
         if hit is not None:
             slot.release()
@@ -142,12 +147,29 @@ def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: Req
 
 def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
             started: float, routes: list[Route], slot: Slot) -> Response:
+    builder = svc.orchestrator.stream_builder(body, message_id=_message_id(record), model=body["model"])
+    return _sse(svc, svc.orchestrator.opener(body, ctx, record, routes), builder,
+                svc.orchestrator.stream_done(record, body, started), record, slot)
+
+
+def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
+           started: float, routes: list[Route], slot: Slot) -> Response:
+    """A turn through the server-side tool loop, as JSON or SSE; never prompt-cached."""
+    builder = StreamBuilder(message_id=_message_id(record), model=body["model"])
+    if body.get("stream"):
+        return _sse(svc, svc.agent.opener(turn, ctx, record, routes), builder,
+                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot)
+    message = svc.agent.complete(turn, ctx, record, routes, builder)
+    slot.release()
+    record.status = 200
+    svc.orchestrator.finish(record, body, message, started)
+    return json_response(message, headers=_lynkr_headers(record))
+
+
+def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBuilder,
+         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord, slot: Slot) -> Response:
     config = svc.config
-    opener = svc.orchestrator.opener(body, ctx, record, routes)
     start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
-    builder = svc.orchestrator.stream_builder(body, message_id="msg_" + record.request_id.removeprefix("req_"),
-                                              model=body["model"])
-    report = svc.orchestrator.stream_done(record, body, started)
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
         slot.release()
@@ -156,6 +178,10 @@ def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: Reque
     headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
     body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
     return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
+
+
+def _message_id(record: RequestRecord) -> str:
+    return "msg_" + record.request_id.removeprefix("req_")
 
 
 @bp.post("/v1/messages/count_tokens")

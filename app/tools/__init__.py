@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from app.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from app.tools.tasks import TASK_TOOLS
 
-TOOLS: dict[str, Tool] = {}
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in (*TASK_TOOLS,)}
 
-
-def register(*tools: Tool) -> None:
-    """Add ``tools`` to the registry (each module's list is added once, below)."""
-    for tool in tools:
-        if tool.name in TOOLS:
-            raise ValueError(f"tool {tool.name!r} is registered twice")
-        TOOLS[tool.name] = tool
-
-
-__all__ = ["TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutput", "register"]
+__all__ = ["TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutput"]

@@ -1,0 +1,103 @@
+"""The agent path of ``/v1/messages``: when it applies, and how a turn is answered.
+
+A request takes this path when the gateway has tools of its own to offer (``server`` mode, a
+``WORKSPACE_ROOT``, a safe bind) or when it carries Claude Code's web-search server tool and
+``WEB_SEARCH_ENDPOINT`` is set. Otherwise it goes straight to the provider, untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.agent import splice, websearch
+from app.agent.loop import AgentLoop, AgentTranslator, Turn, run_to_message
+from app.agent.policy import offered_tools
+from app.config import Config
+from app.logging import get_logger
+from app.orchestrator import Orchestrator
+from app.providers.base import CallContext, UpstreamStream
+from app.routing import Route
+from app.streams import StreamBuilder
+from app.tools.base import Tool, ToolContext
+from app.tools.paths import Workspace
+from app.usage import RequestRecord
+
+log = get_logger("agent")
+
+
+def tools_off_reason(config: Config) -> str | None:
+    """Why Lynkr's own tools are off under ``config``, or None when they are on."""
+    if config.tool_execution_mode != "server":
+        return f"TOOL_EXECUTION_MODE={config.tool_execution_mode}"
+    if not config.workspace_root:
+        return "WORKSPACE_ROOT is not set"
+    if not config.is_loopback and not (config.api_keys or config.admin_keys):
+        return "the service listens beyond loopback without API keys (LYNKR_ALLOW_OPEN=true)"
+    return None
+
+
+@dataclass
+class AgentStream(UpstreamStream):
+    """The loop's ops as an upstream stream, so the streaming machinery serves it unchanged."""
+
+    loop: AgentLoop | None = None
+
+    def close(self) -> None:
+        """The client went away: abort the model call in progress (tools finish on their own)."""
+        current = self.loop.current if self.loop else None
+        if current is not None:
+            current.close()
+
+    def release(self) -> None:
+        """Each step releases its own upstream connection."""
+
+
+class Agent:
+    """Decides whether a request runs through the tool loop, and runs it."""
+
+    def __init__(self, config: Config, orchestrator: Orchestrator, registry: Mapping[str, Tool]) -> None:
+        self.config = config
+        self.orchestrator = orchestrator
+        self.registry = registry
+        self.off_reason = tools_off_reason(config)
+        self.workspace = None if self.off_reason else Workspace(
+            config.workspace_root, deny=config.policy_file_blocked_paths,
+            protected=[p for p in (config.session_db_path, config.prometheus_multiproc_dir) if p])
+        if self.off_reason and config.tool_execution_mode == "server":
+            log.warning("server-side tools are off: %s", self.off_reason)
+
+    def prepare(self, body: dict[str, Any], record: RequestRecord) -> Turn | None:
+        """The turn for ``body`` when it takes the agent path, else None."""
+        web = websearch.server_tool(body) if self.config.web_search_endpoint else None
+        offered = offered_tools(body, self.config, self.registry) if self.workspace else {}
+        if web is not None:
+            offered.pop(websearch.NAME, None)
+        if not offered and web is None:
+            return None
+        request = websearch.as_function(body) if web is not None else dict(body)
+        declared = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
+        request["tools"] = [*(request.get("tools") or []),
+                            *(t.definition() for name, t in offered.items() if name not in declared)]
+        request["messages"] = splice.splice(record.session_id, body["messages"])
+        tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
+                               record.request_id) if self.workspace else None
+        return Turn(request, body["messages"], offered, tool_ctx, web)
+
+    def complete(self, turn: Turn, ctx: CallContext, record: RequestRecord, routes: list[Route],
+                 builder: StreamBuilder) -> dict[str, Any]:
+        """Run the turn to its end; the message the client gets."""
+        return run_to_message(AgentLoop(self.orchestrator, turn, ctx, record, routes, streaming=False), builder)
+
+    def opener(self, turn: Turn, ctx: CallContext, record: RequestRecord,
+               routes: list[Route]) -> Callable[[], UpstreamStream]:
+        """Opens the turn's first model call (raising before any byte, for fallback and status)."""
+        loop = AgentLoop(self.orchestrator, turn, ctx, record, routes, streaming=True)
+
+        def open_stream() -> UpstreamStream:
+            first = self.orchestrator.opener(turn.request, ctx, record, routes)()
+            return AgentStream(first.provider, first.model, first.response, loop.ops(first), AgentTranslator,
+                               first.headers, loop=loop)
+
+        return open_stream

@@ -1,0 +1,88 @@
+"""Server steps kept per session and spliced back into the next upstream request.
+
+The client only sees the assistant message the loop showed it (progress text, the answer,
+client tool calls). Claude Code resends that message in its next request; the model must see
+what it really did instead. Each such message gets an *anchor* — the hash of its tool_use ids,
+or of its text when it has none — under which the loop's real messages are stored. On the next
+request every resent assistant message whose anchor is known is replaced by those messages,
+and server tool results owed alongside client results go to the front of the next user turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+from peewee import IntegrityError
+
+from app.db import db
+from app.logging import get_logger
+from app.models import AgentTrace
+
+log = get_logger("agent.splice")
+
+
+def anchor(message: dict[str, Any]) -> str | None:
+    """The key of an assistant message as the client will resend it, or None if it has no content."""
+    content = message.get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+    ids = sorted(str(b.get("id")) for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use")
+    if ids:
+        basis = "ids:" + ",".join(ids)
+    else:
+        text = " ".join("".join(b.get("text", "") for b in blocks
+                                if isinstance(b, dict) and b.get("type") == "text").split())
+        if not text:
+            return None
+        basis = "text:" + text
+    return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def save_trace(session_id: str, shown: dict[str, Any], messages: list[dict[str, Any]],
+               results: list[dict[str, Any]]) -> None:
+    """Keep the real ``messages`` behind the ``shown`` assistant message of ``session_id``."""
+    key = anchor(shown)
+    if key is None:
+        return
+    try:
+        with db.connection_context():
+            AgentTrace.delete().where((AgentTrace.session_id == session_id) & (AgentTrace.anchor == key)).execute()
+            AgentTrace.create(session_id=session_id, anchor=key, messages=orjson.dumps(messages).decode(),
+                              results=orjson.dumps(results).decode())
+    except IntegrityError:
+        log.info("agent trace for session %s was stored by a concurrent request", session_id)
+
+
+def splice(session_id: str | None, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``messages`` with every known assistant message replaced by the steps behind it."""
+    if not session_id:
+        return messages
+    anchors = {i: anchor(m) for i, m in enumerate(messages) if m.get("role") == "assistant"}
+    wanted = {a for a in anchors.values() if a}
+    if not wanted:
+        return messages
+    with db.connection_context():
+        traces = {t.anchor: t for t in AgentTrace.select().where(
+            (AgentTrace.session_id == session_id) & (AgentTrace.anchor.in_(list(wanted))))}
+    if not traces:
+        return messages
+    out: list[dict[str, Any]] = []
+    owed: list[dict[str, Any]] = []
+    for i, message in enumerate(messages):
+        trace = traces.get(anchors.get(i) or "")
+        if trace is not None:
+            out.extend(orjson.loads(trace.messages))
+            owed = orjson.loads(trace.results)
+            continue
+        if owed and message.get("role") == "user":
+            message = {**message, "content": owed + _blocks(message.get("content"))}
+        owed = []
+        out.append(message)
+    return out
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content or [])
