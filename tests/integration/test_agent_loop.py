@@ -17,6 +17,7 @@ from app.models import AgentTrace, Task, ToolExecution
 from app.streams import validate_stream
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import CLIENT_HEADERS, make_message, read_events, sse_body
+from tests.integration.test_messages_openai import PROVIDERS, chunk, make_completion, sse
 
 WRITE_TOOL = {"name": "Write", "description": "Write a file",
               "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
@@ -199,6 +200,18 @@ def test_the_tool_call_limit_stops_before_running_more(agent_app: Callable[..., 
         assert Task.select().count() == 0
 
 
+def test_each_step_passes_the_budget_check(agent_app: Callable[..., Flask], mocked: Any) -> None:
+    # A session budget is checked before every model call; the first step alone (110 tokens) spends it.
+    app = agent_app(budget_session_tokens=100)
+    upstream = ScriptedUpstream(mocked, [answer(tool_call(f"toolu_{n}", "workspace_tasks_list")) for n in range(3)])
+    response = ask(app.test_client(), [{"role": "user", "content": "loop"}])
+    assert response.status_code == 200
+    message = response.get_json()
+    assert message["stop_reason"] == "end_turn"
+    assert "budget" in message["content"][-1]["text"]
+    assert len(upstream.bodies) == 1
+
+
 def test_a_failing_tool_gives_the_model_an_error_result(agent_app: Callable[..., Flask], mocked: Any) -> None:
     app = agent_app()
     upstream = ScriptedUpstream(mocked, [answer(tool_call("toolu_1", "workspace_task_delete", id=99)),
@@ -289,3 +302,54 @@ def test_traces_are_kept_per_session(agent_app: Callable[..., Flask], mocked: An
     ask(app.test_client(), [{"role": "user", "content": "x"}])
     with app.app_context(), db.connection_context():
         assert [t.session_id for t in AgentTrace.select()] == ["sess-1"]
+
+
+# -- the loop with chat-completions providers ------------------------------------------------------
+
+
+class ScriptedChatUpstream:
+    """A chat-completions upstream: a tool call to ``workspace_task_create``, then a text answer."""
+
+    def __init__(self, mocked: responses.RequestsMock, url: str) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        mocked.add_callback(responses.POST, url, callback=self._answer)
+
+    def _answer(self, request: Any) -> tuple[int, dict[str, str], bytes]:
+        body = json.loads(request.body)
+        self.bodies.append(body)
+        call = {"id": "call_1", "type": "function",
+                "function": {"name": "workspace_task_create", "arguments": json.dumps({"title": "From GPT"})}}
+        first = len(self.bodies) == 1
+        if body.get("stream"):
+            delta = {"role": "assistant", "tool_calls": [{"index": 0, **call}]} if first else {"content": "Noted."}
+            chunks = [chunk(delta), chunk({}, "tool_calls" if first else "stop"),
+                      chunk(usage={"prompt_tokens": 50, "completion_tokens": 5})]
+            return 200, {"content-type": "text/event-stream"}, sse([*chunks, b"[DONE]"])
+        message = {"tool_calls": [call], "content": None} if first else {"content": "Noted."}
+        completion = make_completion(**message)
+        completion["choices"][0]["finish_reason"] = "tool_calls" if first else "stop"
+        return 200, {"content-type": "application/json"}, json.dumps(completion).encode()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("provider", ["openai", "azure-openai", "openrouter", "openai-compatible"])
+def test_the_loop_runs_with_chat_completions_providers(make_app: Callable[..., Flask], workspace: Path,
+                                                       mocked: Any, provider: str, stream: bool) -> None:
+    settings, url, _, _ = PROVIDERS[provider]
+    app = make_app(model_provider=provider, fallback_enabled=False, workspace_root=str(workspace), **settings)
+    upstream = ScriptedChatUpstream(mocked, url)
+    response = ask(app.test_client(), [{"role": "user", "content": "note it"}], stream=stream)
+    assert response.status_code == 200
+    if stream:
+        events = read_events(response.get_data())
+        validate_stream(events)
+        shown = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+    else:
+        shown = "".join(b["text"] for b in response.get_json()["content"])
+    assert shown == "\n⚙ workspace_task_create(title=From GPT)\nNoted."
+    assert "workspace_task_create" in [t["function"]["name"] for t in upstream.bodies[0]["tools"]]
+    tool_message = upstream.bodies[1]["messages"][-1]
+    assert tool_message == {"role": "tool", "tool_call_id": "call_1",
+                            "content": "Created task #1: From GPT (todo, normal)"}
+    with app.app_context(), db.connection_context():
+        assert [t.title for t in Task.select()] == ["From GPT"]
