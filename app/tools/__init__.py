@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from app.tools.base import Tool, ToolContext, ToolError, ToolOutput
+from app.tools.shell import SHELL_TOOLS
 from app.tools.tasks import TASK_TOOLS
+from app.tools.tests import TEST_TOOLS
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (*TASK_TOOLS,)}
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in (*SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS)}
 
 __all__ = ["TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutput"]

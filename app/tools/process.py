@@ -55,17 +55,13 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeo
     except OSError as exc:
         return ProcessResult(None, f"could not start {argv[0]}: {exc.strerror or exc}", False, False,
                              _ms(started))
-    collected = bytearray()
-    total = 0
+    output = _CappedOutput(max_output_bytes)
+    assert child.stdout is not None
+    stdout = child.stdout
 
     def drain() -> None:
-        nonlocal total
-        assert child.stdout is not None
-        for chunk in iter(lambda: child.stdout.read1(65536), b""):
-            total += len(chunk)
-            room = max_output_bytes - len(collected)
-            if room > 0:
-                collected.extend(chunk[:room])  # past the cap the output is read and dropped
+        for chunk in iter(lambda: stdout.read1(65536), b""):
+            output.add(chunk)
 
     reader = threading.Thread(target=drain, name="tool-output", daemon=True)
     reader.start()
@@ -77,9 +73,42 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeo
         _kill_group(child)
         child.wait()
     reader.join(timeout=5)
-    output = bytes(collected).decode("utf-8", errors="replace")
-    return ProcessResult(None if timed_out else child.returncode, output, timed_out, total > max_output_bytes,
+    stdout.close()
+    return ProcessResult(None if timed_out else child.returncode, output.text(), timed_out, output.truncated,
                          _ms(started))
+
+
+class _CappedOutput:
+    """The first and last halves of a stream up to ``limit`` bytes; the middle is dropped.
+
+    Both ends matter: a command's first lines say what went wrong, a test run's last lines hold
+    its summary.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.half = max(limit // 2, 1)
+        self.total = 0
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > 2 * self.half
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head.extend(chunk[:room])
+            chunk = chunk[room:]
+        if chunk:
+            self.tail.extend(chunk)
+            del self.tail[:-self.half]
+
+    def text(self) -> str:
+        skipped = self.total - len(self.head) - len(self.tail)
+        middle = f"\n… [{skipped} bytes of output left out] …\n".encode() if skipped > 0 else b""
+        return bytes(self.head + middle + self.tail).decode("utf-8", errors="replace")
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:
