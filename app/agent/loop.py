@@ -115,6 +115,10 @@ class AgentLoop:
                 return
             produced += [history, {"role": "user", "content": results}]
             request = {**request, "messages": [*request["messages"], history, {"role": "user", "content": results}]}
+            if (request.get("tool_choice") or {}).get("type") in ("any", "tool"):
+                # The forced call has run; forcing it again would loop until a limit stops it.
+                request["tool_choice"] = {**request["tool_choice"], "type": "auto"}
+                request["tool_choice"].pop("name", None)
             refused = self.limits.before_step() or self._admit_next(request)
             if refused:
                 yield from self._end(produced, limit_message(refused))

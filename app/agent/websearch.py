@@ -40,18 +40,18 @@ def as_function(request: dict[str, Any]) -> dict[str, Any]:
 
 def run(config: Config, call: dict[str, Any], spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run one search call: the blocks the client sees, and the ``tool_result`` the model gets."""
-    from app.tools.web import WebSearchError, search_results  # HTML parsing is loaded only when used
+    from app.tools.web import SearchError, search_results  # loaded only when a search runs
 
     query = str((call.get("input") or {}).get("query") or "").strip()
     server_id = "srvtoolu_" + str(call.get("id", "")).removeprefix("toolu_")
     shown_call = {"type": "server_tool_use", "id": server_id, "name": NAME, "input": {"query": query}}
     try:
         if not query:
-            raise WebSearchError("a search query is required")
+            raise SearchError("a search query is required")
         results = search_results(config, query, max_results=DEFAULT_MAX_RESULTS,
                                  allowed_domains=tuple(spec.get("allowed_domains") or ()),
                                  blocked_domains=tuple(spec.get("blocked_domains") or ()))
-    except WebSearchError as exc:
+    except SearchError as exc:
         shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id,
                         "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
         return [shown_call, shown_result], {"type": "tool_result", "tool_use_id": call.get("id"),

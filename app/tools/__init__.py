@@ -6,7 +6,8 @@ from app.tools.base import Tool, ToolContext, ToolError, ToolOutput
 from app.tools.shell import SHELL_TOOLS
 from app.tools.tasks import TASK_TOOLS
 from app.tools.tests import TEST_TOOLS
+from app.tools.web import WEB_TOOLS
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (*SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS)}
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in (*SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS)}
 
 __all__ = ["TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutput"]
