@@ -67,7 +67,7 @@ def offered_tools(request: Mapping[str, Any], config: Config, registry: Mapping[
     ``SERVER_TOOLS``: ``auto`` offers those that do not duplicate a tool the client sent (a
     client that sends no tools gets them all), ``all`` every tool, ``none`` nothing, or a comma
     list of names. A Lynkr tool the client declares itself is always run on the server.
-    Disallowed tools and tools needing a workspace when none is set are never offered.
+    Disallowed tools are never offered.
     """
     client_names = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
     choice = config.server_tools.strip().lower()
@@ -81,5 +81,4 @@ def offered_tools(request: Mapping[str, Any], config: Config, registry: Mapping[
         wanted = {name.strip() for name in config.server_tools.split(",")}
         chosen = {n: t for n, t in registry.items() if n in wanted}
     chosen.update({n: t for n, t in registry.items() if n in client_names})
-    return {n: t for n, t in chosen.items()
-            if n not in config.policy_disallowed_tools and (config.workspace_root or not t.needs_workspace)}
+    return {n: t for n, t in chosen.items() if n not in config.policy_disallowed_tools}

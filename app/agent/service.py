@@ -7,6 +7,7 @@ A request takes this path when the gateway has tools of its own to offer (``serv
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,8 @@ class Agent:
         self.off_reason = tools_off_reason(config)
         self.workspace = None if self.off_reason else Workspace(
             config.workspace_root, deny=config.policy_file_blocked_paths,
-            protected=[p for p in (config.session_db_path, config.prometheus_multiproc_dir) if p])
+            protected=[p for p in (config.session_db_path, config.prometheus_multiproc_dir, os.path.abspath(".env"))
+                       if p])
         if self.off_reason and config.tool_execution_mode == "server":
             log.warning("server-side tools are off: %s", self.off_reason)
 

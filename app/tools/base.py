@@ -10,7 +10,7 @@ result. Tools never read ``os.environ`` or Flask state: everything comes through
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from app.config import Config
@@ -43,8 +43,6 @@ class Tool:
     input_schema: dict[str, Any]
     run: Callable[[ToolContext, dict[str, Any]], ToolOutput]
     duplicates: tuple[str, ...] = ()  # client tools (Claude Code's names) that do the same job
-    needs_workspace: bool = True
-    annotations: Mapping[str, Any] = field(default_factory=dict)
 
     def definition(self) -> dict[str, Any]:
         """The Anthropic tool definition offered to the model."""

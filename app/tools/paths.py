@@ -32,7 +32,7 @@ class Workspace:
     def __init__(self, root: str | os.PathLike[str], *, deny: Iterable[str] = (),
                  protected: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(os.path.realpath(root))
-        self.deny = (*BUILTIN_DENY, *deny)
+        self.deny = (*BUILTIN_DENY, *(pattern.strip("/") for pattern in deny if pattern.strip("/")))
         self.protected = tuple(Path(os.path.realpath(p)) for p in protected if str(p))
 
     def resolve(self, path: str, *, allow_root: bool = True) -> Path:
@@ -59,8 +59,12 @@ class Workspace:
         for protected in self.protected:
             if real == protected or real.is_relative_to(protected):
                 raise PathRefused(f"'{shown}' is protected by the gateway")
-        for part in real.relative_to(self.root).parts:
-            if any(fnmatch.fnmatch(part, pattern) for pattern in self.deny):
+        parts = real.relative_to(self.root).parts
+        prefixes = ["/".join(parts[:count]) for count in range(1, len(parts) + 1)]
+        for pattern in self.deny:
+            # a pattern with a '/' names a path from the root (and all below it); one without, any name
+            names = prefixes if "/" in pattern else parts
+            if any(fnmatch.fnmatch(name, pattern) for name in names):
                 raise PathRefused(f"'{shown}' matches the deny list and cannot be used by tools")
 
     def allowed(self, real: Path) -> bool:

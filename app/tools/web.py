@@ -372,8 +372,7 @@ def make_web_fetch(resolver: Resolver = socket.getaddrinfo, max_body_bytes: int 
             "url": {"type": "string", "description": "the http or https URL to fetch"},
             "max_chars": {"type": "integer", "minimum": 1, "description": "longest text to return"},
         }, "required": ["url"]},
-        run=run, duplicates=("WebFetch",), needs_workspace=False,
-        annotations={"readOnlyHint": True, "openWorldHint": True},
+        run=run, duplicates=("WebFetch",),
     )
 
 
@@ -388,8 +387,7 @@ WEB_SEARCH = Tool(
         "blocked_domains": {"type": "array", "items": {"type": "string"},
                             "description": "never return results from these domains"},
     }, "required": ["query"]},
-    run=_run_search, duplicates=("WebSearch",), needs_workspace=False,
-    annotations={"readOnlyHint": True, "openWorldHint": True},
+    run=_run_search, duplicates=("WebSearch",),
 )
 
 WEB_TOOLS: tuple[Tool, ...] = (make_web_fetch(), WEB_SEARCH)

@@ -46,7 +46,7 @@ def listener() -> Iterator[int]:
 
 def test_the_tool_is_offered_in_place_of_bash() -> None:
     (tool,) = SHELL_TOOLS
-    assert (tool.name, tool.duplicates, tool.needs_workspace) == ("shell", ("Bash",), True)
+    assert (tool.name, tool.duplicates) == ("shell", ("Bash",))
     assert tool.input_schema["required"] == ["command"]
     assert set(tool.input_schema["properties"]) == {"command", "timeout_ms", "cwd"}
 

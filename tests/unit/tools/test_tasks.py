@@ -40,7 +40,6 @@ def updated_at(task_id: int) -> datetime:
 def test_the_tools_are_offered_as_workspace_tools_with_strict_schemas() -> None:
     assert list(TOOLS) == ["workspace_task_create", "workspace_tasks_list", "workspace_task_update",
                            "workspace_task_set_status", "workspace_task_delete"]
-    assert all(tool.needs_workspace for tool in TASK_TOOLS)
     required = {name: tool.input_schema.get("required") for name, tool in TOOLS.items()}
     assert required == {"workspace_task_create": ["title"], "workspace_tasks_list": None,
                         "workspace_task_update": ["id"], "workspace_task_set_status": ["id", "status"],

@@ -609,8 +609,8 @@ def test_bad_search_arguments_are_refused(make_ctx: Any, args: dict[str, Any], m
 
 # -- the tool definitions -------------------------------------------------------------------------
 
-def test_web_tools_are_declared_without_a_workspace_and_duplicate_claude_codes_tools() -> None:
-    assert [(tool.name, tool.duplicates, tool.needs_workspace) for tool in WEB_TOOLS] == [
-        ("web_fetch", ("WebFetch",), False), ("web_search", ("WebSearch",), False)]
+def test_web_tools_duplicate_claude_codes_tools() -> None:
+    assert [(tool.name, tool.duplicates) for tool in WEB_TOOLS] == [
+        ("web_fetch", ("WebFetch",)), ("web_search", ("WebSearch",))]
     assert WEB_TOOLS[0].definition()["input_schema"]["required"] == ["url"]
     assert WEB_TOOLS[1].definition()["input_schema"]["required"] == ["query"]
