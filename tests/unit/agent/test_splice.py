@@ -1,0 +1,53 @@
+"""Anchors of shown assistant messages, and splicing the stored steps back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from app.agent.splice import anchor, save_trace, splice
+from app.db import db
+
+
+def shown(text: str, *tool_ids: str) -> dict[str, Any]:
+    content = [{"type": "text", "text": text}] + [{"type": "tool_use", "id": i, "name": "Write", "input": {}}
+                                                  for i in tool_ids]
+    return {"role": "assistant", "content": content}
+
+
+@pytest.fixture
+def database(app: Flask) -> Iterator[None]:
+    with db.connection_context():
+        yield
+
+
+def test_anchor_is_the_tool_ids_when_there_are_any() -> None:
+    assert anchor(shown("a", "toolu_1", "toolu_2")) == anchor(shown("other text", "toolu_2", "toolu_1"))
+    assert anchor(shown("a", "toolu_1")) != anchor(shown("a", "toolu_2"))
+
+
+def test_anchor_of_text_ignores_whitespace_and_block_splits() -> None:
+    split = {"role": "assistant",
+             "content": [{"type": "text", "text": "Done  with"}, {"type": "text", "text": "\nit."}]}
+    assert anchor(split) == anchor({"role": "assistant", "content": "Done with it."})
+    assert anchor({"role": "assistant", "content": []}) is None
+
+
+def test_splice_replaces_the_shown_message_and_owes_results_to_the_next_user_turn(database: None) -> None:
+    real = [{"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_s", "name": "fs_read", "input": {}},
+                                              {"type": "tool_use", "id": "toolu_c", "name": "Write", "input": {}}]}]
+    owed = [{"type": "tool_result", "tool_use_id": "toolu_s", "content": "file text"}]
+    save_trace("s1", shown("", "toolu_c"), real, owed)
+    client_result = {"type": "tool_result", "tool_use_id": "toolu_c", "content": "ok"}
+    history = [{"role": "user", "content": "go"}, shown("", "toolu_c"), {"role": "user", "content": [client_result]}]
+    assert splice("s1", history) == [history[0], real[0], {"role": "user", "content": [*owed, client_result]}]
+    assert splice("other-session", history) == history
+    assert splice(None, history) == history
+
+
+def test_a_message_without_a_trace_is_left_alone(database: None) -> None:
+    history = [{"role": "user", "content": "hi"}, shown("hello")]
+    assert splice("s1", history) == history
