@@ -1,30 +1,128 @@
 #!/usr/bin/env bash
-# Short benchmark: `lynkr serve` as users start it, against the shared fake upstream,
-# measured with the shared harness (../shared/bench/run_all.sh). Prints the table.
+# The benchmark: `lynkr serve` as users start it (JSON logging, metrics, usage rows and transcripts
+# on) against the shared fake upstream, measured with the shared harness (../shared/bench).
 #
-#   bench/run.sh                 # Anthropic-format upstream, REPS=1 DURATION=5
-#   REPS=3 DURATION=15 bench/run.sh
+#   bench/run.sh                  # both upstream formats, REPS=1 DURATION=5 (short mode)
+#   REPS=3 DURATION=15 bench/run.sh   # the full run
+#   bench/run.sh scaling          # body size, concurrency and stream-length matrix (bench/scaling.py)
+#   FORMATS=anthropic bench/run.sh
+#
+# The gateway's process tree runs on CPU 1; load generator and fake upstream on CPU 0. The fake
+# upstream counts the model requests it answers (bench/counting_upstream.py); a run whose count
+# differs from what the load generator sent fails. The prompt cache is off for the main tables
+# (the harness repeats one body) and measured in its own row.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HARNESS="${HARNESS:-$ROOT/../shared/bench}"
+export HARNESS="${HARNESS:-$ROOT/../shared/bench}"
+PERF="${PERF:-/tmp/perf}"
 PORT="${PORT:-19050}"
 WORK="$(mktemp -d /tmp/lynkr-bench.XXXXXX)"
-export REPS="${REPS:-1}" DURATION="${DURATION:-5}"
+export REPS="${REPS:-1}" DURATION="${DURATION:-5}" PERF
+FORMATS="${FORMATS:-anthropic openai}"
+PY="$PERF/venv/bin/python"
+LYNKR="$ROOT/.venv/bin/lynkr"
+GATEWAY_PID="" UPSTREAM_PID=""
 
-cleanup() {
-  [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  [ -f /tmp/perf/pids/fake.pid ] && kill "$(cat /tmp/perf/pids/fake.pid)" 2>/dev/null || true
+mkdir -p "$PERF/pids" "$PERF/logs"
+[ -x "$PY" ] || python3 -m venv "$PERF/venv"
+"$PY" -c 'import psutil, uvloop' 2>/dev/null || "$PY" -m pip install -q psutil uvloop
+
+stop_gateway() {
+  if [ -n "$GATEWAY_PID" ]; then kill -TERM "$GATEWAY_PID" 2>/dev/null || true; wait "$GATEWAY_PID" 2>/dev/null || true; fi
+  GATEWAY_PID=""
 }
-trap cleanup EXIT
+stop_upstream() {
+  if [ -n "$UPSTREAM_PID" ]; then kill "$UPSTREAM_PID" 2>/dev/null || true; wait "$UPSTREAM_PID" 2>/dev/null || true; fi
+  UPSTREAM_PID=""
+}
+trap 'stop_gateway; stop_upstream' EXIT
 
-cd "$WORK"
-# The harness repeats one body, so the prompt cache would answer nearly every request: off here.
-env HOST=127.0.0.1 PORT="$PORT" LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 PROMPT_CACHE_ENABLED=false \
-    MODEL_PROVIDER=databricks DATABRICKS_API_BASE=http://127.0.0.1:19001 \
-    DATABRICKS_API_KEY=dapi-bench DATABRICKS_ENDPOINT_PATH=/v1/messages \
-    "$ROOT/.venv/bin/lynkr" serve > "$WORK/lynkr.log" 2>&1 &
-PID=$!
-for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health/live" && break; sleep 0.2; done
+start_upstream() {  # [FAKE_CHUNKS]
+  stop_upstream
+  if ss -ltnH "sport = :19001" | grep -q LISTEN; then
+    echo "port 19001 is taken (another fake upstream?); stop it first" >&2; exit 1
+  fi
+  FAKE_PORT=19001 FAKE_CHUNKS="${1:-50}" taskset -c 0 "$PY" "$ROOT/bench/counting_upstream.py" \
+    > "$WORK/upstream.log" 2>&1 &
+  UPSTREAM_PID=$!
+  for _ in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:19001/health && return; sleep 0.1; done
+  echo "the fake upstream did not start" >&2; exit 1
+}
 
-RESULTS="$WORK" bash "$HARNESS/run_all.sh" "http://127.0.0.1:$PORT" lynkr "$PID"
-echo "gateway log: $WORK/lynkr.log"
+start_gateway() {  # FORMAT [VAR=value ...]
+  local format="$1"; shift
+  local provider=(MODEL_PROVIDER=databricks DATABRICKS_API_BASE=http://127.0.0.1:19001
+                  DATABRICKS_API_KEY=dapi-bench DATABRICKS_ENDPOINT_PATH=/v1/messages)
+  if [ "$format" = openai ]; then
+    provider=(MODEL_PROVIDER=openai-compatible OPENAI_COMPATIBLE_ENDPOINT=http://127.0.0.1:19001/v1
+              OPENAI_COMPATIBLE_MODEL=bench-model)
+  fi
+  stop_gateway
+  mkdir -p "$WORK/$format"
+  (cd "$WORK/$format" && exec env HOST=127.0.0.1 PORT="$PORT" LYNKR_API_KEYS=sk-bench-0000 \
+      LYNKR_PRESTOP_DELAY_MS=0 PROMPT_CACHE_ENABLED=false "${provider[@]}" "$@" \
+      "$LYNKR" serve > "$WORK/$format/lynkr.log" 2>&1) &
+  GATEWAY_PID=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health/live" && break; sleep 0.1; done
+  for p in $GATEWAY_PID $(pgrep -P "$GATEWAY_PID" 2>/dev/null || true); do
+    taskset -a -p -c 1 "$p" > /dev/null 2>&1 || true
+    for c in $(pgrep -P "$p" 2>/dev/null || true); do taskset -a -p -c 1 "$c" > /dev/null 2>&1 || true; done
+  done
+}
+
+upstream_count() {  # messages | chat_completions
+  curl -s http://127.0.0.1:19001/__counts | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+loadgen() {  # extra loadgen args; prints its JSON line
+  taskset -c 0 "$PY" "$HARNESS/loadgen.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" "$@"
+}
+
+check_counts() {  # FORMAT: every request the client sends reaches the upstream exactly once
+  local key=messages; [ "$1" = openai ] && key=chat_completions
+  curl -s -X POST http://127.0.0.1:19001/__counts/reset > /dev/null
+  local sent=0 ok
+  for s in "" "--stream"; do
+    ok="$(loadgen -c 16 -d 60 --warmup 0 --max-requests 1000 $s | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["ok"])')"
+    sent=$((sent + ok))
+  done
+  local seen; seen="$(upstream_count "$key")"
+  echo "count check ($1): client got $sent answers, the upstream answered $seen requests"
+  [ "$sent" = 2000 ] && [ "$seen" = 2000 ] || { echo "COUNT MISMATCH" >&2; exit 1; }
+}
+
+cache_row() {
+  start_gateway anthropic PROMPT_CACHE_ENABLED=true
+  curl -s -X POST http://127.0.0.1:19001/__counts/reset > /dev/null
+  echo; echo "Prompt cache hits (one body repeated; PROMPT_CACHE_ENABLED=true):"
+  for s in "" "--stream"; do
+    loadgen -c 16 -d "$DURATION" --warmup 1 $s | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+key = "ttft_ms" if d["stream"] else "lat_ms"
+print(f"  {\"stream\" if d[\"stream\"] else \"non-stream\"} c=16: {d[\"rps\"]} req/s, p50 {d[key][\"p50\"]} ms, "
+      f"CPU {d.get(\"target_cpu_ms_per_req\")} ms/req, errors {d[\"errors\"]}")'
+  done
+  echo "  upstream requests during the cache runs: $(upstream_count messages)"
+}
+
+if [ "${1:-}" = scaling ]; then
+  start_upstream 50
+  start_gateway anthropic
+  taskset -c 0 "$PY" "$ROOT/bench/scaling.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" \
+    --duration "$DURATION" --axis body,conc
+  start_upstream 2000
+  taskset -c 0 "$PY" "$ROOT/bench/scaling.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" \
+    --duration "$DURATION" --axis chunks --chunks 2000
+  exit 0
+fi
+
+start_upstream 50
+for format in $FORMATS; do
+  echo; echo "=== $format-format upstream ==="
+  start_gateway "$format"
+  PIN=0 RESULTS="$WORK" bash "$HARNESS/run_all.sh" "http://127.0.0.1:$PORT" "lynkr-$format" "$GATEWAY_PID"
+  check_counts "$format"
+done
+cache_row
+echo "gateway logs: $WORK/*/lynkr.log"
