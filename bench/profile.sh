@@ -15,14 +15,14 @@ cleanup() { kill -TERM "${GW:-0}" "${FAKE:-0}" 2>/dev/null || true; wait 2>/dev/
 trap cleanup EXIT
 cd "$WORK"
 FAKE_PORT=19002 "$PY" "$HARNESS/fake_upstream.py" > fake.log 2>&1 & FAKE=$!
-env PORT=$PORT WEB_CONCURRENCY=1 LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 \
+env PORT=$PORT WEB_CONCURRENCY=1 LYNKR_API_KEYS=sk-bench-0000 LYNKR_PRESTOP_DELAY_MS=0 PROMPT_CACHE_ENABLED=false \
     DATABRICKS_API_BASE=http://127.0.0.1:19002 DATABRICKS_API_KEY=dapi-bench DATABRICKS_ENDPOINT_PATH=/v1/messages \
     "$ROOT/.venv/bin/lynkr" serve > lynkr.log 2>&1 & GW=$!
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health/live" && break; sleep 0.2; done
 WORKER="$(pgrep -P "$GW" | head -1)"
 "$PY" "$HARNESS/loadgen.py" --url "http://127.0.0.1:$PORT" -c 16 -d $((SECONDS_TO_SAMPLE + 4)) --warmup 1 > load.json &
 sleep 2
-"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt \
+"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt --gil \
     --nonblocking > /dev/null 2>&1
 wait %3 2>/dev/null || true
 "$ROOT/.venv/bin/python" "$ROOT/bench/top_frames.py" stacks.txt

@@ -96,12 +96,7 @@ cache_row() {
   curl -s -X POST http://127.0.0.1:19001/__counts/reset > /dev/null
   echo; echo "Prompt cache hits (one body repeated; PROMPT_CACHE_ENABLED=true):"
   for s in "" "--stream"; do
-    loadgen -c 16 -d "$DURATION" --warmup 1 $s | "$PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-key = "ttft_ms" if d["stream"] else "lat_ms"
-print(f"  {\"stream\" if d[\"stream\"] else \"non-stream\"} c=16: {d[\"rps\"]} req/s, p50 {d[key][\"p50\"]} ms, "
-      f"CPU {d.get(\"target_cpu_ms_per_req\")} ms/req, errors {d[\"errors\"]}")'
+    loadgen -c 16 -d "$DURATION" --warmup 1 $s | "$PY" "$ROOT/bench/oneline.py"
   done
   echo "  upstream requests during the cache runs: $(upstream_count messages)"
 }
