@@ -31,7 +31,6 @@ from app.recorder import Recorder
 from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
 from app.routing import RoutingRule, parse_rules
 from app.services import Services
-from app.tools import TOOLS
 
 log = get_logger("app")
 
@@ -73,7 +72,7 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
         keys=KeyChecker(config.api_keys, config.admin_keys, key_store or KeyStore()), capabilities=capabilities,
         providers=providers, recorder=recorder,
         orchestrator=orchestrator, breakers=breakers, shedder=_shedder(config),
-        agent=Agent(config, orchestrator, TOOLS),
+        agent=Agent(config, orchestrator),
     )
     _register_blueprints(app, config)
     register_error_handlers(app)

@@ -1,16 +1,5 @@
-"""Lynkr's own tools: the explicit ``TOOLS`` registry, name → :class:`~app.tools.base.Tool`."""
+"""Lynkr's own tools. The registry is :data:`app.tools.registry.TOOLS`.
 
-from __future__ import annotations
-
-from app.tools.base import Tool, ToolContext, ToolError, ToolOutput
-from app.tools.search import SEARCH_TOOLS
-from app.tools.shell import SHELL_TOOLS
-from app.tools.tasks import TASK_TOOLS
-from app.tools.tests import TEST_TOOLS
-from app.tools.web import WEB_TOOLS
-from app.tools.workspace import WORKSPACE_TOOLS
-
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
-    *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS)}
-
-__all__ = ["TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutput"]
+This package's ``__init__`` imports nothing: the agent loads the registry (and with it every
+tool module) only when server-side tools are on, so workers without them stay smaller.
+"""

@@ -8,7 +8,7 @@ import pytest
 
 from app.agent.policy import LoopLimits, offered_tools
 from app.config import Config
-from app.tools import TOOLS
+from app.tools.registry import TOOLS
 
 
 class Clock:
