@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8080 \
     SESSION_DB_PATH=/data/lynkr.db
 
+# ripgrep backs workspace_search; bubblewrap sandboxes the shell tool where the container may
+# create namespaces (otherwise the container itself is the boundary: see the README).
+RUN apt-get update && apt-get install -y --no-install-recommends ripgrep bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --system --uid 10001 --home-dir /srv/lynkr --shell /usr/sbin/nologin lynkr \
     && mkdir -p /data && chown lynkr /data
 
