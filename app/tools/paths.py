@@ -14,11 +14,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-# Names refused anywhere in the workspace, matched against every component of the path.
+# Names refused anywhere in the workspace, matched against every component of the path (a pattern
+# with a '/' against the path from the root).
 BUILTIN_DENY = (
     ".env", ".env.*", "*.env", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".git-credentials",
     "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
     "*.db", "*.db-wal", "*.db-shm", "*.sqlite", "*.sqlite3",
+    # git runs what these name on the user's machine, outside any sandbox (hooks, core.fsmonitor, …)
+    ".git/hooks", ".git/config",
 )
 
 

@@ -67,6 +67,8 @@ class Bubblewrap:
         """The bwrap argv for ``argv``; the environment is inherited, the timeout is the caller's."""
         args = [self.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", SANDBOX_TMP,
                 *_runtime_dirs(allow_network), "--bind", str(root), str(root)]
+        for path in git_controls(root):
+            args += ["--ro-bind", str(path), str(path)]
         for kind, path in hidden_paths(protected):
             args += ["--tmpfs", str(path)] if kind == "dir" else ["--ro-bind", "/dev/null", str(path)]
         args.append("--unshare-all")
@@ -151,3 +153,20 @@ def unavailable_reason(config: Config) -> str:
     if config.sandbox_runtime == "docker":
         return "MCP_SANDBOX_RUNTIME=docker but no docker client is installed or MCP_SANDBOX_IMAGE is unset"
     return "bubblewrap (bwrap) is not installed; install it or set MCP_SANDBOX_RUNTIME=docker"
+
+
+def git_controls(root: Path) -> list[Path]:
+    """The workspace repository's hooks directory and config, to be mounted read-only.
+
+    A sandboxed command may commit, but must not plant a hook or a config command
+    (``core.fsmonitor``, ``core.hooksPath``) that git would later run on the host. The hooks
+    directory is created first when missing, so there is something to mount over.
+    """
+    git_dir = root / ".git"
+    if not git_dir.is_dir():
+        return []
+    hooks = git_dir / "hooks"
+    if not hooks.exists() and not hooks.is_symlink():
+        hooks.mkdir()
+    # Symlinks are followed: it is the file or directory git reads that must not change.
+    return [path.resolve() for path in (hooks, git_dir / "config") if path.exists()]

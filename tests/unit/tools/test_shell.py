@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -218,3 +219,27 @@ def test_run_in_workspace_modes(make_ctx: Any, workspace_dir: Path) -> None:
     assert run_in_workspace(off, ["true"], timeout_s=10, sandbox="auto").exit_code == 0
     never = run_in_workspace(make_ctx(), ["bash", "-c", "echo $HOME"], timeout_s=10, sandbox="never")
     assert never.output == f"{workspace_dir}\n"
+
+
+# -- a real git repository in the workspace ---------------------------------------------------------
+
+
+def git(workspace: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(workspace), *args], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(workspace.parent), "GIT_AUTHOR_NAME": "t",
+                               "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+def test_a_sandboxed_command_can_commit_but_not_plant_hooks_or_git_config(make_ctx: Any,
+                                                                           workspace_dir: Path) -> None:
+    git(workspace_dir, "init", "-q")
+    (workspace_dir / "a.txt").write_text("one\n")
+    config_before = (workspace_dir / ".git" / "config").read_text()
+    output = shell(make_ctx(), "git add a.txt && git -c user.name=m -c user.email=m@example.com commit -qm first"
+                               " && echo committed;"
+                               " echo 'touch /tmp/pwned' > .git/hooks/post-commit; git config core.fsmonitor 'touch x'")
+    assert "committed" in output
+    assert git(workspace_dir, "log", "--format=%s").stdout == "first\n"
+    assert not (workspace_dir / ".git" / "hooks" / "post-commit").exists()
+    assert (workspace_dir / ".git" / "config").read_text() == config_before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +397,13 @@ def test_tool_definitions() -> None:
         assert definition["input_schema"]["type"] == "object"
         assert "relative to the workspace root" in definition["description"]
         assert set(definition["input_schema"]["required"]) <= set(definition["input_schema"]["properties"])
+
+
+def test_git_hooks_and_config_are_out_of_reach_in_a_real_repository(ctx: ToolContext, workspace_dir: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(workspace_dir)], check=True, capture_output=True)
+    config_before = (workspace_dir / ".git" / "config").read_text()
+    for path in (".git/hooks/pre-commit", ".git/config"):
+        with pytest.raises(ToolError, match="deny list"):
+            WORKSPACE_TOOLS[1].run(ctx, {"file_path": path, "content": "touch /tmp/pwned"})
+    assert not (workspace_dir / ".git" / "hooks" / "pre-commit").exists()
+    assert (workspace_dir / ".git" / "config").read_text() == config_before
