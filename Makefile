@@ -21,8 +21,10 @@ install: $(VENV)/.installed
 serve: install
 	$(VENV)/bin/lynkr serve
 
+# PostgreSQL and Redis for their tests: started on 127.0.0.1 (needs root on Debian), unless
+# LYNKR_TEST_DATABASE_URL and LYNKR_TEST_REDIS_URL already point at servers of your own.
 test: install $(CLAUDE)
-	$(PY) -m pytest
+	eval "$$(bash scripts/start-services.sh)" && $(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .

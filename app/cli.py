@@ -38,9 +38,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def migrate(config: Config, *, quiet: bool = False) -> int:
-    """Apply pending migrations; prints what was applied unless ``quiet``."""
+    """Check the settings files, then apply pending migrations; prints what was applied unless ``quiet``.
+
+    ``lynkr serve`` runs this in a child process before gunicorn starts (see :func:`serve`).
+    """
     from app.db import bind, make_database
+    from app.factory import check_settings_files
     from app.migrate import migrate as apply
+
+    try:
+        check_settings_files(config)
+    except ConfigError as exc:
+        print(f"lynkr: {exc}", file=sys.stderr)
+        return 2
 
     database = make_database(config)
     bind(database)
@@ -101,9 +111,9 @@ def serve(config: Config) -> int:
     from app.logging import configure_logging
 
     configure_logging(config.log_level, config.secrets())
-    # Migrations run in a child process so the gunicorn master never loads the ORM (every
-    # worker is forked from it, and the bench counts the whole tree's memory). Each migration
-    # is logged as JSON; stdout stays free of other lines.
+    # Settings files are checked and migrations run in a child process, so the gunicorn master
+    # never loads the ORM (every worker is forked from it, and the bench counts the whole tree's
+    # memory). Each migration is logged as JSON; stdout stays free of other lines.
     done = subprocess.run([sys.executable, "-m", "app", "migrate"], stdout=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         return done.returncode

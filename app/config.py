@@ -270,6 +270,8 @@ SETTINGS: tuple[Setting, ...] = (
       "model requests in flight per worker before 503 (0: off)"),
     S("LOAD_SHEDDING_MAX_QUEUE_MS", "max_queue_ms", _int, 0,
       "ms a request may wait before reaching the app, from nginx X-Request-Start (0: off)"),
+    S("LOAD_SHEDDING_MAX_STREAMS", "max_in_flight_streams", _int, 0,
+      "upstream streams open per worker before new model requests get 503 (0: off)"),
     # Routing and fallback
     S("PREFER_OLLAMA", "prefer_ollama", _bool, False, "hybrid routing: few tools → Ollama, more → cloud"),
     S("FALLBACK_ENABLED", "fallback_enabled", _bool, True, "try the next provider when one fails before a byte"),
@@ -405,6 +407,7 @@ class Config:
     heap_threshold: float = 0.90
     active_requests_threshold: int = 1000
     max_queue_ms: int = 0
+    max_in_flight_streams: int = 0
     prefer_ollama: bool = False
     fallback_enabled: bool = True
     fallback_provider: str = "databricks"

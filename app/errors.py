@@ -77,6 +77,9 @@ class LynkrError(Exception):
         self.provider = provider
         # "refused", "connect" or "timeout" when no HTTP answer came back at all.
         self.transport = transport
+        # The upstream's own retry-after, unrounded, for the retry decision (headers hold the
+        # client's copy in whole seconds).
+        self.retry_after: str | None = None
 
     def envelope(self, request_id: str | None) -> dict[str, Any]:
         """The Anthropic error body, or the upstream's own Anthropic error body."""

@@ -29,6 +29,7 @@ from app.providers import PROVIDERS, build_providers
 from app.ratelimit import make_counters
 from app.recorder import Recorder
 from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
+from app.resilience_redis import breaker_store_for
 from app.routing import RoutingRule, parse_rules
 from app.services import Services
 
@@ -41,8 +42,8 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     """Build the WSGI app: config → logging → database → metrics → providers → blueprints.
 
     ``drain`` and ``breaker_store`` default to the process-wide shared ones that ``lynkr serve``
-    creates before gunicorn forks; tests pass their own, and may pass a ``key_store`` and a
-    budget ``clock`` driven by a fake clock.
+    creates before gunicorn forks (breakers in Redis over that one when ``REDIS_URL`` is set);
+    tests pass their own, and may pass a ``key_store`` and a budget ``clock`` driven by a fake clock.
     """
     config = config or load_config()
     configure_logging(config.log_level, config.secrets())
@@ -51,13 +52,13 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     _init_db(app, config)
     metrics = build_metrics(config)
     metrics.init_app(app)
-    capabilities = CapabilityTable(_json_file(config.model_capabilities_file, "MODEL_CAPABILITIES"),
-                                   _json_file(config.host_profiles_file, "HOST_PROFILES"))
+    capabilities = _capabilities(config)
     providers = build_providers(config, capabilities)
     recorder = Recorder()
     breakers = BreakerRegistry(providers, BreakerConfig(
         config.breaker_failure_threshold, config.breaker_success_threshold, config.breaker_recovery_timeout_ms,
-    ), store=breaker_store or BREAKER_STORE)
+    ), store=breaker_store or breaker_store_for(config.redis_url, BREAKER_STORE,
+                                                 config.breaker_recovery_timeout_ms))
     prices = _prices(config)
     budgets = Budgets.from_config(config, make_counters(config.redis_url), prices,
                                   **({"clock": clock} if clock else {}))
@@ -94,6 +95,27 @@ def _init_db(app: Flask, config: Config) -> None:
             database.db.close()
 
 
+def check_settings_files(config: Config) -> None:
+    """Read every settings file the configuration names; raises :class:`ConfigError` naming the bad one.
+
+    ``lynkr serve`` calls this before gunicorn starts, so a broken file stops start-up with one
+    sentence instead of failing in every worker.
+    """
+    _capabilities(config)
+    _rules(config)
+    _prices(config)
+
+
+def _capabilities(config: Config) -> CapabilityTable:
+    models = _json_file(config.model_capabilities_file, "MODEL_CAPABILITIES")
+    hosts = _json_file(config.host_profiles_file, "HOST_PROFILES")
+    try:
+        return CapabilityTable(models, hosts)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"MODEL_CAPABILITIES / HOST_PROFILES could not be used ({exc}); "
+                          "fix the file or unset the variable.") from exc
+
+
 def _rules(config: Config) -> list[RoutingRule]:
     if not config.routing_rules_file:
         return []
@@ -114,7 +136,8 @@ def _prices(config: Config) -> PriceTable:
 
 def _shedder(config: Config) -> LoadShedder:
     thresholds = [t for t in (config.memory_threshold, config.heap_threshold) if t]
-    return LoadShedder(None, config.max_queue_ms or None, min(thresholds) if thresholds else None,
+    return LoadShedder(config.max_in_flight_streams or None, config.max_queue_ms or None,
+                       min(thresholds) if thresholds else None,
                        config.active_requests_threshold or None)
 
 

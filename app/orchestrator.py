@@ -3,9 +3,11 @@
 The orchestrator is plain blocking code. For each candidate from :func:`app.routing.choose`
 it asks the provider's circuit breaker, calls the provider (retrying 429/5xx/connect errors
 with full-jitter backoff inside the retry budget), and on a failure **before the first byte**
-hands over to the next candidate, counting why. Once a stream has been opened nothing is
-retried or re-routed. Every attempt is kept in the :class:`~app.usage.RequestRecord` that is
-written, with new transcript turns, in the background once the response has been sent.
+hands over to the next candidate, counting why. When the budget ends the retries of the last
+candidate, the client gets 429 or 529 with ``retry-after`` and backs off itself. Once a stream
+has been opened nothing is retried or re-routed. Every attempt is kept in the
+:class:`~app.usage.RequestRecord` that is written, with new transcript turns, in the background
+once the response has been sent.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from app.metrics import NULL_METRICS, MetricsRecorder, outcome_of
 from app.pricing import PriceTable
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
 from app.recorder import Recorder
-from app.resilience import BreakerRegistry, RetryPolicy, counts_as_failure
+from app.resilience import BreakerRegistry, RetryPolicy, client_retry_after, counts_as_failure
 from app.routing import Route, RoutingRule, choose, rule_route
 from app.streams import StreamBuilder
 from app.transcripts import record_exchange
@@ -172,16 +174,18 @@ class Orchestrator:
              call: Callable[[Provider, CallContext], T], routes: list[Route] | None = None) -> T:
         routes = self.routes(request) if routes is None else routes
         last_error: LynkrError | None = None
+        handed_over: str | None = None  # why the previous candidate was left
         for position, route in enumerate(routes):
             provider = self.providers[route.provider]
             record.provider, record.route_reason = provider.name, route.reason
             has_next = position + 1 < len(routes)
             call_ctx = replace(ctx, model_override=route.model) if route.model else ctx
+            attempt_reason = f"{route.reason}:{handed_over}" if handed_over else route.reason
             try:
-                result = self._with_retries(provider, call_ctx, record, call, has_fallback=has_next)
+                result = self._with_retries(provider, call_ctx, record, call, attempt_reason, has_fallback=has_next)
             except LynkrError as exc:
                 last_error = exc
-                reason = fallback_reason(exc)
+                reason = handed_over = fallback_reason(exc)
                 if not has_next or reason is None:
                     if position:
                         self.metrics.fallback_result(False)
@@ -196,7 +200,8 @@ class Orchestrator:
         raise last_error or OverloadedError("No provider is available for this request.")
 
     def _with_retries(self, provider: Provider, ctx: CallContext, record: RequestRecord,
-                      call: Callable[[Provider, CallContext], T], *, has_fallback: bool) -> T:
+                      call: Callable[[Provider, CallContext], T], route_reason: str, *, has_fallback: bool) -> T:
+        """``call`` on ``provider`` with retries; its attempts are recorded under ``route_reason``."""
         breaker = self.breakers.get(provider.name)
         state = self.retry.start(has_fallback=has_fallback)
         while True:
@@ -211,7 +216,8 @@ class Orchestrator:
                 if exc.transport == "not_configured":
                     breaker.release()
                     raise
-                attempt = self._attempt(record, provider, ctx, started, status=exc.status, error_type=exc.error_type)
+                attempt = self._attempt(record, provider, ctx, started, route_reason, status=exc.status,
+                                        error_type=exc.error_type)
                 status = None if exc.transport else exc.status
                 outcome = outcome_of(status, exc.transport)
                 self.metrics.upstream_call(provider.name, attempt.model, outcome, (attempt.latency_ms or 0) / 1000)
@@ -219,15 +225,18 @@ class Orchestrator:
                     breaker.record_failure()
                 else:
                     breaker.release()
-                wait = state.should_retry(status, exc.transport in ("refused", "connect"),
-                                          exc.headers.get("retry-after"), refused=exc.transport == "refused")
+                wait = state.should_retry(status, exc.transport in ("refused", "connect"), exc.retry_after,
+                                          refused=exc.transport == "refused")
                 if wait is None:
+                    if state.over_budget is not None and not has_fallback:
+                        raise past_budget(exc, state.over_budget) from exc
                     raise
                 self.metrics.retry(provider.name, outcome)
                 self.sleep(wait)
                 continue
             breaker.record_success()
-            attempt = self._attempt(record, provider, ctx, started, status=200, model=getattr(result, "model", None))
+            attempt = self._attempt(record, provider, ctx, started, route_reason, status=200,
+                                    model=getattr(result, "model", None))
             self.metrics.upstream_call(provider.name, attempt.model, "success", (attempt.latency_ms or 0) / 1000)
             return result
 
@@ -295,15 +304,29 @@ class Orchestrator:
             usage = record.usage or {}
             avoided = self.prices.cost_usd(record.model, {"input_tokens": usage.get("cache_read_input_tokens", 0),
                                                           "output_tokens": usage.get("output_tokens", 0)})
-            if avoided:
-                self.metrics.add_cost_savings(record.provider, avoided)
+        else:
+            avoided = self._routing_saving(record)
+        if avoided:
+            self.metrics.add_cost_savings(record.provider, avoided)
+
+    def _routing_saving(self, record: RequestRecord) -> float | None:
+        """What routing saved: the usage priced on the default provider's model minus its cost on the
+        model that answered, when that model differs, both are priced and the difference is positive."""
+        default = self.providers.get(self.config.model_provider)
+        if default is None or record.cost_usd is None or not record.model_requested:
+            return None
+        default_model = default.upstream_model(record.model_requested)
+        would_cost = None if default_model == record.model else self.prices.cost_usd(default_model, record.usage)
+        if would_cost is None or would_cost <= record.cost_usd:
+            return None
+        return round(would_cost - record.cost_usd, 8)
 
     @staticmethod
-    def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, *,
+    def _attempt(record: RequestRecord, provider: Provider, ctx: CallContext, started: float, route_reason: str, *,
                  status: int, error_type: str | None = None, model: str | None = None) -> Attempt:
         attempt = Attempt(
             provider=provider.name, model=model or provider.model_for(ctx),
-            status=status, error_type=error_type, route_reason=record.route_reason,
+            status=status, error_type=error_type, route_reason=route_reason,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         record.attempts.append(attempt)
@@ -317,6 +340,21 @@ def estimate_tokens(request: dict[str, Any]) -> int:
     worker); JSON of English text and code runs 3.5-4 bytes per token.
     """
     return int(len(orjson.dumps(request)) / 3.5)
+
+
+def past_budget(error: LynkrError, wait_s: float) -> LynkrError:
+    """The client's answer when the retry budget ended the retries of ``error``.
+
+    A 429 or 529 keeps its status and body; any other retryable failure (5xx, no connection)
+    becomes 529 ``overloaded_error``. Both carry ``retry-after``: the wait the budget refused,
+    so the client backs off instead of retrying at once.
+    """
+    headers = {**error.headers, "retry-after": client_retry_after(wait_s)}
+    if error.transport is None and error.status in (429, 529):
+        return LynkrError(error.message, status=error.status, error_type=error.error_type, headers=headers,
+                          body=error.body, provider=error.provider)
+    return OverloadedError(f"{error.message} Retrying it would pass the retry budget (API_RETRY_BUDGET_MS); "
+                           f"retry later.", headers=headers, provider=error.provider, transport=error.transport)
 
 
 def fallback_reason(error: LynkrError) -> str | None:

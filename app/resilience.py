@@ -6,15 +6,18 @@ Everything here takes its clock, sleep-free delays and randomness as arguments, 
     RetryPolicy → RetryState         this module: when to retry, and how long to wait
     CircuitBreaker, BreakerRegistry  app.resilience_breaker: one breaker per provider
       └── BreakerStore               InProcessStore | SharedMemoryStore (app.resilience_shm)
+                                     | RedisBreakerStore across instances (app.resilience_redis)
     LoadShedder                      app.resilience_shed: whether to refuse a new request
 
 The ``circuitbreaker`` package is not used: it has no success threshold, no lock, and lets
 every caller through while half-open, and its state lives in one process while ours must be
-shared by all gunicorn workers.
+shared by all gunicorn workers (and, with ``REDIS_URL``, all instances).
 
 Retry rules: 429, 500, 502, 503, 504, 529 and connect errors are retried; any other 4xx never.
 A stream is retried only before its first byte reached the client — after that a retry would
-duplicate output, so the caller must stop asking once it has started writing.
+duplicate output, so the caller must stop asking once it has started writing. The decision reads
+the upstream's own ``retry-after`` (seconds or an HTTP-date, fractions kept); a client is only
+ever shown whole seconds (:func:`client_retry_after`).
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ from app.resilience_shm import BREAKER_STORE, SharedMemoryStore
 __all__ = [
     "BREAKER_STORE", "RETRYABLE_STATUSES", "BreakerConfig", "BreakerRecord", "BreakerRegistry",
     "BreakerState", "BreakerStore", "CircuitBreaker", "InProcessStore", "LoadShedder", "RetryPolicy",
-    "RetryState", "SharedMemoryStore", "UnknownBreakerError", "counts_as_failure",
+    "RetryState", "SharedMemoryStore", "UnknownBreakerError", "client_retry_after", "counts_as_failure",
     "parse_retry_after", "queued_ms_from_header", "rss_ratio",
 ]
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+CLIENT_RETRY_AFTER_CAP_S = 60
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -67,6 +71,14 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         # An HTTP-date is GMT; a "-0000" zone parses as naive, which would read as local time.
         seconds = when.replace(tzinfo=when.tzinfo or UTC).timestamp() - now
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def client_retry_after(seconds: float | None) -> str:
+    """A ``retry-after`` for a client: whole seconds rounded up, between 1 and the cap; the cap
+    when the wait is unknown (None)."""
+    if seconds is None:
+        return str(CLIENT_RETRY_AFTER_CAP_S)
+    return str(min(max(math.ceil(seconds), 1), CLIENT_RETRY_AFTER_CAP_S))
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class RetryState:
         self.has_fallback = has_fallback
         self.attempts = 0
         self.started_at = policy.clock()
+        # The wait the budget refused when it was the budget that ended the retries, else None.
+        self.over_budget: float | None = None
 
     @property
     def spent_ms(self) -> float:
@@ -125,7 +139,8 @@ class RetryState:
         None when the outcome is not retryable, when the connection was refused and a fallback
         provider exists (falling back at once beats waiting on a host that is down), when
         ``max_retries`` retries were made, or when the wait would take the request past its
-        budget. ``status`` is None when no response arrived; ``refused`` implies a connect error.
+        budget (then :attr:`over_budget` holds that wait). ``status`` is None when no response
+        arrived; ``refused`` implies a connect error.
         """
         connect_error = connect_error or refused
         if not self.policy.retryable(status, connect_error):
@@ -134,6 +149,7 @@ class RetryState:
             return None
         wait = self.policy.delay(self.attempts, retry_after)
         if self.spent_ms + wait * 1000 > self.policy.budget_ms:
+            self.over_budget = wait
             return None
         self.attempts += 1
         return wait

@@ -3,9 +3,9 @@
 The transitions are pure functions ``(record, now, config) -> (record, result)`` and a
 :class:`BreakerStore` applies one atomically. That keeps the policy apart from where the state
 lives: :class:`InProcessStore` (tests, single process), the shared-memory store every gunicorn
-worker of an instance sees (:mod:`app.resilience_shm`), and later a Redis store for several
-instances, which would run the same function inside a WATCH/MULTI/EXEC retry loop (so a
-transition must be pure: it may run more than once).
+worker of an instance sees (:mod:`app.resilience_shm`), and with ``REDIS_URL`` a Redis store for
+several instances (:mod:`app.resilience_redis`), which runs the same function in a
+compare-and-set retry loop (so a transition must be pure: it may run more than once).
 
 What counts as a failure is the caller's call, and only upstream failures may count: a 5xx, a
 529, or no response at all (connect error, timeout, reset). A client error (4xx) says nothing

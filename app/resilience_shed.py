@@ -48,14 +48,13 @@ class LoadShedder:
         self.memory_reader = memory_reader
         self._memory: tuple[float, float | None] | None = None  # (read at, ratio)
 
-    def check(self, in_flight: int, queued_ms: float | None,
-              in_flight_streams: int | None = None) -> str | None:
+    def check(self, in_flight: int, queued_ms: float | None, in_flight_streams: int = 0) -> str | None:
         """The reason to shed a new request — "memory", "queue_time", "active_requests" or
         "streams" — or None to admit it.
 
         ``in_flight`` counts this worker's model requests already running (not this one);
-        ``in_flight_streams`` its streams, defaulting to ``in_flight``. Each reason triggers
-        when its value reaches its threshold.
+        ``in_flight_streams`` its upstream streams still open. Each reason triggers when its
+        value reaches its threshold.
         """
         if self.memory_threshold and _reached(self.memory_ratio(), self.memory_threshold):
             return "memory"
@@ -63,8 +62,7 @@ class LoadShedder:
             return "queue_time"
         if _reached(in_flight, self.active_requests_threshold):
             return "active_requests"
-        streams = in_flight if in_flight_streams is None else in_flight_streams
-        if _reached(streams, self.max_in_flight_streams):
+        if _reached(in_flight_streams, self.max_in_flight_streams):
             return "streams"
         return None
 

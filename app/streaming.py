@@ -128,6 +128,9 @@ class StreamPump:
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             if not self._closed.is_set():
                 self._put(ERROR, UpstreamError(f"Upstream stream failed: {type(exc).__name__}."))
+        except Exception:  # a bug must end the stream with an error, never leave it hanging
+            log.exception("stream reader failed")
+            self._put(ERROR, LynkrError("Internal server error"))
         finally:
             if self._stream is not None:
                 self._stream.release()

@@ -2,6 +2,16 @@
 # Installs (Debian) and starts PostgreSQL and Redis on 127.0.0.1 for the database- and
 # Redis-marked tests, and prints the URLs to export. Needs root, as CI runs.
 set -euo pipefail
+if [ -n "${LYNKR_TEST_DATABASE_URL:-}" ] && [ -n "${LYNKR_TEST_REDIS_URL:-}" ]; then
+  echo "export LYNKR_TEST_DATABASE_URL=$LYNKR_TEST_DATABASE_URL"
+  echo "export LYNKR_TEST_REDIS_URL=$LYNKR_TEST_REDIS_URL"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "start-services.sh installs and starts PostgreSQL and Redis and needs root; or run your own" \
+       "and set LYNKR_TEST_DATABASE_URL and LYNKR_TEST_REDIS_URL" >&2
+  exit 1
+fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq >/dev/null

@@ -103,7 +103,7 @@ def create_message() -> Response:
 def _shed(svc: Services) -> None:
     start = request.headers.get("X-Request-Start")
     queued = queued_ms_from_header(start, time.time()) if start else None
-    reason = svc.shedder.check(svc.limiter.in_flight, queued)
+    reason = svc.shedder.check(svc.limiter.in_flight, queued, streaming.running_readers())
     if reason:
         metrics_of().shed(reason)
         raise OverloadedError(f"Lynkr is overloaded ({reason}); retry shortly.", status=503,
@@ -119,7 +119,7 @@ def _record(body: dict[str, Any]) -> RequestRecord:
 
 
 def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
-    request.environ["lynkr.log"].update(provider=record.provider, model=record.model)
+    request.environ["lynkr.log"].update(provider=record.provider, model=record.model, route_reason=record.route_reason)
     return {"X-Lynkr-Provider": record.provider or "", "X-Lynkr-Model": record.model or "",
             "X-Lynkr-Route-Reason": record.route_reason or ""}
 
@@ -149,7 +149,7 @@ def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: Reque
             started: float, routes: list[Route], slot: Slot) -> Response:
     builder = svc.orchestrator.stream_builder(body, message_id=_message_id(record), model=body["model"])
     return _sse(svc, svc.orchestrator.opener(body, ctx, record, routes), builder,
-                svc.orchestrator.stream_done(record, body, started), record, slot)
+                svc.orchestrator.stream_done(record, body, started), record, slot, routes)
 
 
 def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
@@ -158,7 +158,7 @@ def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, re
     builder = StreamBuilder(message_id=_message_id(record), model=body["model"])
     if body.get("stream"):
         return _sse(svc, svc.agent.opener(turn, ctx, record, routes), builder,
-                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot)
+                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot, routes)
     message = svc.agent.complete(turn, ctx, record, routes, builder)
     slot.release()
     record.status = 200
@@ -167,17 +167,33 @@ def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, re
 
 
 def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBuilder,
-         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord, slot: Slot) -> Response:
+         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord, slot: Slot,
+         routes: list[Route]) -> Response:
     config = svc.config
     start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
+    if start.stream is None:
+        _expected_route(svc, record, routes)
+    log_fields = request.environ["lynkr.log"]
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
         slot.release()
         report(finished, failure)
+        # The access line is written after the stream: it names who really answered.
+        log_fields.update(provider=record.provider, model=record.model, route_reason=record.route_reason)
 
     headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
     body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
     return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
+
+
+def _expected_route(svc: Services, record: RequestRecord, routes: list[Route]) -> None:
+    """Fill the record with the first candidate when a slow upstream commits the stream before
+    it opened, so the response headers still name a provider and model (a later fallback is
+    logged with the access line)."""
+    if record.model is None and routes:
+        provider = svc.providers[routes[0].provider]
+        record.provider, record.route_reason = record.provider or provider.name, record.route_reason or routes[0].reason
+        record.model = routes[0].model or provider.upstream_model(record.model_requested or "")
 
 
 def _message_id(record: RequestRecord) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,11 +20,11 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from app.errors import LynkrError, UpstreamError, UpstreamTimeoutError
+from app.resilience import client_retry_after, parse_retry_after
 
 # Hop-by-hop and transport headers never copied from one side to the other.
 RESPONSE_HEADER_PREFIXES = ("anthropic-ratelimit-",)
 RESPONSE_HEADERS = frozenset({"request-id", "retry-after"})
-RETRY_AFTER_CAP_S = 60
 
 
 class HttpClient:
@@ -93,24 +94,27 @@ def _reason(exc: BaseException) -> str:
 
 
 def client_headers(upstream: Any) -> dict[str, str]:
-    """The upstream response headers a client may see (allow-list), ``retry-after`` capped."""
+    """The upstream response headers a client may see (allow-list), ``retry-after`` in whole,
+    capped seconds (an HTTP-date counted from now, an unreadable value as the cap).
+
+    The retry decision must not read this copy: :func:`with_upstream_retry_after` keeps the
+    upstream's own value on the error.
+    """
     out: dict[str, str] = {}
     for name, value in upstream.items():
         lower = name.lower()
         if lower in RESPONSE_HEADERS or lower.startswith(RESPONSE_HEADER_PREFIXES):
             out[lower] = value
     if "retry-after" in out:
-        out["retry-after"] = str(capped_retry_after(out["retry-after"]))
+        out["retry-after"] = client_retry_after(parse_retry_after(out["retry-after"], time.time()))
     return out
 
 
-def capped_retry_after(value: str) -> int:
-    """A ``retry-after`` value in whole seconds, between 1 and the cap."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = RETRY_AFTER_CAP_S
-    return int(min(max(seconds, 1), RETRY_AFTER_CAP_S))
+def with_upstream_retry_after(error: LynkrError, upstream: Any) -> LynkrError:
+    """``error`` carrying the upstream's raw ``retry-after`` (from its response headers
+    ``upstream``) for the retry decision."""
+    error.retry_after = upstream.get("retry-after")
+    return error
 
 
 def shutdown_response(response: requests.Response) -> None:

@@ -29,10 +29,12 @@ class AnthropicFormatProvider(Provider):
         return ctx.anthropic_version or DEFAULT_VERSION
 
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
-        """Apply the host profile and build headers."""
+        """Apply the host profile and build headers; a clamped ``max_tokens`` is logged."""
         model = self.model_for(ctx)
         profile = self.capabilities.host(self.host)
-        body = anthropic_format.to_upstream(request, model=model, profile=profile, caps=self.caps(model))
+        caps = self.caps(model)
+        self.note_clamp(request, model, caps)
+        body = anthropic_format.to_upstream(request, model=model, profile=profile, caps=caps)
         if stream:
             body["stream"] = True
         else:

@@ -14,8 +14,8 @@ from app.providers.openai_family import OpenAIChatProvider
 
 class AzureOpenAIProvider(OpenAIChatProvider):
     name = "azure-openai"
-    # Azure rejects OpenAI's newer `user` hash less often than schema keywords; both are kept standard.
-    dialect = ChatDialect(name="azure-openai")
+    # "$schema" is an annotation (no constraint is lost) outside Azure's documented structured-outputs subset.
+    dialect = ChatDialect(name="azure-openai", strip_schema_keywords=frozenset({"$schema"}))
 
     def missing_settings(self) -> list[str]:
         """Endpoint, key and deployment."""

@@ -28,11 +28,13 @@ import requests
 from app.capabilities import CapabilityTable, ModelCapabilities
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
-from app.providers._http import HttpClient, client_headers, shutdown_response
+from app.logging import get_logger
+from app.providers._http import HttpClient, client_headers, shutdown_response, with_upstream_retry_after
 from app.routing import resolve_model
 from app.sse import SSEDecoder
 from app.streams import StreamBuilder
 
+log = get_logger("providers")
 PROBE_MODEL = "claude-sonnet-4-5"
 
 
@@ -155,6 +157,14 @@ class Provider(ABC):
         """Capabilities of the upstream model."""
         return self.capabilities.model(model)
 
+    @staticmethod
+    def note_clamp(request: dict[str, Any], model: str, caps: ModelCapabilities) -> None:
+        """Log that the client's ``max_tokens`` is over ``model``'s output limit (the format clamps it)."""
+        wanted, allowed = request.get("max_tokens"), caps.max_output_tokens
+        if isinstance(wanted, int) and wanted > allowed:
+            log.warning("max_tokens %s clamped to %s, the output limit of %s", wanted, allowed, model,
+                        extra={"requested_max_tokens": wanted, "allowed_max_tokens": allowed})
+
     @abstractmethod
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Build the upstream request (pure)."""
@@ -167,7 +177,8 @@ class Provider(ABC):
                                   body=orjson.dumps(upstream.body), stream=False)
         headers = client_headers(response.headers)
         if response.status_code >= 400:
-            raise self.error_for(response.status_code, response.content, headers)
+            raise with_upstream_retry_after(self.error_for(response.status_code, response.content, headers),
+                                            response.headers)
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -184,7 +195,8 @@ class Provider(ABC):
         headers = client_headers(response.headers)
         if response.status_code >= 400:
             try:
-                raise self.error_for(response.status_code, response.content, headers)
+                raise with_upstream_retry_after(self.error_for(response.status_code, response.content, headers),
+                                                response.headers)
             finally:
                 response.close()
         return UpstreamStream(self.name, upstream.model, response, self.stream_items(response),

@@ -62,7 +62,9 @@ class DatabricksProvider(_DatabricksSettings, AnthropicFormatProvider):
 
 class DatabricksChatProvider(_DatabricksSettings, OpenAIChatProvider):
     name = "databricks"
-    dialect = ChatDialect(name="databricks")
+    # "$schema" is an annotation (no constraint is lost); chat endpoints front external models, Google's among
+    # them, that answer 400 to it.
+    dialect = ChatDialect(name="databricks", strip_schema_keywords=frozenset({"$schema"}))
 
     def upstream_model(self, requested: str) -> str:
         """Claude names → ``MODEL_DEFAULT``, else the serving endpoint's name."""

@@ -73,6 +73,7 @@ class OllamaProvider(Provider):
         """Translate to ``/api/chat``; tools and thinking the model cannot take are left out."""
         model = self.model_for(ctx)
         caps = self._request_caps(request, model)
+        self.note_clamp(request, model, caps)
         if ollama.wants_tools(request) and not caps.tools:
             log.warning("Ollama model %s has no tool support: sending the request without its tools", model)
         can_think = not ollama.wants_thinking(request) or self.features(model).thinking

@@ -8,7 +8,8 @@ from app.providers.openai_family import OpenAIChatProvider
 
 class OpenAIProvider(OpenAIChatProvider):
     name = "openai"
-    dialect = ChatDialect(name="openai")
+    # "$schema" is an annotation (no constraint is lost) outside strict mode's documented schema subset.
+    dialect = ChatDialect(name="openai", strip_schema_keywords=frozenset({"$schema"}))
 
     def missing_settings(self) -> list[str]:
         """The API key."""

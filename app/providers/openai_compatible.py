@@ -13,7 +13,8 @@ from app.providers.openai_family import OpenAIChatProvider, chat_url
 
 class OpenAICompatibleProvider(OpenAIChatProvider):
     name = "openai-compatible"
-    dialect = ChatDialect(name="openai-compatible", send_user=False)
+    # "$schema" is an annotation (no constraint is lost) that strict schema converters behind these servers refuse.
+    dialect = ChatDialect(name="openai-compatible", send_user=False, strip_schema_keywords=frozenset({"$schema"}))
 
     def missing_settings(self) -> list[str]:
         """The server's URL and the model it serves."""

@@ -3,10 +3,15 @@
 Translation lives in :mod:`app.providers.formats.openai_chat`; this class wires it to HTTP:
 headers, the ``[DONE]`` sentinel, and upstream errors — including OpenRouter's 200 bodies that
 carry an ``error`` and no ``choices`` — as Anthropic errors.
+
+The dialect a provider module sets is adjusted per call (:meth:`OpenAIChatProvider.chat_dialect`):
+``SEND_USER_ID=false`` turns the ``user`` field off, and Gemini models get the schema keywords
+their function declarations reject removed, whichever provider serves them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import orjson
@@ -17,6 +22,11 @@ from app.providers.formats import openai_chat
 from app.streams import Event, StreamBuilder
 
 USER_AGENT = "lynkr/0.1"
+# Gemini's function declarations take a subset of OpenAPI 3.0 (ai.google.dev/api/caching#Schema) and
+# answer 400 "Unknown name ..." for these keywords Claude Code sends; its string formats are only
+# "enum" and "date-time", so Claude Code's "format": "uri" is refused too.
+GEMINI_REJECTED_KEYWORDS = frozenset({"$schema", "additionalProperties", "propertyNames", "exclusiveMinimum",
+                                      "exclusiveMaximum", "const", "format"})
 
 
 class OpenAIChatProvider(Provider):
@@ -27,11 +37,23 @@ class OpenAIChatProvider(Provider):
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Translate to chat completions for the mapped model."""
         model = self.model_for(ctx)
-        body = openai_chat.to_upstream(request, model=model, caps=self.caps(model), dialect=self.dialect,
+        caps = self.caps(model)
+        self.note_clamp(request, model, caps)
+        body = openai_chat.to_upstream(request, model=model, caps=caps, dialect=self.chat_dialect(model),
                                        stream=stream)
         headers = {"content-type": "application/json", "accept": "text/event-stream" if stream else "application/json",
                    "user-agent": USER_AGENT, **self.auth_headers()}
         return UpstreamRequest(self.url(), headers, body, model)
+
+    def chat_dialect(self, model: str) -> openai_chat.ChatDialect:
+        """The module's dialect for a call to ``model``: ``user`` per ``SEND_USER_ID``, Gemini's schema limits."""
+        dialect = self.dialect
+        if not self.config.send_user_id:
+            dialect = dataclasses.replace(dialect, send_user=False)
+        if "gemini" in model.lower():
+            dialect = dataclasses.replace(
+                dialect, strip_schema_keywords=dialect.strip_schema_keywords | GEMINI_REJECTED_KEYWORDS)
+        return dialect
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Translate the answer; an error body without choices becomes an Anthropic error."""

@@ -57,6 +57,18 @@ def test_check_reports_a_bad_value_in_one_sentence(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_serve_refuses_to_start_with_a_broken_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "rules.json").write_text("[{not json")
+    missing = run(["-m", "app", "serve"], tmp_path, HOST_PROFILES=str(tmp_path / "missing.json"))
+    broken = run(["-m", "app", "serve"], tmp_path, ROUTING_RULES=str(tmp_path / "rules.json"))
+    for result, variable in ((missing, "HOST_PROFILES"), (broken, "ROUTING_RULES")):
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if line.startswith("lynkr: ")]
+        assert len(lines) == 1
+        assert lines[0].startswith(f"lynkr: {variable}=")
+        assert "Listening at" not in result.stderr
+
+
 def test_migrate_creates_the_tables(tmp_path: Path) -> None:
     result = run(["-m", "app", "migrate"], tmp_path)
     assert result.returncode == 0, result.stderr

@@ -101,7 +101,7 @@ def test_no_secret_in_log(logged_run: Scenario) -> None:
 
 
 def test_access_lines_carry_request_fields(logged_run: Scenario) -> None:
-    """One access line per request with id, method, path, status, duration; provider and model when routed."""
+    """One access line per request with id, method, path, status, duration; provider, model, route when routed."""
     lines = logged_run.access_lines()
     for name, response in logged_run.responses.items():
         line = lines[response.headers["X-Request-ID"]]
@@ -110,7 +110,8 @@ def test_access_lines_carry_request_fields(logged_run: Scenario) -> None:
         assert line["duration_ms"] > 0
     for name in ("x-api-key", "bearer-stream", "upstream-401"):
         line = lines[logged_run.responses[name].headers["X-Request-ID"]]
-        assert (line.get("provider"), line.get("model")) == ("databricks", UPSTREAM_MODEL), (name, line)
+        assert (line.get("provider"), line.get("model"), line.get("route_reason")) == (
+            "databricks", UPSTREAM_MODEL, "static"), (name, line)
 
 
 def test_client_request_id_is_echoed_and_logged(logged_run: Scenario) -> None:

@@ -241,7 +241,7 @@ def test_ollama_down_falls_back_to_databricks(make_gateway: Callable[..., Gatewa
         assert ollama_try["error_type"], ollama_try
         assert ollama_try["route_reason"] == "tools_under_ollama_limit"
         assert (databricks_try["provider"], databricks_try["status"], databricks_try["route_reason"]) == (
-            "databricks", 200, "fallback")
+            "databricks", 200, "fallback:service_unavailable")
         assert databricks_try["error_type"] is None
 
 

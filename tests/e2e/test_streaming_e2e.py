@@ -36,6 +36,8 @@ def test_keepalive_comments_until_a_slow_upstream_answers(gateway: Gateway,
         headers_after = time.monotonic() - started
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["X-Lynkr-Provider"] == "databricks"
+        assert response.headers["X-Lynkr-Model"] == "databricks-claude-sonnet-4-5"
         seen = read_sse(response)
 
     assert headers_after < 1.0, f"headers took {headers_after:.2f} s; the upstream took 1.5 s"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -121,3 +122,74 @@ def test_openrouter_error_body_with_status_200(make_app: Any) -> None:
         response = client.post("/v1/messages", json=make_request())
     assert response.status_code == 429
     assert response.get_json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize(("send_user_id", "expected"), [(True, True), (False, False)])
+def test_send_user_id_switches_the_user_field(make_app: Any, send_user_id: bool, expected: bool) -> None:
+    client = make_app(model_provider="openai", fallback_enabled=False, send_user_id=send_user_id,
+                      **PROVIDERS["openai"][0]).test_client()
+    with responses.RequestsMock() as mocked:
+        mocked.post(PROVIDERS["openai"][1], json=make_completion())
+        response = client.post("/v1/messages", json=make_request(metadata={"user_id": "user_abc_session_1"}))
+        sent = json.loads(mocked.calls[0].request.body)
+    assert response.status_code == 200
+    user = hashlib.sha256(b"user_abc_session_1").hexdigest()
+    assert sent.get("user") == (user if expected else None)
+
+
+# Claude Code's Read and WebFetch schemas, cut down: "$schema" at the top, keywords further in.
+CLAUDE_CODE_TOOLS = [
+    {"name": "Read", "description": "Read a file", "input_schema": {
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
+        "required": ["file_path"],
+        "properties": {"file_path": {"type": "string"}, "limit": {"type": "number", "exclusiveMinimum": 0}}}},
+    {"name": "WebFetch", "description": "Fetch a URL", "input_schema": {
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "properties": {"url": {"type": "string", "format": "uri"},
+                       "status": {"anyOf": [{"type": "string", "enum": ["open"]},
+                                            {"type": "string", "const": "deleted"}]}}}},
+]
+
+
+def upstream_parameters(client: Any, url: str) -> list[dict[str, Any]]:
+    """The ``parameters`` of each function the provider sent upstream for ``CLAUDE_CODE_TOOLS``."""
+    with responses.RequestsMock() as mocked:
+        mocked.post(url, json=make_completion())
+        response = client.post("/v1/messages", json=make_request(tools=CLAUDE_CODE_TOOLS))
+        sent = json.loads(mocked.calls[0].request.body)
+    assert response.status_code == 200
+    return [tool["function"]["parameters"] for tool in sent["tools"]]
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_every_provider_strips_schema_annotation(make_app: Any, provider: str) -> None:
+    read, fetch = upstream_parameters(make_client(make_app, provider), PROVIDERS[provider][1])
+    expected_read = {key: value for key, value in CLAUDE_CODE_TOOLS[0]["input_schema"].items() if key != "$schema"}
+    expected_fetch = {key: value for key, value in CLAUDE_CODE_TOOLS[1]["input_schema"].items() if key != "$schema"}
+    assert (read, fetch) == (expected_read, expected_fetch)
+
+
+def test_gemini_models_lose_the_keywords_google_rejects(make_app: Any) -> None:
+    settings = {**PROVIDERS["openrouter"][0], "openrouter_model": "google/gemini-2.5-pro"}
+    client = make_app(model_provider="openrouter", fallback_enabled=False, **settings).test_client()
+    read, fetch = upstream_parameters(client, PROVIDERS["openrouter"][1])
+    assert read == {"type": "object", "required": ["file_path"],
+                    "properties": {"file_path": {"type": "string"}, "limit": {"type": "number"}}}
+    assert fetch == {"type": "object", "properties": {
+        "url": {"type": "string"}, "status": {"anyOf": [{"type": "string", "enum": ["open"]}, {"type": "string"}]}}}
+
+
+def test_databricks_api_format_openai_selects_chat_completions(make_app: Any) -> None:
+    # Databricks' OpenAI-compatible route: the endpoint is named by the body's model, not by the path.
+    path = "/serving-endpoints/chat/completions"
+    url = "https://example.cloud.databricks.com" + path
+    client = make_app(model_provider="databricks", fallback_enabled=False, databricks_api_format="openai",
+                      databricks_endpoint_path=path, model_default="databricks-gpt-5").test_client()
+    with responses.RequestsMock() as mocked:
+        mocked.post(url, json=make_completion())
+        response = client.post("/v1/messages", json=make_request(system="Be brief."))
+        sent = json.loads(mocked.calls[0].request.body)
+    assert response.status_code == 200
+    assert response.get_json()["content"] == [{"type": "text", "text": "Hi there"}]
+    assert sent == {"model": "databricks-gpt-5", "max_completion_tokens": 1024,
+                    "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]}

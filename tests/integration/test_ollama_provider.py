@@ -246,3 +246,20 @@ def test_tools_for_a_model_without_tool_support_go_to_the_fallback(make_config: 
         assert [c.request.url for c in mocked.calls] == [SHOW_URL, DATABRICKS_URL]
     assert response.status_code == 200
     assert response.headers["X-Lynkr-Provider"] == "databricks"
+
+
+def test_hybrid_routing_counts_only_the_clients_tools(make_config: Any, drain: Any, tmp_path: Any) -> None:
+    client = make_client(make_config, drain, prefer_ollama=True, fallback_enabled=True,
+                         tool_execution_mode="server", workspace_root=str(tmp_path))
+    write = {**READ, "name": "Write", "description": "Write a file"}
+    with responses.RequestsMock() as mocked:
+        mocked_ollama_show(mocked, {"capabilities": ["completion", "tools"]})
+        mocked.post(CHAT_URL, json=make_answer())
+        response = client.post("/v1/messages", json=make_request(tools=[READ, write]))
+        sent = json.loads(mocked.calls[1].request.body)
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["X-Lynkr-Provider"] == "ollama"
+    assert response.headers["X-Lynkr-Route-Reason"] == "tools_under_ollama_limit"
+    names = [tool["function"]["name"] for tool in sent["tools"]]
+    assert names[:2] == ["Read", "Write"]
+    assert len(names) > 3, "the gateway's own tools go to Ollama but were not counted for routing"

@@ -50,6 +50,15 @@ def test_unhandled_exception_is_a_500_without_a_stack_trace(client: Any) -> None
     assert "Traceback" not in response.get_data(as_text=True)
 
 
+def test_unhandled_exception_opening_a_stream_is_a_500_not_a_hanging_stream(client: Any) -> None:
+    with responses.RequestsMock() as mocked:
+        mocked.post(DATABRICKS_URL, body=RuntimeError("boom in the adapter"))
+        response = client.post("/v1/messages", json=make_request(stream=True))
+    assert response.status_code == 500
+    assert envelope_of(response) == {"type": "api_error", "message": "Internal server error"}
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
 def test_client_request_id_is_echoed_and_invalid_ones_replaced(client: Any) -> None:
     assert client.get("/health/live", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     generated = client.get("/health/live", headers={"X-Request-ID": "bad id with spaces"}).headers["X-Request-ID"]
@@ -132,3 +141,4 @@ def test_no_secret_reaches_any_log_line(capfd: Any, keyed_app: Flask) -> None:
         assert "request_id" in record
     access = [json.loads(line) for line in lines if '"lynkr.access"' in line]
     assert {(a["method"], a["path"], a["status"]) for a in access} == {("POST", "/v1/messages", 401)}
+    assert {(a["provider"], a["route_reason"]) for a in access} == {("databricks", "static")}

@@ -3,6 +3,7 @@ after real requests, per-app registries, METRICS_ENABLED=false, and the pieces b
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -258,6 +259,36 @@ def test_prompt_cache_lookups_are_counted(client: FlaskClient,
     assert (body["cost_savings"]["cache_hits"], body["cost_savings"]["cache_misses"]) == (1, 1)
     assert body["routing"]["by_reason"] == {"prompt_cache": 1, "static": 1}
     assert body["providers"]["databricks"]["success"] == 1
+
+
+SONNET_ON_OLLAMAS_USAGE = (20 * 3 + 3 * 15) / 1e6  # Ollama's 20 input, 3 output tokens at $3 / $15 per million
+
+
+@pytest.mark.parametrize(("ollama_price", "saved"), [
+    ({"input": 0, "output": 0}, SONNET_ON_OLLAMAS_USAGE),  # local and free instead of the default's Sonnet
+    ({"input": 0.5, "output": 1}, SONNET_ON_OLLAMAS_USAGE - (20 * 0.5 + 3 * 1) / 1e6),
+    ({"input": 100, "output": 100}, None),  # dearer than the default: no saving, never a negative one
+    (None, None),  # no price for the answering model: unknown, not counted
+])
+def test_routing_to_a_cheaper_model_counts_as_a_saving(make_app: Any, tmp_path: Any, ollama_price: Any,
+                                                        saved: float | None) -> None:
+    from tests.integration.test_ollama_provider import CHAT_URL, ENDPOINT, make_answer
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"qwen*": ollama_price} if ollama_price else {}))
+    client = make_app(model_provider="databricks", prefer_ollama=True, ollama_endpoint=ENDPOINT,
+                      price_table_file=str(prices)).test_client()
+    with responses.RequestsMock() as mocked:
+        mocked.post(CHAT_URL, json=make_answer())  # 20 input and 3 output tokens
+        response = post_message(client)
+    assert (response.status_code, response.headers["X-Lynkr-Provider"]) == (200, "ollama")
+
+    savings = client.get("/metrics/observability").get_json()["cost_savings"]
+    if saved is None:
+        assert (savings["total_usd"], savings["by_provider"]) == (0.0, {})
+    else:
+        assert savings["by_provider"] == {"ollama": pytest.approx(saved, abs=1e-6)}
+        assert value(scrape(client), "lynkr_cost_savings_usd_total", provider="ollama") == pytest.approx(saved)
 
 
 def test_cost_and_cache_fed_by_their_functions_reach_both_views(app: Flask, client: FlaskClient) -> None:

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from app.resilience import RetryPolicy, parse_retry_after
+from app.resilience import RetryPolicy, client_retry_after, parse_retry_after
 
 NOW = 1_700_000_000.0
 
@@ -102,13 +102,30 @@ def test_budget_exhausted_gives_up() -> None:
     state = make_policy(0.5, clock, budget_ms=10000).start()
     clock.advance(9.0)
     assert state.should_retry(503, False, None) == pytest.approx(0.5)
+    assert state.over_budget is None
     clock.advance(0.5)
     assert state.should_retry(503, False, None) is None  # 9.5 s spent + 1.0 s wait > 10 s
+    assert state.over_budget == pytest.approx(1.0)  # the wait refused, for the client's retry-after
+
+
+def test_only_the_budget_sets_over_budget() -> None:
+    state = make_policy(0.0, max_retries=0).start()
+    assert state.should_retry(503, False, None) is None
+    assert state.should_retry(400, False, None) is None
+    assert state.over_budget is None
 
 
 def test_retry_after_longer_than_the_budget_gives_up() -> None:
     state = make_policy(0.0, budget_ms=20000).start()
     assert state.should_retry(429, False, "25") is None
+    assert state.over_budget == 25.0
+
+
+@pytest.mark.parametrize(("seconds", "header"), [
+    (0.0, "1"), (0.5, "1"), (1.0, "1"), (2.2, "3"), (59.5, "60"), (3600.0, "60"), (None, "60"),
+])
+def test_client_retry_after_is_whole_seconds_from_1_to_60(seconds: float | None, header: str) -> None:
+    assert client_retry_after(seconds) == header
 
 
 def test_refused_connection_with_a_fallback_falls_back_at_once() -> None:

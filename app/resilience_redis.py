@@ -1,0 +1,164 @@
+"""Breaker records in Redis, shared by every instance that points at one (``REDIS_URL``).
+
+An update is an optimistic compare-and-set: ``GET`` the record, run the pure transition in
+Python, then a Lua script writes the new record only if the key still holds the bytes that were
+read; if another worker or instance got there first, read again and re-run the transition. A
+transition that changes nothing (most calls: ``allow`` while CLOSED, a success while healthy)
+costs one ``GET`` and no write. The same CAS would be possible with ``WATCH``/``MULTI``/``EXEC``,
+but that pins a pooled connection per update and costs an extra round trip, while the script
+is one stateless ``EVALSHA``. The policy itself stays in :mod:`app.resilience_breaker` for all
+stores, rather than a second copy in Lua that could drift from it. A failed CAS means another
+update succeeded, so the store as a whole always makes progress.
+
+Keys are ``lynkr:breaker:<provider>``, JSON, and expire ``ttl_s`` after their last change, so
+the state of a provider nobody uses any more goes away; the TTL is far longer than the recovery
+timeout, so an OPEN record always turns HALF_OPEN (one probe) rather than vanishing into CLOSED.
+Times come from each instance's wall clock (:class:`~app.resilience_breaker.CircuitBreaker`),
+so instances need synchronised clocks (NTP); a skew of a second moves a recovery by a second.
+
+Redis is never a dependency: every call has short socket timeouts and no retries, and on any
+Redis error the update or read goes to the ``local`` store instead (the instance's shared
+memory), so requests never fail for it. Redis is then skipped for :data:`RETRY_AFTER_S`, and
+the outage is logged once, then at most once a minute. While it lasts, each instance's
+breakers are its own; when Redis is back, its records are used again and the local ones are
+left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from app.logging import get_logger
+from app.resilience_breaker import BreakerRecord, BreakerState, BreakerStore, Change
+
+T = TypeVar("T")
+log = get_logger("resilience")
+KEY_PREFIX = "lynkr:breaker:"
+SOCKET_TIMEOUT_S = 0.2
+RETRY_AFTER_S = 5.0
+WARN_EVERY_S = 60.0
+MIN_TTL_S = 3600.0
+
+# KEYS[1]: the record; ARGV: the bytes read ('' when there was no key), the new record, TTL in ms.
+_COMPARE_AND_SET = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+class RedisBreakerStore:
+    """A :class:`~app.resilience_breaker.BreakerStore` in Redis, falling back to ``local``."""
+
+    def __init__(self, client: Any, local: BreakerStore, *, ttl_s: float = MIN_TTL_S,
+                 prefix: str = KEY_PREFIX, timer: Callable[[], float] = time.monotonic) -> None:
+        import redis
+
+        self.client = client
+        self.local = local
+        self.prefix = prefix
+        self._ttl_ms = max(int(ttl_s * 1000), 1)
+        self._errors = (redis.RedisError, OSError)
+        self._cas = client.register_script(_COMPARE_AND_SET)
+        self._timer = timer
+        self._lock = threading.Lock()
+        self._skip_until = float("-inf")
+        self._next_warning = float("-inf")
+        self._failures = 0
+        self._down = False
+
+    @classmethod
+    def from_url(cls, url: str, local: BreakerStore, *, ttl_s: float = MIN_TTL_S) -> RedisBreakerStore:
+        """A store on ``url`` (``redis://…``); connects lazily, so an absent server is no error."""
+        import redis  # imported only when REDIS_URL is set (~8 MB per worker)
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT_S,
+                                      socket_timeout=SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+        return cls(client, local, ttl_s=ttl_s)
+
+    def update(self, name: str, change: Change[T]) -> T:
+        """Apply ``change`` to the record of ``name`` by compare-and-set (locally if Redis fails)."""
+        if self._timer() >= self._skip_until:
+            try:
+                result = self._update(self.prefix + name, change)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return result
+        return self.local.update(name, change)
+
+    def read(self, name: str) -> BreakerRecord:
+        """The record of ``name`` in Redis (locally if Redis fails), CLOSED when there is none."""
+        if self._timer() >= self._skip_until:
+            try:
+                raw = self.client.get(self.prefix + name)
+            except self._errors as exc:
+                self._failed(exc)
+            else:
+                self._succeeded()
+                return _decode(raw)
+        return self.local.read(name)
+
+    def _update(self, key: str, change: Change[T]) -> T:
+        while True:
+            raw = self.client.get(key)
+            record = _decode(raw)
+            new, result = change(record)
+            if new == record or self._cas(keys=[key], args=[raw or b"", _encode(new), self._ttl_ms]):
+                return result
+
+    def _failed(self, exc: BaseException) -> None:
+        now = self._timer()
+        with self._lock:
+            self._skip_until = now + RETRY_AFTER_S
+            self._down = True
+            self._failures += 1
+            if now < self._next_warning:
+                return
+            self._next_warning = now + WARN_EVERY_S
+            failures, self._failures = self._failures, 0
+        log.warning("circuit breakers: Redis is unavailable (%s: %s); using this instance's own breaker "
+                    "state (%d failed call(s) since the last warning)", type(exc).__name__, exc, failures,
+                    extra={"event": "breaker_redis_down"})
+
+    def _succeeded(self) -> None:
+        if not self._down:
+            return
+        with self._lock:
+            was_down, self._down = self._down, False
+            self._failures = 0
+        if was_down:
+            log.info("circuit breakers: Redis is reachable again", extra={"event": "breaker_redis_up"})
+
+
+def _encode(record: BreakerRecord) -> str:
+    return json.dumps(asdict(record), separators=(",", ":"))
+
+
+def _decode(raw: bytes | None) -> BreakerRecord:
+    """The record stored as ``raw``; a fresh one when there is none or it is unreadable."""
+    if raw is None:
+        return BreakerRecord()
+    try:
+        data = json.loads(raw)
+        return BreakerRecord(**{**data, "state": BreakerState(data["state"])})
+    except (ValueError, TypeError, KeyError):
+        return BreakerRecord()
+
+
+def breaker_store_for(redis_url: str, local: BreakerStore, recovery_timeout_ms: int) -> BreakerStore:
+    """A Redis store over ``local`` when ``REDIS_URL`` is set, else ``local`` itself.
+
+    Records live ten recovery timeouts after their last change, and at least an hour.
+    """
+    if not redis_url:
+        return local
+    return RedisBreakerStore.from_url(redis_url, local, ttl_s=max(MIN_TTL_S, 10 * recovery_timeout_ms / 1000))
