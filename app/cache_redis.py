@@ -1,14 +1,12 @@
 """The prompt cache's optional second tier: a Redis shared by every instance.
 
 Redis is an optimisation, never a dependency: every call has short socket timeouts and no
-retries, and any failure is a miss. After a failure the tier is skipped for
-:data:`RETRY_AFTER_S` (so an unreachable host does not cost each request a timeout), and the
-outage is logged once, then at most once a minute while it lasts.
+retries, and any failure is a miss; :class:`~app.redis_health.RedisHealth` skips the tier for a
+while after a failure and logs the outage.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +15,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.logging import get_logger
+from app.redis_health import RedisHealth
 
-log = get_logger("cache")
 KEY_PREFIX = "lynkr:prompt-cache:v1:"
 SOCKET_TIMEOUT_S = 0.2
-RETRY_AFTER_S = 5.0
-WARN_EVERY_S = 60.0
 
 
 class RedisTier:
@@ -31,12 +27,8 @@ class RedisTier:
     def __init__(self, client: Any, *, ttl_ms: int, timer: Callable[[], float]) -> None:
         self.client = client
         self.ttl_ms = ttl_ms
-        self.timer = timer
-        self._lock = threading.Lock()
-        self._skip_until = float("-inf")
-        self._next_warning = float("-inf")
-        self._failures = 0
-        self._down = False
+        self.health = RedisHealth("prompt cache", "serving from the local tier only", "prompt_cache",
+                                  get_logger("cache"), timer)
 
     @classmethod
     def from_url(cls, url: str, *, ttl_ms: int, timer: Callable[[], float]) -> RedisTier:
@@ -47,7 +39,7 @@ class RedisTier:
 
     def get(self, key: str) -> tuple[bytes, float] | None:
         """The stored bytes and their remaining lifetime in seconds, or None."""
-        if not self._available():
+        if not self.health.available():
             return None
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -55,9 +47,9 @@ class RedisTier:
             pipe.pttl(KEY_PREFIX + key)
             value, pttl = pipe.execute()
         except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
+            self.health.failed(exc)
             return None
-        self._succeeded()
+        self.health.succeeded()
         if not isinstance(value, bytes) or not isinstance(pttl, int) or pttl == -2:
             return None
         # -1: no expiry (someone else wrote it); treat it as freshly stored.
@@ -65,44 +57,16 @@ class RedisTier:
 
     def put(self, key: str, value: bytes) -> bool:
         """Store ``value`` for the TTL; whether Redis took it."""
-        if not self._available():
+        if not self.health.available():
             return False
         try:
             self.client.set(KEY_PREFIX + key, value, px=self.ttl_ms)
         except (redis.RedisError, OSError) as exc:
-            self._failed(exc)
+            self.health.failed(exc)
             return False
-        self._succeeded()
+        self.health.succeeded()
         return True
 
     def close(self) -> None:
         """Release the connection pool."""
         self.client.close()
-
-    # -- health -----------------------------------------------------------------------------
-
-    def _available(self) -> bool:
-        return self.timer() >= self._skip_until
-
-    def _failed(self, exc: BaseException) -> None:
-        now = self.timer()
-        with self._lock:
-            self._skip_until = now + RETRY_AFTER_S
-            self._down = True
-            self._failures += 1
-            if now < self._next_warning:
-                return
-            self._next_warning = now + WARN_EVERY_S
-            failures, self._failures = self._failures, 0
-        log.warning("prompt cache: Redis is unavailable (%s: %s); serving from the local tier only "
-                    "(%d failed call(s) since the last warning)", type(exc).__name__, exc, failures,
-                    extra={"event": "prompt_cache_redis_down"})
-
-    def _succeeded(self) -> None:
-        if not self._down:
-            return
-        with self._lock:
-            was_down, self._down = self._down, False
-            self._failures = 0
-        if was_down:
-            log.info("prompt cache: Redis is reachable again", extra={"event": "prompt_cache_redis_up"})

@@ -18,8 +18,8 @@ so instances need synchronised clocks (NTP); a skew of a second moves a recovery
 
 Redis is never a dependency: every call has short socket timeouts and no retries, and on any
 Redis error the update or read goes to the ``local`` store instead (the instance's shared
-memory), so requests never fail for it. Redis is then skipped for :data:`RETRY_AFTER_S`, and
-the outage is logged once, then at most once a minute. While it lasts, each instance's
+memory), so requests never fail for it; :class:`~app.redis_health.RedisHealth` skips Redis for
+a while and logs the outage. While it lasts, each instance's
 breakers are its own; when Redis is back, its records are used again and the local ones are
 left behind.
 """
@@ -27,21 +27,18 @@ left behind.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
 from app.logging import get_logger
+from app.redis_health import RedisHealth
 from app.resilience_breaker import BreakerRecord, BreakerState, BreakerStore, Change
 
 T = TypeVar("T")
-log = get_logger("resilience")
 KEY_PREFIX = "lynkr:breaker:"
 SOCKET_TIMEOUT_S = 0.2
-RETRY_AFTER_S = 5.0
-WARN_EVERY_S = 60.0
 MIN_TTL_S = 3600.0
 
 # KEYS[1]: the record; ARGV: the bytes read ('' when there was no key), the new record, TTL in ms.
@@ -65,12 +62,8 @@ class RedisBreakerStore:
         self._ttl_ms = max(int(ttl_s * 1000), 1)
         self._errors = (redis.RedisError, OSError)
         self._cas = client.register_script(_COMPARE_AND_SET)
-        self._timer = timer
-        self._lock = threading.Lock()
-        self._skip_until = float("-inf")
-        self._next_warning = float("-inf")
-        self._failures = 0
-        self._down = False
+        self.health = RedisHealth("circuit breakers", "using this instance's own breaker state", "breaker",
+                                  get_logger("resilience"), timer)
 
     @classmethod
     def from_url(cls, url: str, local: BreakerStore, *, ttl_s: float = MIN_TTL_S) -> RedisBreakerStore:
@@ -85,25 +78,25 @@ class RedisBreakerStore:
 
     def update(self, name: str, change: Change[T]) -> T:
         """Apply ``change`` to the record of ``name`` by compare-and-set (locally if Redis fails)."""
-        if self._timer() >= self._skip_until:
+        if self.health.available():
             try:
                 result = self._update(self.prefix + name, change)
             except self._errors as exc:
-                self._failed(exc)
+                self.health.failed(exc)
             else:
-                self._succeeded()
+                self.health.succeeded()
                 return result
         return self.local.update(name, change)
 
     def read(self, name: str) -> BreakerRecord:
         """The record of ``name`` in Redis (locally if Redis fails), CLOSED when there is none."""
-        if self._timer() >= self._skip_until:
+        if self.health.available():
             try:
                 raw = self.client.get(self.prefix + name)
             except self._errors as exc:
-                self._failed(exc)
+                self.health.failed(exc)
             else:
-                self._succeeded()
+                self.health.succeeded()
                 return _decode(raw)
         return self.local.read(name)
 
@@ -114,29 +107,6 @@ class RedisBreakerStore:
             new, result = change(record)
             if new == record or self._cas(keys=[key], args=[raw or b"", _encode(new), self._ttl_ms]):
                 return result
-
-    def _failed(self, exc: BaseException) -> None:
-        now = self._timer()
-        with self._lock:
-            self._skip_until = now + RETRY_AFTER_S
-            self._down = True
-            self._failures += 1
-            if now < self._next_warning:
-                return
-            self._next_warning = now + WARN_EVERY_S
-            failures, self._failures = self._failures, 0
-        log.warning("circuit breakers: Redis is unavailable (%s: %s); using this instance's own breaker "
-                    "state (%d failed call(s) since the last warning)", type(exc).__name__, exc, failures,
-                    extra={"event": "breaker_redis_down"})
-
-    def _succeeded(self) -> None:
-        if not self._down:
-            return
-        with self._lock:
-            was_down, self._down = self._down, False
-            self._failures = 0
-        if was_down:
-            log.info("circuit breakers: Redis is reachable again", extra={"event": "breaker_redis_up"})
 
 
 def _encode(record: BreakerRecord) -> str:

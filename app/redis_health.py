@@ -1,0 +1,60 @@
+"""Whether an optional Redis tier is worth asking, and saying so in the log.
+
+The prompt cache and the circuit breakers each use Redis as a shared tier that may go away.
+After a failure the tier is skipped for :data:`RETRY_AFTER_S` (an unreachable host must not cost
+every request a timeout); the outage is logged once, then at most every :data:`WARN_EVERY_S`
+with a count, and its end once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+RETRY_AFTER_S = 5.0
+WARN_EVERY_S = 60.0
+
+
+class RedisHealth:
+    """Failure bookkeeping for one Redis tier (``what`` names it in ``log``, ``event`` prefixes its events)."""
+
+    def __init__(self, what: str, fallback: str, event: str, log: logging.Logger,
+                 timer: Callable[[], float] = time.monotonic) -> None:
+        self.what, self.fallback, self.event, self.log = what, fallback, event, log
+        self.timer = timer
+        self._lock = threading.Lock()
+        self._skip_until = float("-inf")
+        self._next_warning = float("-inf")
+        self._failures = 0
+        self._down = False
+
+    def available(self) -> bool:
+        """Whether to ask Redis now (False for a while after a failure)."""
+        return self.timer() >= self._skip_until
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a failed call: skip Redis for a while; warn now and then."""
+        now = self.timer()
+        with self._lock:
+            self._skip_until = now + RETRY_AFTER_S
+            self._down = True
+            self._failures += 1
+            if now < self._next_warning:
+                return
+            self._next_warning = now + WARN_EVERY_S
+            failures, self._failures = self._failures, 0
+        self.log.warning("%s: Redis is unavailable (%s: %s); %s (%d failed call(s) since the last warning)",
+                    self.what, type(exc).__name__, exc, self.fallback, failures,
+                    extra={"event": f"{self.event}_redis_down"})
+
+    def succeeded(self) -> None:
+        """Note a call that worked; logs the end of an outage once."""
+        if not self._down:
+            return
+        with self._lock:
+            was_down, self._down = self._down, False
+            self._failures = 0
+        if was_down:
+            self.log.info("%s: Redis is reachable again", self.what, extra={"event": f"{self.event}_redis_up"})
