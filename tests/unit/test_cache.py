@@ -24,7 +24,8 @@ from app.cache import (
     prompt_tokens_of,
     storable_answer,
 )
-from app.cache_redis import RETRY_AFTER_S, WARN_EVERY_S, RedisTier
+from app.cache_redis import RedisTier
+from app.redis_health import RETRY_AFTER_S, WARN_EVERY_S
 from app.streams import StreamBuilder, validate_stream
 
 PROVIDER, MODEL = "databricks", "databricks-claude-sonnet-4-5"
