@@ -126,7 +126,12 @@ class CapabilityTable:
         model_overrides: dict[str, dict[str, Any]] | None = None,
         host_overrides: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        self._models = [(p.lower(), v) for p, v in (model_overrides or {}).items()] + MODEL_TABLE
+        self._overrides = [(p.lower(), v) for p, v in (model_overrides or {}).items()]
+        for pattern, values in self._overrides:
+            try:
+                ModelCapabilities(**values)
+            except TypeError as exc:
+                raise ValueError(f"model {pattern!r}: {exc}") from exc
         self._hosts = dict(HOST_PROFILES)
         for name, changes in (host_overrides or {}).items():
             base = self._hosts.get(name, HostProfile(name=name))
@@ -134,12 +139,16 @@ class CapabilityTable:
         self._memo: dict[str, ModelCapabilities] = {}
 
     def model(self, name: str) -> ModelCapabilities:
-        """Capabilities of the upstream model ``name`` (defaults when nothing matches)."""
+        """Capabilities of the upstream model ``name`` (defaults when nothing matches).
+
+        A configured override changes only the fields it names of the built-in entry.
+        """
         caps = self._memo.get(name)
         if caps is None:
             lowered = name.lower()
-            values = next((v for p, v in self._models if fnmatch.fnmatchcase(lowered, p)), {})
-            caps = self._memo[name] = ModelCapabilities(**values)
+            base = next((v for p, v in MODEL_TABLE if fnmatch.fnmatchcase(lowered, p)), {})
+            override = next((v for p, v in self._overrides if fnmatch.fnmatchcase(lowered, p)), {})
+            caps = self._memo[name] = ModelCapabilities(**{**base, **override})
         return caps
 
     def host(self, name: str) -> HostProfile:

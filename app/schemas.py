@@ -1,9 +1,10 @@
 """Ingress validation: only the fields we must trust, everything else carried as sent.
 
 Lenient on purpose: Claude Code adds request fields and block types every month, so only
-``model``, ``max_tokens`` and ``messages`` are required and type-checked, and nothing below
-the top level is validated (marshmallow does not carry ``unknown=INCLUDE`` into ``Nested``, so
-a nested schema would turn a new field inside a content block into a 400).
+``model``, ``max_tokens`` and ``messages`` are required and type-checked, and below that only
+the shape of ``content`` (a string or a list of objects): nothing inside a block is validated
+(marshmallow does not carry ``unknown=INCLUDE`` into ``Nested``, so a nested schema would turn
+a new field inside a content block into a 400).
 """
 
 from __future__ import annotations
@@ -57,7 +58,19 @@ def _check(schema: Schema, body: Any) -> dict[str, Any]:
     for index, message in enumerate(body["messages"]):
         if message.get("role") not in ("user", "assistant", "system"):
             raise InvalidRequestError(f"messages.{index}.role: must be user or assistant")
+        _check_content(index, message.get("content"))
     return body
+
+
+def _check_content(index: int, content: Any) -> None:
+    """Content is a string or a list of blocks (objects); what is inside a block is not checked."""
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise InvalidRequestError(f"messages.{index}.content: must be a string or a list of content blocks")
+    for position, block in enumerate(content):
+        if not isinstance(block, dict):
+            raise InvalidRequestError(f"messages.{index}.content.{position}: must be a content block object")
 
 
 def _first(problems: Any) -> str:

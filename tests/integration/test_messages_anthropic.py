@@ -182,6 +182,19 @@ def test_bad_json_is_a_400(client: FlaskClient) -> None:
     assert response.get_json()["error"]["message"].startswith("Request body is not valid JSON")
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    (["hi"], "messages.0.content.0: must be a content block object"),
+    ([{"type": "text", "text": "ok"}, 7], "messages.0.content.1: must be a content block object"),
+    (None, "messages.0.content: must be a string or a list of content blocks"),
+    ({"type": "text", "text": "hi"}, "messages.0.content: must be a string or a list of content blocks"),
+])
+def test_malformed_content_is_a_400_naming_it(client: FlaskClient, mocked: Any, content: Any, message: str) -> None:
+    response = client.post("/v1/messages", json=make_request(messages=[{"role": "user", "content": content}]))
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {"type": "invalid_request_error", "message": message}
+    assert len(mocked.calls) == 0
+
+
 def test_stream_relays_events_in_order(client: FlaskClient, mocked: Any) -> None:
     upstream = [*make_stream_events(), {"type": "future_event", "x": 1}]
     upstream.insert(3, {"type": "future_event", "x": 1})
