@@ -38,6 +38,7 @@ from app.usage import Attempt, RequestRecord, usage_counts, write_record
 log = get_logger("orchestrator")
 T = TypeVar("T")
 BREAKER_RETRY_AFTER = "30"
+IMAGE_TOKENS = 1_600  # the most Anthropic charges for one image (about 1.15 megapixels)
 
 
 class Orchestrator:
@@ -259,7 +260,9 @@ class Orchestrator:
             self.metrics.routed(record.provider, record.route_reason)
             self.metrics.tokens(record.provider, record.model, record.usage)
         store_turns = self.config.session_store_enabled and record.session_id
-        messages = request.get("messages") or []
+        # Only a job that stores turns holds on to the messages: a queued job must not keep a
+        # large body alive while the writer catches up.
+        messages = (request.get("messages") or []) if store_turns else []
 
         def job() -> None:
             write_record(record)
@@ -337,9 +340,27 @@ def estimate_tokens(request: dict[str, Any]) -> int:
     """A cheap upper-side estimate of the prompt's tokens: serialised bytes / 3.5.
 
     Routing runs on every request, so it does not load the BPE tokenizer (about 100 MB per
-    worker); JSON of English text and code runs 3.5-4 bytes per token.
+    worker); JSON of English text and code runs 3.5-4 bytes per token. An image costs its
+    fixed token count, not its base64 bytes (a 1 MB screenshot is ~1 600 tokens, not 300 000).
     """
-    return int(len(orjson.dumps(request)) / 3.5)
+    image_bytes, images = _base64_images(request.get("messages") or [])
+    return int((len(orjson.dumps(request)) - image_bytes) / 3.5) + images * IMAGE_TOKENS
+
+
+def _base64_images(blocks: list[Any]) -> tuple[int, int]:
+    """(base64 bytes, count) of the images in messages or blocks, tool results included."""
+    size = count = 0
+    for item in blocks:
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        if item.get("type") == "image" and isinstance(source, dict) and isinstance(source.get("data"), str):
+            size, count = size + len(source["data"]), count + 1
+        inner = item.get("content")
+        if isinstance(inner, list):
+            more_size, more_count = _base64_images(inner)
+            size, count = size + more_size, count + more_count
+    return size, count
 
 
 def past_budget(error: LynkrError, wait_s: float) -> LynkrError:

@@ -12,6 +12,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
+
+from peewee import SqliteDatabase
 
 from app.db import db
 from app.logging import get_logger
@@ -78,7 +81,7 @@ def _run_batch(jobs: list[Job]) -> None:
     if not jobs:
         return
     try:
-        with db.connection_context(), db.atomic():
+        with db.connection_context(), _transaction():
             for job in jobs:
                 try:
                     with db.atomic():
@@ -94,3 +97,15 @@ class _Flushed(threading.Event):
 
     def __call__(self) -> None:
         self.set()
+
+
+def _transaction() -> Any:
+    """One transaction for a batch; on SQLite it takes the write lock at once (``IMMEDIATE``).
+
+    A deferred transaction that reads before it writes fails at once with "database is locked"
+    when another worker committed in between (WAL's snapshot rule skips the busy timeout);
+    an immediate one waits its turn instead.
+    """
+    if isinstance(db.obj, SqliteDatabase):
+        return db.atomic(lock_type="IMMEDIATE")
+    return db.atomic()

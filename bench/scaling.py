@@ -7,7 +7,9 @@ added p50 latency (gateway minus direct), gateway CPU per request, requests/s an
     python bench/scaling.py --url http://127.0.0.1:19050 --pid PID [--duration 5] [--axis body,conc,chunks]
 
 Bodies of other sizes are the shared Claude-Code-shaped body with its conversation padded by
-ordinary user/assistant turns (2 KB is the body with tools and system trimmed). The stream-length
+ordinary user/assistant turns up to 200 KB, and by 200 KB screenshots past that (a 1 MB prompt of
+text alone would be ~285k tokens, over every context window); 2 KB is the body with tools and
+system trimmed to one line and one user turn. The stream-length
 axis needs the fake upstream restarted with ``FAKE_CHUNKS``; ``bench/run.sh scaling`` does that.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -31,6 +34,9 @@ import loadgen  # noqa: E402
 UPSTREAM = "http://127.0.0.1:19001"
 SIZES = {"2 KB": 2_000, "21 KB": None, "200 KB": 200_000, "1 MB": 1_000_000}
 FILLER = "Here is more of the file under discussion, line by line, for context. " * 20
+TEXT_MAX = 200_000  # past this, a real Claude Code prompt grows by screenshots, not text (200 KB ≈ 57k tokens)
+SCREENSHOT = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                          "data": base64.b64encode(os.urandom(150_000)).decode()}}
 
 
 def sized_body(target: int | None) -> Callable[[bool, str], bytes]:
@@ -41,12 +47,16 @@ def sized_body(target: int | None) -> Callable[[bool, str], bytes]:
         if target is None:
             return json.dumps(body).encode()
         if target < len(json.dumps(body)):
-            body["tools"], body["system"] = body["tools"][:1], body["system"][:1]
-            body["system"][0]["text"] = body["system"][0]["text"][:300]
-            body["messages"] = body["messages"][-1:]
-        while len(json.dumps(body)) < target:
+            body["tools"] = []
+            body["system"] = [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."}]
+            body["messages"] = [{"role": "user", "content": ""}]
+            body["messages"][0]["content"] = (FILLER * 2)[: max(target - len(json.dumps(body)), 0)]
+            return json.dumps(body).encode()
+        while len(json.dumps(body)) < min(target, TEXT_MAX):
             body["messages"][:0] = [{"role": "user", "content": FILLER},
                                     {"role": "assistant", "content": [{"type": "text", "text": FILLER}]}]
+        while len(json.dumps(body)) < target:
+            body["messages"][-1]["content"].insert(0, SCREENSHOT)
         return json.dumps(body).encode()
 
     return build
