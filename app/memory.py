@@ -1,7 +1,9 @@
-"""Memory use against the container's limit (cgroup v2, then v1), for health and shedding."""
+"""Memory use against the container's limit (cgroup v2, then v1), for health and shedding; heap trimming."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 from pathlib import Path
 
@@ -45,3 +47,13 @@ def memory_status(threshold: float) -> dict[str, object]:
         return {"ok": True, "used_bytes": used, "limit_bytes": None, "ratio": None}
     ratio = used / limit
     return {"ok": ratio < threshold, "used_bytes": used, "limit_bytes": limit, "ratio": round(ratio, 4)}
+
+
+def trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    After a burst of large bodies glibc keeps the freed heap resident; a worker calls this
+    once it has gone quiet, so one burst does not hold hundreds of MB for good.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -1,9 +1,11 @@
 """A bounded background writer for usage rows and transcripts.
 
 Writing a usage row and new transcript turns costs a database round trip; doing it after the
-response, on one thread per worker, keeps it off the request's latency. The queue is bounded
-(when full, the request thread writes itself rather than drop data), flushed on shutdown, and
-``flush()`` is the test hook that waits until everything queued is written.
+response, on one thread per worker, keeps it off the request's latency; what arrives within
+:data:`BATCH_WINDOW_S` is committed in one transaction. The queue is bounded (when full, the
+request thread writes itself rather than drop data), flushed on shutdown, and ``flush()`` is the
+test hook that waits until everything queued is written. When the worker has been quiet for
+:data:`IDLE_TRIM_S`, the thread also hands freed heap memory back (:func:`app.memory.trim_heap`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from peewee import SqliteDatabase
 
 from app.db import db
 from app.logging import get_logger
+from app.memory import trim_heap
 
 log = get_logger("recorder")
 Job = Callable[[], object]
 BATCH_MAX = 100  # jobs per transaction (it holds SQLite's write lock meanwhile)
 BATCH_WINDOW_S = 0.05
+IDLE_TRIM_S = 5.0  # quiet time after which freed heap memory is given back
 
 
 class Recorder:
@@ -57,8 +61,16 @@ class Recorder:
                     self._thread.start()
 
     def _work(self) -> None:
+        trimmed = True
         while True:
-            batch = [self._queue.get()]
+            try:
+                first = self._queue.get(timeout=None if trimmed else IDLE_TRIM_S)
+            except queue.Empty:
+                trim_heap()  # the worker has been quiet: hand back what a burst left behind
+                trimmed = True
+                continue
+            trimmed = False
+            batch = [first]
             # Gather what arrives for a moment: a commit per batch rather than per request.
             deadline = time.monotonic() + BATCH_WINDOW_S
             while len(batch) < BATCH_MAX and not isinstance(batch[-1], _Flushed):
