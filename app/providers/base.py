@@ -99,6 +99,7 @@ class Provider(ABC):
         self.config = config
         self.capabilities = capabilities
         self.http = http
+        self._clamps_noted: set[str] = set()
 
     # -- per-provider hooks ---------------------------------------------------------------------
 
@@ -157,11 +158,15 @@ class Provider(ABC):
         """Capabilities of the upstream model."""
         return self.capabilities.model(model)
 
-    @staticmethod
-    def note_clamp(request: dict[str, Any], model: str, caps: ModelCapabilities) -> None:
-        """Log that the client's ``max_tokens`` is over ``model``'s output limit (the format clamps it)."""
+    def note_clamp(self, request: dict[str, Any], model: str, caps: ModelCapabilities) -> None:
+        """Log, once per model, that the client's ``max_tokens`` is over its output limit (the format clamps it).
+
+        Claude Code asks for 32k to 128k on every request: a line each time would be noise, and
+        cost a JSON log line per request.
+        """
         wanted, allowed = request.get("max_tokens"), caps.max_output_tokens
-        if isinstance(wanted, int) and wanted > allowed:
+        if isinstance(wanted, int) and wanted > allowed and model not in self._clamps_noted:
+            self._clamps_noted.add(model)
             log.warning("max_tokens %s clamped to %s, the output limit of %s", wanted, allowed, model,
                         extra={"requested_max_tokens": wanted, "allowed_max_tokens": allowed})
 

@@ -78,3 +78,15 @@ def test_max_tokens_within_the_limit_is_not_logged(make_app: Any, capsys: Any, n
     _, sent = send(make_app, family, family.limit)
     assert family.sent_max_tokens(sent) == family.limit
     assert clamp_lines(capsys.readouterr().err) == []
+
+
+def test_a_model_clamped_again_is_not_logged_again(make_app: Any, capsys: Any) -> None:
+    family = FAMILIES["openai"]
+    client = make_app(fallback_enabled=False, **family.settings).test_client()
+    with responses.RequestsMock() as mocked:
+        mocked.post(family.url, json=family.answer)
+        for _ in range(3):
+            assert client.post("/v1/messages", json=make_request(max_tokens=family.limit + 1)).status_code == 200
+        sent = [json.loads(call.request.body) for call in mocked.calls]
+    assert [family.sent_max_tokens(body) for body in sent] == [family.limit] * 3
+    assert len(clamp_lines(capsys.readouterr().err)) == 1
