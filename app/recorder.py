@@ -92,11 +92,12 @@ def _run_batch(jobs: list[Job]) -> None:
     """
     if not jobs:
         return
+    database = db.obj  # the transaction and its savepoints stay on one database, even if the proxy is rebound
     try:
-        with db.connection_context(), _transaction():
+        with database.connection_context(), _transaction(database):
             for job in jobs:
                 try:
-                    with db.atomic():
+                    with database.atomic():
                         job()
                 except Exception:  # a failed write is logged; it must never take the worker down
                     log.exception("background write failed")
@@ -111,13 +112,13 @@ class _Flushed(threading.Event):
         self.set()
 
 
-def _transaction() -> Any:
+def _transaction(database: Any) -> Any:
     """One transaction for a batch; on SQLite it takes the write lock at once (``IMMEDIATE``).
 
     A deferred transaction that reads before it writes fails at once with "database is locked"
     when another worker committed in between (WAL's snapshot rule skips the busy timeout);
     an immediate one waits its turn instead.
     """
-    if isinstance(db.obj, SqliteDatabase):
-        return db.atomic(lock_type="IMMEDIATE")
-    return db.atomic()
+    if isinstance(database, SqliteDatabase):
+        return database.atomic(lock_type="IMMEDIATE")
+    return database.atomic()

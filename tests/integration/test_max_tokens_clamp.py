@@ -85,8 +85,9 @@ def test_a_model_clamped_again_is_not_logged_again(make_app: Any, capsys: Any) -
     client = make_app(fallback_enabled=False, **family.settings).test_client()
     with responses.RequestsMock() as mocked:
         mocked.post(family.url, json=family.answer)
-        for _ in range(3):
-            assert client.post("/v1/messages", json=make_request(max_tokens=family.limit + 1)).status_code == 200
+        for turn in range(3):  # different prompts, so the prompt cache answers none of them
+            body = make_request(max_tokens=family.limit + 1, messages=[{"role": "user", "content": f"turn {turn}"}])
+            assert client.post("/v1/messages", json=body).status_code == 200
         sent = [json.loads(call.request.body) for call in mocked.calls]
     assert [family.sent_max_tokens(body) for body in sent] == [family.limit] * 3
     assert len(clamp_lines(capsys.readouterr().err)) == 1
