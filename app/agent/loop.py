@@ -40,7 +40,6 @@ class Turn:
     """One client request in the agent path: the upstream request and what runs on the server."""
 
     request: dict[str, Any]
-    client_messages: list[dict[str, Any]]
     offered: dict[str, Tool]
     tool_ctx: ToolContext | None
     web_search: dict[str, Any] | None = None  # the client's web-search server tool, run by the gateway

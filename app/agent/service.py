@@ -85,7 +85,7 @@ class Agent:
         request["messages"] = splice.splice(record.session_id, body["messages"])
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
-        return Turn(request, body["messages"], offered, tool_ctx, web)
+        return Turn(request, offered, tool_ctx, web)
 
     def complete(self, turn: Turn, ctx: CallContext, record: RequestRecord, routes: list[Route],
                  builder: StreamBuilder) -> dict[str, Any]:

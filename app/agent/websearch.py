@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.agent.runner import tool_result
 from app.config import Config
 
 NAME = "web_search"
@@ -54,11 +55,11 @@ def run(config: Config, call: dict[str, Any], spec: dict[str, Any]) -> tuple[lis
     except SearchError as exc:
         shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id,
                         "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
-        return [shown_call, shown_result], {"type": "tool_result", "tool_use_id": call.get("id"),
-                                            "content": f"Web search failed: {exc}", "is_error": True}
+        return [shown_call, shown_result], tool_result(str(call.get("id")), f"Web search failed: {exc}", True,
+                                                       config.tool_result_max_chars)
     shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id, "content": [
         {"type": "web_search_result", "title": r["title"], "url": r["url"], "encrypted_content": "",
          "page_age": None} for r in results]}
     listing = "\n".join(f"{n}. {r['title']}\n   {r['url']}\n   {r['snippet']}" for n, r in enumerate(results, 1))
-    return [shown_call, shown_result], {"type": "tool_result", "tool_use_id": call.get("id"),
-                                        "content": listing or "No results."}
+    return [shown_call, shown_result], tool_result(str(call.get("id")), listing or "No results.", False,
+                                                   config.tool_result_max_chars)
