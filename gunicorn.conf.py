@@ -8,11 +8,12 @@ health checks always find a free thread.
 import signal
 
 from app.config import load_config
+from app.cpus import available_cpus
 
 _config = load_config()
 
 bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
-workers = _config.workers
+workers = _config.workers or available_cpus()
 worker_class = "gthread"
 threads = _config.threads
 worker_connections = 1000
@@ -21,6 +22,7 @@ timeout = 60
 graceful_timeout = max(1, round(_config.graceful_shutdown_timeout_ms / 1000))
 keepalive = 75  # longer than nginx's upstream keepalive_timeout, so it closes first
 accesslog = None  # the app writes one JSON line per request itself
+logger_class = "app.gunicorn_logger.Logger"
 errorlog = "-"
 loglevel = _config.log_level
 proc_name = "lynkr"

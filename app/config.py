@@ -35,7 +35,7 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 2
+    workers: int = 0
     threads: int = 32
     max_concurrent_requests: int = 0
     cap_wait_ms: int = 2000
@@ -220,6 +220,8 @@ def validate(config: Config) -> None:
             f"Refusing to listen on {config.host} without API keys: set LYNKR_API_KEYS to a "
             "comma-separated list of keys, or LYNKR_ALLOW_OPEN=true to run open on purpose."
         )
+    if config.workers < 0:
+        raise ConfigError("WEB_CONCURRENCY must be 0 (one worker per usable CPU) or a number of workers.")
     if config.threads < 2:
         raise ConfigError("LYNKR_THREADS must be at least 2 so health checks are never starved.")
     if (config.default_price_input is None) != (config.default_price_output is None):

@@ -22,10 +22,13 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("lynkr_request_id", default=None
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),
     re.compile(r"(?i)((?:x-)?api[-_]key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
-    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)[^\s\"',]+"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:(?:basic|digest|token)\s+)?[^\s\"',]+"),
     re.compile(r"()\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"()\bdapi[0-9a-f]{16,}\b"),
 ]
+# Every pattern above needs one of these (in lower case): a line without any skips the
+# patterns, which would otherwise cost more than formatting the line itself.
+_PATTERN_TRIGGERS = ("bearer", "api-key", "api_key", "authorization", "sk-", "pk-", "rk-", "dapi")
 REDACTED = "[REDACTED]"
 
 
@@ -33,14 +36,16 @@ class Redactor:
     """Masks known secret values and anything shaped like a credential."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self._values = re.compile("|".join(re.escape(v) for v in values)) if values else None
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._values = re.compile("|".join(re.escape(v) for v in self._secrets)) if self._secrets else None
 
     def __call__(self, text: str) -> str:
-        if self._values is not None:
+        if self._values is not None and any(secret in text for secret in self._secrets):
             text = self._values.sub(REDACTED, text)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        lowered = text.lower()
+        if any(trigger in lowered for trigger in _PATTERN_TRIGGERS):
+            for pattern in _SECRET_PATTERNS:
+                text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         return text
 
 

@@ -7,7 +7,8 @@
 #   bench/run.sh scaling          # body size, concurrency and stream-length matrix (bench/scaling.py)
 #   FORMATS=anthropic bench/run.sh
 #
-# The gateway's process tree runs on CPU 1; load generator and fake upstream on CPU 0. The fake
+# The gateway's process tree runs on CPU 1 from its start (so it sizes itself for one core, as on
+# a one-core machine: one worker); load generator and fake upstream on CPU 0. The fake
 # upstream counts the model requests it answers (bench/counting_upstream.py); a run whose count
 # differs from what the load generator sent fails. The prompt cache is off for the main tables
 # (the harness repeats one body) and measured in its own row.
@@ -61,7 +62,7 @@ start_gateway() {  # FORMAT [VAR=value ...]
   mkdir -p "$WORK/$format"
   (cd "$WORK/$format" && exec env HOST=127.0.0.1 PORT="$PORT" LYNKR_API_KEYS=sk-bench-0000 \
       LYNKR_PRESTOP_DELAY_MS=0 PROMPT_CACHE_ENABLED=false "${provider[@]}" "$@" \
-      "$LYNKR" serve > "$WORK/$format/lynkr.log" 2>&1) &
+      taskset -c 1 "$LYNKR" serve > "$WORK/$format/lynkr.log" 2>&1) &
   GATEWAY_PID=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/health/live" && break; sleep 0.1; done
   for p in $GATEWAY_PID $(pgrep -P "$GATEWAY_PID" 2>/dev/null || true); do

@@ -239,6 +239,18 @@ def test_non_anthropic_upstream_error_gets_our_envelope(client: FlaskClient, moc
     assert response.get_json()["error"] == {"type": "api_error", "message": "<html>Bad gateway</html>"}
 
 
+def test_upstream_redirect_is_not_followed(client: FlaskClient, mocked: Any) -> None:
+    # Following it would resend (or, for 301-303, turn into a GET) a model call the client never
+    # pointed there.
+    mocked.post(DATABRICKS_URL, status=307, headers={"location": "http://elsewhere.example/v1/messages"})
+    mocked.post("http://elsewhere.example/v1/messages", json=make_message())
+    response = client.post("/v1/messages", json=make_request())
+    assert response.status_code == 502
+    assert response.get_json()["error"] == {"type": "api_error",
+                                            "message": "databricks answered with a body that is not JSON."}
+    assert [call.request.url for call in mocked.calls] == [DATABRICKS_URL]
+
+
 @pytest.mark.parametrize(("exception", "status", "error_type", "wording"), [
     (requests.ConnectionError("[Errno 111] Connection refused"), 502, "api_error",
      "Could not connect to databricks at example.cloud.databricks.com: connection refused."),

@@ -12,7 +12,11 @@ import base64
 import binascii
 import hashlib
 import re
+import threading
 from typing import Any
+
+import orjson
+from cachetools import LRUCache
 
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -25,6 +29,10 @@ _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitio
 # Keywords whose value is data, never a subschema.
 _SCHEMA_DATA = frozenset({"enum", "const", "default", "examples", "example", "required"})
 _CHOICE_MODES = {"auto": "auto", "any": "required", "none": "none"}
+# A client sends the same tool list with every request of a session (Claude Code: ~15 KB of
+# schemas), so converting it once per distinct list saves walking every schema per request.
+_converted: LRUCache[tuple[frozenset[str], bool, bytes], list[dict[str, Any]]] = LRUCache(maxsize=32)
+_converted_lock = threading.Lock()
 
 
 def digest(text: str, size: int = 8) -> str:
@@ -126,9 +134,22 @@ def to_function(tool: dict[str, Any], strip: frozenset[str]) -> dict[str, Any]:
 
 
 def convert_tools(request: dict[str, Any], *, strip: frozenset[str], keep_tool_search: bool) -> list[dict[str, Any]]:
-    """The request's tools that the target can take, as functions."""
+    """The request's tools that the target can take, as functions.
+
+    The functions are shared between requests with the same tool list: callers must not
+    modify them.
+    """
     tools = request.get("tools") or []
-    return [to_function(t, strip) for t in tools if is_function_tool(t, keep_tool_search=keep_tool_search)]
+    if not tools:
+        return []
+    key = (strip, keep_tool_search, orjson.dumps(tools))
+    with _converted_lock:
+        functions = _converted.get(key)
+    if functions is None:
+        functions = [to_function(t, strip) for t in tools if is_function_tool(t, keep_tool_search=keep_tool_search)]
+        with _converted_lock:
+            _converted[key] = functions
+    return list(functions)
 
 
 def convert_tool_choice(choice: Any, functions: list[dict[str, Any]]) -> str | dict[str, Any] | None:

@@ -1,0 +1,61 @@
+"""The default worker count: CPUs in the affinity mask, capped by the cgroup's CPU quota."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app.cpus import available_cpus, cgroup_cpu_quota
+
+
+@pytest.fixture(autouse=True)
+def four_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+
+
+def _proc(tmp_path: Path, text: str = "0::/\n") -> Path:
+    path = tmp_path / "proc-cgroup"
+    path.write_text(text)
+    return path
+
+
+def test_no_cgroup_files_means_the_affinity_mask(tmp_path: Path) -> None:
+    assert cgroup_cpu_quota(tmp_path / "none", _proc(tmp_path)) is None
+    assert available_cpus(tmp_path / "none", _proc(tmp_path)) == 4
+
+
+def test_a_v2_quota_rounds_up(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path, _proc(tmp_path)) == 1.5
+    assert available_cpus(tmp_path, _proc(tmp_path)) == 2
+
+
+def test_an_unlimited_v2_cgroup_keeps_the_affinity_mask(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path, _proc(tmp_path)) == 4
+
+
+def test_the_quota_of_this_process_s_own_cgroup_counts(tmp_path: Path) -> None:
+    service = tmp_path / "system.slice" / "lynkr.service"
+    service.mkdir(parents=True)
+    (service / "cpu.max").write_text("100000 100000\n")  # systemd CPUQuota=100%
+    proc = _proc(tmp_path, "0::/system.slice/lynkr.service\n")
+    assert available_cpus(tmp_path, proc) == 1
+
+
+def test_a_v1_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path, _proc(tmp_path, "1:cpu:/\n")) == 3
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(tmp_path, _proc(tmp_path, "1:cpu:/\n")) == 4
+
+
+def test_never_fewer_than_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cpu.max").write_text("10000 100000\n")
+    assert available_cpus(tmp_path, _proc(tmp_path)) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    assert available_cpus(tmp_path / "none", _proc(tmp_path)) == 1
