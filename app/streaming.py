@@ -33,6 +33,11 @@ from app.streams import Event, StreamBuilder
 log = get_logger("streaming")
 OPEN, ITEM, END, ERROR = "open", "item", "end", "error"
 PRE_START_COMMENT_INTERVAL_S = 5.0
+# After each of the first items the reader yields its core: the woken response thread then sends
+# them at once. Otherwise, on a busy or single core, it runs only when this thread next blocks —
+# after parsing everything that arrived in the same read — and the first delta waits for the
+# whole burst (0.4 ms of the time to first delta in the benchmark).
+EAGER_ITEMS = 4
 
 
 class _Counter:
@@ -119,9 +124,11 @@ class StreamPump:
                 self._stream.close()
                 return
             self._put(OPEN, self._stream)
-            for item in self._stream.items:
+            for position, item in enumerate(self._stream.items):
                 if not self._put(ITEM, item):
                     return
+                if position < EAGER_ITEMS:
+                    os.sched_yield()
             self._put(END, None)
         except LynkrError as exc:
             self._put(ERROR, exc)
