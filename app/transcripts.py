@@ -17,11 +17,30 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from peewee import Node, Query
 
 from app.db import db
 from app.models import Session, Turn, utcnow
+from app.prepared import InsertRow, Prepared
 
-_LOOKUP_CHUNK = 400
+_LOOKUP_CHUNK = 256  # hashes per lookup; a power of two (lookups are padded to one)
+_NO_HASH = ""  # pads a lookup: never a chain hash
+
+
+def _touch_session(session_id: Node, owner: Node, now: Node, *, shape: bool) -> Query:
+    """Create the session, or touch it if ``owner`` (NULL when ``shape``) owns it."""
+    owned = Session.owner.is_null() if shape else Session.owner == owner
+    return (Session.insert(id=session_id, owner=owner, created_at=now, updated_at=now)
+            .on_conflict(conflict_target=[Session.id], update={Session.updated_at: now}, where=owned))
+
+
+def _lookup_turns(session_id: Node, *hashes: Node, shape: None) -> Query:
+    return Turn.select(Turn.id, Turn.chain_hash).where((Turn.session == session_id) & Turn.chain_hash.in_(hashes))
+
+
+_TOUCH_SESSION = Prepared(_touch_session)
+_LOOKUP_TURNS = Prepared(_lookup_turns)
+_TURN_ROW = InsertRow(Turn, ignore_conflicts=True)
 
 
 def _canonical(value: Any) -> Any:
@@ -78,28 +97,30 @@ def record_exchange(session_id: str, owner: str | None, messages: list[dict[str,
 
 def _ensure_session(session_id: str, owner: str | None) -> bool:
     """Create or touch the session; False when it belongs to another key (nothing is written)."""
-    now = utcnow()
-    Session.insert(id=session_id, owner=owner, created_at=now, updated_at=now).on_conflict_ignore().execute()
-    owned = Session.owner.is_null() if owner is None else Session.owner == owner
-    return bool(Session.update(updated_at=now).where((Session.id == session_id) & owned).execute())
+    now = Session.updated_at.db_value(utcnow())
+    cursor = _TOUCH_SESSION.execute(db.obj, [session_id, owner, now], shape=owner is None)
+    return cursor.rowcount > 0
 
 
 def _stored(session_id: str, hashes: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for i in range(0, len(hashes), _LOOKUP_CHUNK):
         chunk = hashes[i:i + _LOOKUP_CHUNK]
-        query = Turn.select(Turn.id, Turn.chain_hash).where(
-            (Turn.session == session_id) & (Turn.chain_hash.in_(chunk)))
-        found.update({row.chain_hash: row.id for row in query})
+        # Padded to a power of two, so a growing conversation reuses a few rendered lookups.
+        padded = chunk + [_NO_HASH] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+        rows = _LOOKUP_TURNS.execute(db.obj, [session_id, *padded])
+        found.update({digest: turn_id for turn_id, digest in rows})
     return found
 
 
 def _insert_turn(session_id: str, parent: int | None, position: int, role: str, canonical: bytes,
                  digest: str, source: str) -> int:
-    Turn.insert(session=session_id, parent=parent, position=position, role=role,
-                content=canonical.decode(), chain_hash=digest, source=source,
-                created_at=utcnow()).on_conflict_ignore().execute()
-    # Read back the id: a concurrent request of the same session may have written it first.
+    turn_id = _TURN_ROW.execute(db.obj, {
+        "session": session_id, "parent": parent, "position": position, "role": role,
+        "content": canonical.decode(), "chain_hash": digest, "source": source, "created_at": utcnow()})
+    if turn_id is not None:
+        return turn_id
+    # A concurrent request of the same session wrote it first.
     return Turn.get((Turn.session == session_id) & (Turn.chain_hash == digest)).id
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.db import db
 from app.models import ClientRequest, UpstreamAttempt, utcnow
+from app.prepared import InsertRow
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+# A request id a client reuses (its own X-Request-ID) is stored once: the first request's row.
+_REQUEST_ROW = InsertRow(ClientRequest, ignore_conflicts=True)
+_ATTEMPT_ROW = InsertRow(UpstreamAttempt)
 
 
 @dataclass
@@ -55,19 +60,20 @@ def usage_counts(usage: dict[str, Any] | None) -> dict[str, int]:
 def write_record(record: RequestRecord) -> None:
     """Insert the request row and its attempt rows (inside the caller's connection)."""
     now = utcnow()
-    row_id = ClientRequest.insert(
-        request_id=record.request_id, session_id=record.session_id, api_key=record.api_key,
-        path=record.path, model_requested=record.model_requested, provider=record.provider,
-        model=record.model, stream=record.stream, status=record.status, error_type=record.error_type,
-        route_reason=record.route_reason, duration_ms=record.duration_ms, cost_usd=record.cost_usd,
-        created_at=now,
+    database = db.obj
+    row_id = _REQUEST_ROW.execute(database, {
+        "request_id": record.request_id, "session_id": record.session_id, "api_key": record.api_key,
+        "path": record.path, "model_requested": record.model_requested, "provider": record.provider,
+        "model": record.model, "stream": record.stream, "status": record.status,
+        "error_type": record.error_type, "route_reason": record.route_reason,
+        "duration_ms": record.duration_ms, "cost_usd": record.cost_usd, "created_at": now,
         **usage_counts(record.usage),
-    ).on_conflict_ignore().execute()
-    if not row_id or not record.attempts:
+    })
+    if row_id is None:
         return
-    UpstreamAttempt.insert_many([
-        {"request": row_id, "attempt": number, "provider": a.provider, "model": a.model,
-         "status": a.status, "error_type": a.error_type, "route_reason": a.route_reason,
-         "latency_ms": a.latency_ms, "cost_usd": a.cost_usd, "created_at": now, **usage_counts(a.usage)}
-        for number, a in enumerate(record.attempts, start=1)
-    ]).execute()
+    for number, a in enumerate(record.attempts, start=1):
+        _ATTEMPT_ROW.execute(database, {
+            "request": row_id, "attempt": number, "provider": a.provider, "model": a.model,
+            "status": a.status, "error_type": a.error_type, "route_reason": a.route_reason,
+            "latency_ms": a.latency_ms, "cost_usd": a.cost_usd, "created_at": now, **usage_counts(a.usage),
+        })

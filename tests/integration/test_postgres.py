@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -13,6 +14,7 @@ from app.migrate import available, migrate
 from app.models import ClientRequest, Turn
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
+from tests.unit import test_transcripts, test_usage
 
 pytestmark = pytest.mark.postgres
 DATABASE_URL = os.environ.get("LYNKR_TEST_DATABASE_URL", "postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test")
@@ -51,3 +53,15 @@ def test_requests_usage_and_incremental_transcripts_on_postgres(pg_app: Any) -> 
         assert ClientRequest.get(ClientRequest.request_id == "pg-req-2").input_tokens == 12
         assert Turn.select().where(Turn.session == "pg-session").count() == 6
     assert pg_app.test_client().get("/health/ready").get_json()["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.parametrize("check", [
+    test_usage.check_rows_are_written_with_every_field,
+    test_usage.check_a_reused_request_id_keeps_the_first_row_and_never_moves_attempts,
+    functools.partial(test_transcripts.check_another_key_s_session_is_never_written, "key_b"),
+    functools.partial(test_transcripts.check_another_key_s_session_is_never_written, None),
+    test_transcripts.check_a_long_conversation_is_matched_across_lookups,
+])
+def test_prepared_writes_behave_the_same_on_postgres(pg_app: Any, check: Any) -> None:
+    with db.connection_context():
+        check()

@@ -67,3 +67,35 @@ def test_rewritten_history_starts_a_branch_from_the_last_shared_turn(database: A
 def test_string_content_and_block_content_are_the_same_turn(database: Any) -> None:
     record_exchange("s4", None, [{"role": "user", "content": "hi"}], None)
     assert record_exchange("s4", None, [user("hi")], None) == 0
+
+
+def check_another_key_s_session_is_never_written(other: str | None) -> None:
+    """A session belongs to the key that created it; ``other`` writes nothing to it."""
+    assert record_exchange("owned", "key_a", [user("a")], None) == 1
+    assert record_exchange("owned", other, [user("a"), assistant("b"), user("c")], None) == 0
+    assert Session.get_by_id("owned").owner == "key_a"
+    assert Turn.select().where(Turn.session == "owned").count() == 1
+    # ...while its owner goes on, and a keyless session stays keyless.
+    assert record_exchange("owned", "key_a", [user("a"), assistant("b"), user("c")], None) == 2
+    assert record_exchange("open", None, [user("x")], None) == 1
+    assert record_exchange("open", "key_a", [user("x"), assistant("y")], None) == 0
+    assert record_exchange("open", None, [user("x"), assistant("y")], None) == 1
+
+
+def check_a_long_conversation_is_matched_across_lookups() -> None:
+    """More turns than one lookup takes (256), and lengths that are not powers of two."""
+    history = [user(f"q{n}") if n % 2 == 0 else assistant(f"a{n}") for n in range(301)]
+    assert record_exchange("long", None, history, None) == 301
+    assert record_exchange("long", None, history, {"content": [{"type": "text", "text": "end"}]}) == 1
+    assert record_exchange("long", None, [*history, assistant("end"), user("more")], None) == 1
+    assert Turn.select().where(Turn.session == "long").count() == 303
+    assert [t["position"] for t in session_turns("long")] == list(range(303))
+
+
+@pytest.mark.parametrize("other", ["key_b", None])
+def test_another_key_s_session_is_never_written(database: Any, other: str | None) -> None:
+    check_another_key_s_session_is_never_written(other)
+
+
+def test_a_long_conversation_is_matched_across_lookups(database: Any) -> None:
+    check_a_long_conversation_is_matched_across_lookups()
