@@ -270,7 +270,7 @@ class Orchestrator:
                 record_exchange(record.session_id, record.api_key, messages,
                                 message if record.status == 200 else None)
 
-        self.recorder.submit(job)
+        self.recorder.submit(job, holds_bytes=record.body_bytes if store_turns else 0)
 
     def stream_done(self, record: RequestRecord, request: dict[str, Any], started: float,
                     *, cache: bool = True) -> Callable[[StreamBuilder, LynkrError | None], None]:

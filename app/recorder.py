@@ -2,9 +2,10 @@
 
 Writing a usage row and new transcript turns costs a database round trip; doing it after the
 response, on one thread per worker, keeps it off the request's latency; what arrives within
-:data:`BATCH_WINDOW_S` is committed in one transaction. The queue is bounded (when full, the
-request thread writes itself rather than drop data), flushed on shutdown, and ``flush()`` is the
-test hook that waits until everything queued is written. When the worker has been quiet for
+:data:`BATCH_WINDOW_S` is committed in one transaction. The queue is bounded in jobs and in the
+bytes of request bodies its jobs hold on to (when either is full, the request thread writes
+itself rather than drop data or let memory grow with a backlog), flushed on shutdown, and
+``flush()`` is the test hook that waits until everything queued is written. When the worker has been quiet for
 :data:`IDLE_TRIM_S`, the thread also hands freed heap memory back (:func:`app.memory.trim_heap`).
 """
 
@@ -26,31 +27,50 @@ log = get_logger("recorder")
 Job = Callable[[], object]
 BATCH_MAX = 100  # jobs per transaction (it holds SQLite's write lock meanwhile)
 BATCH_WINDOW_S = 0.05
+MAX_PENDING_BYTES = 32 * 1024 * 1024  # request bodies held by queued jobs (parsed, several times this)
 IDLE_TRIM_S = 5.0  # quiet time after which freed heap memory is given back
 
 
 class Recorder:
     """Runs database write jobs in order on a background thread."""
 
-    def __init__(self, maxsize: int = 10_000) -> None:
+    def __init__(self, maxsize: int = 10_000, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
         self._queue: queue.Queue[Job] = queue.Queue(maxsize)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0
 
-    def submit(self, job: Job) -> None:
-        """Queue ``job``; runs it inline when the queue is full."""
+    def submit(self, job: Job, holds_bytes: int = 0) -> None:
+        """Queue ``job`` (which keeps ``holds_bytes`` of request body alive until it runs); runs it
+        inline when the queue is full."""
         self._ensure_thread()
-        try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            _run_batch([job])
+        with self._lock:
+            room = self._pending_bytes + holds_bytes <= self._max_pending_bytes or self._pending_bytes == 0
+            if room:
+                self._pending_bytes += holds_bytes
+        if room:
+            try:
+                self._queue.put_nowait(_Weighed(job, holds_bytes))
+                return
+            except queue.Full:
+                self._release(holds_bytes)
+        _run_batch([job])
+
+    def _release(self, held_bytes: int) -> None:
+        with self._lock:
+            self._pending_bytes -= held_bytes
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued job has run; False on timeout."""
         if self._thread is None:
             return True
         done = _Flushed()
-        self.submit(done)
+        self._ensure_thread()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
         return done.wait(timeout)
 
     def _ensure_thread(self) -> None:
@@ -79,6 +99,7 @@ class Recorder:
                 except queue.Empty:
                     break
             _run_batch([job for job in batch if not isinstance(job, _Flushed)])
+            self._release(sum(job.holds_bytes for job in batch if isinstance(job, _Weighed)))
             for marker in batch:
                 if isinstance(marker, _Flushed):
                     marker.set()  # only once everything before it is committed
@@ -103,6 +124,18 @@ def _run_batch(jobs: list[Job]) -> None:
                     log.exception("background write failed")
     except Exception:
         log.exception("background writes failed")
+
+
+class _Weighed:
+    """A queued job and the bytes of request body it keeps alive until it has run."""
+
+    __slots__ = ("holds_bytes", "job")
+
+    def __init__(self, job: Job, holds_bytes: int) -> None:
+        self.job, self.holds_bytes = job, holds_bytes
+
+    def __call__(self) -> object:
+        return self.job()
 
 
 class _Flushed(threading.Event):

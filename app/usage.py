@@ -49,6 +49,7 @@ class RequestRecord:
     attempts: list[Attempt] = field(default_factory=list)
     cost_usd: float | None = None
     admission: Any = None  # the app.budgets.Admission held for this request, settled by finish()
+    body_bytes: int = 0  # size of the request body, which a queued transcript write keeps alive
 
 
 def usage_counts(usage: dict[str, Any] | None) -> dict[str, int]:

@@ -47,8 +47,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def _parse_body() -> Any:
+    raw = request.get_data(cache=False)
+    request.environ["lynkr.body_bytes"] = len(raw)
     try:
-        return orjson.loads(request.get_data(cache=False))
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
 
@@ -115,6 +117,7 @@ def _record(body: dict[str, Any]) -> RequestRecord:
         request_id=request.environ["lynkr.request_id"], path="/v1/messages",
         session_id=session_id_from(request.headers, body), api_key=request.environ.get("lynkr.api_key"),
         model_requested=body["model"], stream=bool(body.get("stream")),
+        body_bytes=request.environ.get("lynkr.body_bytes", 0),
     )
 
 

@@ -287,6 +287,22 @@ def test_count_tokens_is_answered_locally(client: FlaskClient, mocked: Any) -> N
     assert len(mocked.calls) == 0
 
 
+def test_a_queued_transcript_write_is_weighed_by_the_body_it_keeps(app: Flask, client: FlaskClient, mocked: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = app.extensions["lynkr"].recorder
+    weights: list[int] = []
+    submit = recorder.submit
+    monkeypatch.setattr(recorder, "submit", lambda job, holds_bytes=0: (weights.append(holds_bytes),
+                                                                        submit(job, holds_bytes)))
+    mocked.post(DATABRICKS_URL, json=make_message())
+    body = json.dumps(make_request()).encode()
+    client.post("/v1/messages", data=body, content_type="application/json", headers=CLIENT_HEADERS)
+    client.post("/v1/messages", data=body, content_type="application/json",
+                headers={k: v for k, v in CLIENT_HEADERS.items() if k != "x-claude-code-session-id"})
+    # Without a session no turns are stored, so the job keeps nothing of the body alive.
+    assert weights == [len(body), 0]
+
+
 def test_usage_and_transcript_rows_are_written(app: Flask, client: FlaskClient, mocked: Any) -> None:
     mocked.post(DATABRICKS_URL, json=make_message())
     client.post("/v1/messages", json=make_request(), headers={**CLIENT_HEADERS, "x-request-id": "req-test-1"})
