@@ -8,12 +8,12 @@ health checks always find a free thread.
 import signal
 
 from app.config import load_config
-from app.cpus import available_cpus
+from app.cpus import default_workers
 
 _config = load_config()
 
 bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
-workers = _config.workers or available_cpus()
+workers = _config.workers or default_workers()
 worker_class = "gthread"
 threads = _config.threads
 worker_connections = 1000

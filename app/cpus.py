@@ -1,8 +1,9 @@
 """How many CPUs this process may use: its affinity mask, capped by a cgroup CPU quota.
 
 One gthread worker keeps about one core busy (its threads share a GIL), so this is the default
-worker count: more workers than usable cores only add memory, fewer leave cores idle. Docker's
-``--cpus`` sets a quota without changing the affinity mask, hence the cgroup read.
+worker count (up to :data:`MAX_DEFAULT_WORKERS`): more workers than usable cores only add memory,
+fewer leave cores idle. Docker's ``--cpus`` sets a quota without changing the affinity mask, hence
+the cgroup read.
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ import math
 import os
 from pathlib import Path
 
+MAX_DEFAULT_WORKERS = 8  # ~600 requests/s each: past this, more only costs memory (~50-80 MB each)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def default_workers() -> int:
+    """The worker count when ``WEB_CONCURRENCY`` is unset: one per usable CPU, at most 8."""
+    return min(available_cpus(), MAX_DEFAULT_WORKERS)
 
 
 def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:

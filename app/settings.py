@@ -105,7 +105,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("HOST", "host", _str, "127.0.0.1", "address to bind; anything but loopback needs LYNKR_API_KEYS"),
     S("PORT", "port", _int, 8080, "TCP port"),
     S("WEB_CONCURRENCY", "workers", _int, 0,
-      "gunicorn worker processes (0: one per CPU this process may use, cgroup quota included)"),
+      "gunicorn worker processes (0: one per CPU this process may use, cgroup quota included, at most 8)"),
     S("LYNKR_THREADS", "threads", _int, 32, "threads per worker (each holds one request or stream)"),
     S("LYNKR_MAX_CONCURRENT_STREAMS", "max_concurrent_requests", _int, 0,
       "model requests in flight per worker before 529 (0: threads minus 4)"),

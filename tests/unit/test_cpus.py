@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cpus import available_cpus, cgroup_cpu_quota
+from app.cpus import available_cpus, cgroup_cpu_quota, default_workers
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +59,10 @@ def test_never_fewer_than_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert available_cpus(tmp_path, _proc(tmp_path)) == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
     assert available_cpus(tmp_path / "none", _proc(tmp_path)) == 1
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (3, 3), (8, 8), (64, 8)])
+def test_the_default_worker_count_is_one_per_cpu_up_to_eight(monkeypatch: pytest.MonkeyPatch, cpus: int,
+                                                             workers: int) -> None:
+    monkeypatch.setattr("app.cpus.available_cpus", lambda: cpus)
+    assert default_workers() == workers

@@ -7,14 +7,14 @@ import datetime
 import pytest
 from gunicorn.config import Config
 
-from app.cpus import available_cpus
+from app.cpus import default_workers
 from app.gunicorn_logger import Logger
 from app.serve import _read_settings, conf_file
 
 
 def test_one_worker_per_usable_cpu_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    assert _read_settings(conf_file())["workers"] == available_cpus()
+    assert _read_settings(conf_file())["workers"] == default_workers()
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert _read_settings(conf_file())["workers"] == 3
 
