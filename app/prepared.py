@@ -3,7 +3,7 @@
 Peewee renders a query's SQL from its expression tree on every execution. For the rows written
 per request (the usage row, its attempts, transcript turns) that rendering cost ~130 µs a
 statement — ten times the database's own work, and a third of a request's CPU. A
-:class:`Prepared` query is built once per database (and *shape*, e.g. ``IS NULL`` versus ``=``)
+:class:`Prepared` query is built once per dialect (and *shape*, e.g. ``IS NULL`` versus ``=``)
 with placeholder nodes where values go; peewee renders it, so dialect, quoting and placeholders
 stay its own, and the order of its parameters tells where each value is bound.
 """
@@ -29,17 +29,18 @@ class _Slot:
 class Prepared:
     """A query built by ``build(*placeholders, shape=shape)``, one placeholder per value.
 
-    It is rendered once per database, shape and number of values; keep the shapes few.
+    It is rendered once per kind of database (its class: the dialect), shape and number of values;
+    keep the shapes few.
     """
 
     def __init__(self, build: Callable[..., Query]) -> None:
         self._build = build
-        self._rendered: dict[tuple[int, Hashable, int], tuple[str, list[int]]] = {}
+        self._rendered: dict[tuple[type, Hashable, int], tuple[str, list[int]]] = {}
         self._lock = threading.Lock()
 
     def execute(self, database: Database, values: Sequence[Any], shape: Hashable = None) -> Any:
         """Run the query with ``values`` (already database values); returns the cursor."""
-        key = (id(database), shape, len(values))
+        key = (type(database), shape, len(values))
         rendered = self._rendered.get(key)
         if rendered is None:
             rendered = self._render(database, shape, len(values))
