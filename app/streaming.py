@@ -38,6 +38,7 @@ PRE_START_COMMENT_INTERVAL_S = 5.0
 # after parsing everything that arrived in the same read — and the first delta waits for the
 # whole burst (0.4 ms of the time to first delta in the benchmark).
 EAGER_ITEMS = 4
+_yield_core = getattr(os, "sched_yield", lambda: None)  # absent on Windows (``flask run`` there)
 
 
 class _Counter:
@@ -128,7 +129,7 @@ class StreamPump:
                 if not self._put(ITEM, item):
                     return
                 if position < EAGER_ITEMS:
-                    os.sched_yield()
+                    _yield_core()
             self._put(END, None)
         except LynkrError as exc:
             self._put(ERROR, exc)
