@@ -5,6 +5,7 @@ multiprocess directory, and a dead worker's live gauges leave the sums while its
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.cpus import cgroup_cpu_quota
 from tests.e2e.helpers import Gateway, SSERead, message_body, read_sse, wait_until
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, Pause, StreamReply
@@ -181,3 +183,17 @@ def test_serve_removes_the_directory_it_made(make_gateway: Callable[..., Gateway
 
     assert gateway.stop(signal.SIGTERM) == 0
     assert not metrics_dir.exists()
+
+
+def test_without_web_concurrency_there_is_one_worker_per_usable_cpu(make_gateway: Callable[..., Gateway],
+                                                                     mocked_upstream: FakeAnthropicUpstream) -> None:
+    usable = sorted(os.sched_getaffinity(0))
+    for cpus in ({usable[0]}, set(usable[:2])):
+        os.sched_setaffinity(0, cpus)  # inherited by the gateway this thread starts
+        try:
+            gateway = make_gateway(WEB_CONCURRENCY=None)
+        finally:
+            os.sched_setaffinity(0, usable)
+        quota = cgroup_cpu_quota()
+        assert len(worker_pids(gateway)) == (min(len(cpus), math.ceil(quota)) if quota else len(cpus))
+        assert gateway.post(message_body(f"Hello from {len(cpus)} CPUs.")).status_code == 200
