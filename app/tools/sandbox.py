@@ -100,6 +100,9 @@ class Docker:
                 "--workdir", str(cwd or root)]
         if not allow_network:
             args += ["--network", "none"]
+        for path in git_controls(root):
+            if path.is_relative_to(root):  # a link out of the workspace points where nothing is mounted
+                args += ["--mount", f"type=bind,source={path},target={path},readonly"]
         inside = [path for path in protected if path.is_relative_to(root)]  # nothing else is mounted
         for kind, path in hidden_paths(inside):
             args += (["--tmpfs", str(path)] if kind == "dir"

@@ -116,6 +116,19 @@ def test_docker_argv(tmp_path: Path) -> None:
     assert "--network" not in Docker("docker", "img:1").wrap(["true"], root=root, allow_network=True)
 
 
+def test_docker_mounts_the_repository_s_hooks_and_config_read_only(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "config").write_text("[core]\n")
+    argv = Docker("docker", "img:1").wrap(["git", "commit"], root=root)
+    mounts = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--mount"]
+    hooks, config = root / ".git" / "hooks", root / ".git" / "config"
+    assert mounts == [f"type=bind,source={root},target={root}",
+                      f"type=bind,source={hooks},target={hooks},readonly",
+                      f"type=bind,source={config},target={config},readonly"]
+    assert hooks.is_dir()  # created, so there is something to mount over
+
+
 def test_bubblewrap_leaves_only_the_workspace_writable(workspace_dir: Path, tmp_path: Path) -> None:
     result = run_confined(["bash", "-c", "echo kept > inside.txt; touch /etc/lynkr-probe; echo $?; ls /tmp | wc -l"],
                           workspace_dir)
