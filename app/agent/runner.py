@@ -19,7 +19,6 @@ from app.db import db
 from app.logging import get_logger
 from app.models import ToolExecution, utcnow
 from app.tools.base import Tool, ToolContext, ToolError, ToolOutput, truncate
-from app.tools.paths import PathRefused
 
 log = get_logger("agent.tools")
 
@@ -57,7 +56,7 @@ def _execute(call: dict[str, Any], tool: Tool | None, ctx: ToolContext) -> tuple
         return f"Tool '{name}' needs its arguments as a JSON object.", True
     try:
         return tool.run(ctx, args), False
-    except (ToolError, PathRefused) as exc:
+    except ToolError as exc:
         return str(exc), True
     except Exception:  # a tool bug must reach the model as an error result, not crash the turn
         log.exception("tool %s failed", name, extra={"tool": name})

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.config import Config
-from app.tools.paths import Workspace
+
+if TYPE_CHECKING:
+    from app.tools.paths import Workspace
 
 ToolOutput = str | list[dict[str, Any]]
 

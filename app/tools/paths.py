@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.tools.base import ToolError
+
 # Names refused anywhere in the workspace, matched against every component of the path (a pattern
 # with a '/' against the path from the root).
 BUILTIN_DENY = (
@@ -25,8 +27,11 @@ BUILTIN_DENY = (
 )
 
 
-class PathRefused(ValueError):
-    """A path a tool may not touch; the message says why, without leaking outside paths."""
+class PathRefused(ToolError, ValueError):
+    """A path a tool may not touch; the message says why, without leaking outside paths.
+
+    A :class:`ToolError`, so the model sees it as an error result like any other refusal.
+    """
 
 
 class Workspace:

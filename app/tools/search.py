@@ -22,7 +22,7 @@ from typing import Any
 from pathspec import GitIgnoreSpec
 
 from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg, truncate
-from app.tools.paths import PathRefused, Workspace
+from app.tools.paths import Workspace
 from app.tools.process import child_env, run_process
 
 SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv"})
@@ -186,10 +186,7 @@ def _query(ctx: ToolContext, args: dict[str, Any]) -> _Query:
     if not pattern:
         raise ToolError("argument 'pattern' is empty")
     shown = str_arg(args, "path") or "."
-    try:
-        base = ctx.workspace.resolve(shown)
-    except PathRefused as exc:
-        raise ToolError(str(exc)) from exc
+    base = ctx.workspace.resolve(shown)
     if not base.exists():
         raise ToolError(f"'{shown}' does not exist")
     ignore_case = arg(args, "case_insensitive", "-i", default=False)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.tools.base import Tool, ToolContext, ToolError, int_arg, str_arg
-from app.tools.paths import PathRefused
 from app.tools.process import ProcessResult, child_env, run_process
 from app.tools.safe_commands import check_command
 from app.tools.sandbox import SANDBOX_HOME, detect_sandbox, unavailable_reason
@@ -78,10 +77,7 @@ def _cwd(ctx: ToolContext, args: Mapping[str, Any]) -> Path | None:
     relative = str_arg(args, "cwd")
     if relative is None:
         return None
-    try:
-        path = ctx.workspace.resolve(relative)
-    except PathRefused as exc:
-        raise ToolError(str(exc)) from exc
+    path = ctx.workspace.resolve(relative)
     if not path.is_dir():
         raise ToolError(f"cwd '{relative}' is not a directory in the workspace")
     return path

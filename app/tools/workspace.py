@@ -18,19 +18,10 @@ from typing import Any
 
 from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg, truncate
 from app.tools.patch import PatchError, apply_hunks, parse_patch
-from app.tools.paths import PathRefused
 from app.tools.search import glob_spec, iter_files
 
 SNIFF_BYTES = 8192  # a NUL byte in this much of a file makes it binary
 DEFAULT_LIST_LIMIT = 1000
-
-
-def resolve_path(ctx: ToolContext, path: str, *, allow_root: bool = True) -> Path:
-    """``path`` resolved inside the workspace; raises :class:`ToolError` when it is refused."""
-    try:
-        return ctx.workspace.resolve(path, allow_root=allow_root)
-    except PathRefused as exc:
-        raise ToolError(str(exc)) from exc
 
 
 def check_text_file(real: Path, shown: str) -> None:
@@ -58,7 +49,7 @@ def _bare(line: str) -> str:
 
 def _read(ctx: ToolContext, args: dict[str, Any]) -> str:
     shown = str_arg(args, "path", "file_path", required=True) or ""
-    real = resolve_path(ctx, shown)
+    real = ctx.workspace.resolve(shown)
     first = int_arg(args, "offset", "line_start", default=1, minimum=1) or 1
     count = _line_count(args, first)
     check_text_file(real, shown)
@@ -111,7 +102,7 @@ def _numbered(lines: Iterable[str], first: int, count: int | None, budget: int
 def _write(ctx: ToolContext, args: dict[str, Any]) -> str:
     shown = str_arg(args, "path", "file_path", required=True) or ""
     content = str_arg(args, "content", required=True) or ""
-    real = resolve_path(ctx, shown, allow_root=False)
+    real = ctx.workspace.resolve(shown, allow_root=False)
     if real.is_dir():
         raise ToolError(f"'{shown}' is a directory")
     data = content.encode("utf-8")
@@ -164,7 +155,7 @@ def _edit(ctx: ToolContext, args: dict[str, Any]) -> str:
         if arg(args, "old_string", "edits") is not None:
             raise ToolError("give either a patch or old_string/new_string edits, not both")
         return _apply_patch(ctx, patch, shown)
-    real = resolve_path(ctx, shown or "", allow_root=False)
+    real = ctx.workspace.resolve(shown or "", allow_root=False)
     text = read_text(real, shown or "")
     edits = _edits(args)
     replaced = 0
@@ -233,7 +224,7 @@ def _apply_patch(ctx: ToolContext, patch: str, path: str | None) -> str:
     contents: dict[Path, str | None] = {}
     done: list[str] = []
     for file_patch in file_patches:
-        real = resolve_path(ctx, file_patch.path, allow_root=False)
+        real = ctx.workspace.resolve(file_patch.path, allow_root=False)
         original = _patch_base(real, file_patch.path, file_patch.created, contents)
         try:
             patched = apply_hunks(original, file_patch)  # a deletion too must match the whole file
@@ -268,7 +259,7 @@ def _list(ctx: ToolContext, args: dict[str, Any]) -> str:
     pattern = str_arg(args, "pattern", "glob") or "**/*"
     shown = str_arg(args, "path") or "."
     limit = int_arg(args, "limit", default=DEFAULT_LIST_LIMIT, minimum=1) or DEFAULT_LIST_LIMIT
-    base = resolve_path(ctx, shown)
+    base = ctx.workspace.resolve(shown)
     if not base.is_dir():
         raise ToolError(f"'{shown}' is not a directory" if base.exists() else f"'{shown}' does not exist")
     spec = glob_spec(pattern)
