@@ -41,7 +41,7 @@ def as_function(request: dict[str, Any]) -> dict[str, Any]:
 
 def run(config: Config, call: dict[str, Any], spec: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run one search call: the blocks the client sees, and the ``tool_result`` the model gets."""
-    from app.tools.web import SearchError, search_results  # loaded only when a search runs
+    from app.tools.web import SearchError, format_results, search_results  # loaded only when a search runs
 
     query = str((call.get("input") or {}).get("query") or "").strip()
     server_id = "srvtoolu_" + str(call.get("id", "")).removeprefix("toolu_")
@@ -60,6 +60,5 @@ def run(config: Config, call: dict[str, Any], spec: dict[str, Any]) -> tuple[lis
     shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id, "content": [
         {"type": "web_search_result", "title": r["title"], "url": r["url"], "encrypted_content": "",
          "page_age": None} for r in results]}
-    listing = "\n".join(f"{n}. {r['title']}\n   {r['url']}\n   {r['snippet']}" for n, r in enumerate(results, 1))
-    return [shown_call, shown_result], tool_result(str(call.get("id")), listing or "No results.", False,
+    return [shown_call, shown_result], tool_result(str(call.get("id")), format_results(query, results), False,
                                                    config.tool_result_max_chars)
