@@ -30,27 +30,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "serve"
     if command in ("serve", "start"):
         return serve(config)
-    if command == "migrate":
-        return migrate(config)
     if command == "keys":
         return keys(config, args)
-    return check(config)
-
-
-def migrate(config: Config, *, quiet: bool = False) -> int:
-    """Check the settings files, then apply pending migrations; prints what was applied unless ``quiet``.
-
-    ``lynkr serve`` runs this in a child process before gunicorn starts (see :func:`serve`).
-    """
-    from app.db import bind, make_database
+    # `migrate` (which `serve` runs first, in a child) and `check` read the settings files first:
+    # a broken one stops them with one sentence instead of failing in every worker.
     from app.factory import check_settings_files
-    from app.migrate import migrate as apply
 
     try:
         check_settings_files(config)
     except ConfigError as exc:
         print(f"lynkr: {exc}", file=sys.stderr)
         return 2
+    if command == "migrate":
+        return migrate(config)
+    return check(config)
+
+
+def migrate(config: Config, *, quiet: bool = False) -> int:
+    """Apply pending migrations; prints what was applied unless ``quiet``.
+
+    ``lynkr serve`` runs ``lynkr migrate`` in a child process before gunicorn starts (see :func:`serve`).
+    """
+    from app.db import bind, make_database
+    from app.migrate import migrate as apply
 
     database = make_database(config)
     bind(database)
@@ -123,11 +125,11 @@ def serve(config: Config) -> int:
 
 def check(config: Config) -> int:
     """Print the masked configuration and the provider's status; non-zero when unusable."""
-    from app.capabilities import CapabilityTable
+    from app.factory import capability_table
     from app.providers import build_providers
 
     print(json.dumps({"config": config.masked()}, indent=2, default=str))
-    provider = build_providers(config, CapabilityTable())[config.model_provider]
+    provider = build_providers(config, capability_table(config))[config.model_provider]
     missing = provider.missing_settings()
     if missing:
         result: dict[str, Any] = {"ok": False, "provider": provider.name,

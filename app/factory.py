@@ -52,7 +52,7 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     _init_db(app, config)
     metrics = build_metrics(config)
     metrics.init_app(app)
-    capabilities = _capabilities(config)
+    capabilities = capability_table(config)
     providers = build_providers(config, capabilities)
     recorder = Recorder()
     breakers = BreakerRegistry(providers, BreakerConfig(
@@ -101,12 +101,13 @@ def check_settings_files(config: Config) -> None:
     ``lynkr serve`` calls this before gunicorn starts, so a broken file stops start-up with one
     sentence instead of failing in every worker.
     """
-    _capabilities(config)
+    capability_table(config)
     _rules(config)
     _prices(config)
 
 
-def _capabilities(config: Config) -> CapabilityTable:
+def capability_table(config: Config) -> CapabilityTable:
+    """The built-in capabilities with the ``MODEL_CAPABILITIES`` / ``HOST_PROFILES`` overrides."""
     models = _json_file(config.model_capabilities_file, "MODEL_CAPABILITIES")
     hosts = _json_file(config.host_profiles_file, "HOST_PROFILES")
     try:

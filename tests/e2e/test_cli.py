@@ -69,6 +69,19 @@ def test_serve_refuses_to_start_with_a_broken_settings_file(tmp_path: Path) -> N
         assert "Listening at" not in result.stderr
 
 
+def test_check_and_migrate_refuse_a_broken_settings_file_but_keys_do_not_need_it(tmp_path: Path) -> None:
+    (tmp_path / "caps.json").write_text('{"my-model": {"context_windw": 8000}}')
+    broken = {"MODEL_CAPABILITIES": str(tmp_path / "caps.json")}
+    for command in (["check"], ["migrate"]):
+        result = run(["-m", "app", *command], tmp_path, **broken)
+        assert result.returncode == 2, command
+        assert result.stderr.startswith("lynkr: MODEL_CAPABILITIES"), result.stderr
+    # Keys live in the database; a capabilities typo must not stop managing them.
+    listed = run(["-m", "app", "keys", "list"], tmp_path, **broken)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+
+
 def test_migrate_creates_the_tables(tmp_path: Path) -> None:
     result = run(["-m", "app", "migrate"], tmp_path)
     assert result.returncode == 0, result.stderr
