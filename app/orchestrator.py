@@ -131,17 +131,26 @@ class Orchestrator:
 
         return open_stream
 
-    def admit(self, request: dict[str, Any], record: RequestRecord, routes: list[Route]) -> None:
-        """Hold the request's estimate on its budgets and rate limits; raises 402 or 429.
+    def target(self, route: Route, requested_model: str) -> tuple[Provider, str]:
+        """The provider a candidate names and the upstream model it would call."""
+        provider = self.providers[route.provider]
+        return provider, route.model or provider.upstream_model(requested_model)
 
-        The USD estimate is priced for the first candidate's model; :meth:`finish` settles the
-        holds to the real usage of the model that answered.
+    def admit(self, request: dict[str, Any], record: RequestRecord, routes: list[Route]) -> None:
+        """Name the first candidate on the record, and hold the request's estimate on its budgets
+        and rate limits; raises 402 or 429.
+
+        The record is filled here, on the request's thread, so a stream committed before its
+        upstream opens still names a provider and model; each candidate tried updates it. The USD
+        estimate is priced for the first candidate's model; :meth:`finish` settles the holds to
+        the real usage of the model that answered.
         """
-        if self.budgets is None or not routes:
+        if not routes:
             return
-        provider = self.providers[routes[0].provider]
-        model = routes[0].model or provider.upstream_model(str(request.get("model", "")))
-        record.admission = self.budgets.admit(record.api_key, record.session_id, model, request)
+        provider, model = self.target(routes[0], str(request.get("model", "")))
+        record.provider, record.model, record.route_reason = provider.name, model, routes[0].reason
+        if self.budgets is not None:
+            record.admission = self.budgets.admit(record.api_key, record.session_id, model, request)
 
     # -- the prompt cache -------------------------------------------------------------------------
 
@@ -150,8 +159,7 @@ class Orchestrator:
         """The stored answer of the first candidate to ``request``, shaped for this client, or None."""
         if not routes or not self.cache.cacheable_request(request):
             return None
-        provider = self.providers[routes[0].provider]
-        model = routes[0].model or provider.upstream_model(ctx.requested_model)
+        provider, model = self.target(routes[0], ctx.requested_model)
         stored = self.cache.get(self.cache.key(request, provider.name, model))
         self.metrics.cache_lookup(hit=stored is not None)
         if stored is None:
@@ -177,8 +185,8 @@ class Orchestrator:
         last_error: LynkrError | None = None
         handed_over: str | None = None  # why the previous candidate was left
         for position, route in enumerate(routes):
-            provider = self.providers[route.provider]
-            record.provider, record.route_reason = provider.name, route.reason
+            provider, model = self.target(route, ctx.requested_model)
+            record.provider, record.model, record.route_reason = provider.name, model, route.reason
             has_next = position + 1 < len(routes)
             call_ctx = replace(ctx, model_override=route.model) if route.model else ctx
             attempt_reason = f"{route.reason}:{handed_over}" if handed_over else route.reason

@@ -91,8 +91,6 @@ def create_message() -> Response:
     except LynkrError as exc:
         slot.release()
         record.status, record.error_type = exc.status, exc.error_type
-        if record.model is None and record.attempts:
-            record.model = record.attempts[-1].model
         _lynkr_headers(record)
         svc.orchestrator.finish(record, body, None, started)
         raise
@@ -152,7 +150,7 @@ def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: Reque
             started: float, routes: list[Route], slot: Slot) -> Response:
     builder = svc.orchestrator.stream_builder(body, message_id=_message_id(record), model=body["model"])
     return _sse(svc, svc.orchestrator.opener(body, ctx, record, routes), builder,
-                svc.orchestrator.stream_done(record, body, started), record, slot, routes)
+                svc.orchestrator.stream_done(record, body, started), record, slot)
 
 
 def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
@@ -161,7 +159,7 @@ def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, re
     builder = StreamBuilder(message_id=_message_id(record), model=body["model"])
     if body.get("stream"):
         return _sse(svc, svc.agent.opener(turn, ctx, record, routes), builder,
-                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot, routes)
+                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot)
     message = svc.agent.complete(turn, ctx, record, routes, builder)
     slot.release()
     record.status = 200
@@ -170,12 +168,10 @@ def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, re
 
 
 def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBuilder,
-         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord, slot: Slot,
-         routes: list[Route]) -> Response:
+         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord,
+         slot: Slot) -> Response:
     config = svc.config
     start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
-    if start.stream is None:
-        _expected_route(svc, record, routes)
     log_fields = request.environ["lynkr.log"]
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
@@ -187,16 +183,6 @@ def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBui
     headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
     body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
     return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
-
-
-def _expected_route(svc: Services, record: RequestRecord, routes: list[Route]) -> None:
-    """Fill the record with the first candidate when a slow upstream commits the stream before
-    it opened, so the response headers still name a provider and model (a later fallback is
-    logged with the access line)."""
-    if record.model is None and routes:
-        provider = svc.providers[routes[0].provider]
-        record.provider, record.route_reason = record.provider or provider.name, record.route_reason or routes[0].reason
-        record.model = routes[0].model or provider.upstream_model(record.model_requested or "")
 
 
 def _message_id(record: RequestRecord) -> str:

@@ -263,6 +263,24 @@ def test_stream_fallback_before_the_first_byte(make_app: Any, ordered: Any) -> N
     assert json.loads(ordered.calls[1].request.body)["model"] == "databricks-claude-sonnet-4-5"
 
 
+def test_when_every_candidate_fails_the_row_names_the_last_one_with_its_own_model(make_app: Any,
+                                                                                  ordered: Any) -> None:
+    from app.db import db
+    from app.models import ClientRequest
+
+    app = make_fast_app(make_app, retry_max_retries=0, model_provider="openai", openai_api_key="sk-test-1234567",
+                        openai_model="gpt-test", fallback_enabled=True, fallback_provider="databricks")
+    ordered.post(OPENAI_URL, status=503, json={"error": {"message": "down"}})
+    ordered.post(DATABRICKS_URL, status=503, json={"type": "error", "error": {"type": "overloaded_error",
+                                                                              "message": "down too"}})
+    response = app.test_client().post("/v1/messages", json=make_request(), headers={"x-request-id": "req-both"})
+    assert response.status_code == 503
+    app.extensions["lynkr"].recorder.flush()
+    with db.connection_context():
+        row = ClientRequest.get(ClientRequest.request_id == "req-both")
+        assert (row.provider, row.model, row.status) == ("databricks", "databricks-claude-sonnet-4-5", 503)
+
+
 def test_openai_usage_row_records_each_attempt(make_app: Any, ordered: Any) -> None:
     from app.db import db
     from app.models import ClientRequest, UpstreamAttempt
