@@ -58,11 +58,11 @@ class AgentStream(UpstreamStream):
 class Agent:
     """Decides whether a request runs through the tool loop, and runs it."""
 
-    def __init__(self, config: Config, orchestrator: Orchestrator, registry: Mapping[str, Tool] | None = None) -> None:
+    def __init__(self, config: Config, orchestrator: Orchestrator) -> None:
         self.config = config
         self.orchestrator = orchestrator
         self.off_reason = tools_off_reason(config)
-        self.registry = registry if registry is not None else _registry() if not self.off_reason else {}
+        self.registry: Mapping[str, Tool] = {} if self.off_reason else _registry()
         self.workspace = None if self.off_reason else Workspace(
             config.workspace_root, deny=config.policy_file_blocked_paths,
             protected=[p for p in (config.session_db_path, config.prometheus_multiproc_dir, os.path.abspath(".env"))

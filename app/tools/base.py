@@ -89,6 +89,19 @@ def int_arg(args: Mapping[str, Any], *names: str, default: int | None = None, mi
     return number
 
 
+def bool_arg(args: Mapping[str, Any], *names: str, default: bool = False) -> bool:
+    """A true/false argument (the strings ``"true"``/``"false"`` accepted, in any case).
+
+    Anything else is a :class:`ToolError`, so a misspelt flag is never silently false.
+    """
+    value = arg(args, *names, default=default)
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ToolError(f"argument '{names[0]}' must be true or false")
+    return value
+
+
 def truncate(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, saying how much was left out."""
     if limit <= 0 or len(text) <= limit:

@@ -50,12 +50,12 @@ def parse_patch(text: str) -> list[FilePatch]:
 def apply_hunks(original: str, patch: FilePatch) -> str:
     """``original`` with every hunk of ``patch`` applied; raises :class:`PatchError` naming the hunk."""
     lines = _split_lines(original)
-    bare = [_bare(line) for line in lines]
+    bare = [bare_line(line) for line in lines]
     eol = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     out: list[str] = []
     position = offset = 0
     for number, hunk in enumerate(patch.hunks, 1):
-        old = [_bare(line.value) for line in hunk.source_lines()]
+        old = [bare_line(line.value) for line in hunk.source_lines()]
         stated = hunk.source_start if hunk.source_length == 0 else max(hunk.source_start - 1, 0)
         start = _find(bare, old, position, stated + offset)
         if start is None:
@@ -143,9 +143,9 @@ def _replacement(hunk: Hunk, matched: Sequence[str], eol: str) -> list[str]:
         elif line.is_removed:
             next(source)
         elif line.is_added:
-            out.append(_bare(line.value) + eol)
+            out.append(bare_line(line.value) + eol)
         elif line.line_type == "\\" and previous is not None and previous.is_added:
-            out[-1] = _bare(out[-1])  # "\ No newline at end of file" after an added line
+            out[-1] = bare_line(out[-1])  # "\ No newline at end of file" after an added line
         previous = line
     return out
 
@@ -162,7 +162,8 @@ def _split_lines(text: str) -> list[str]:
     return list(io.StringIO(text))
 
 
-def _bare(line: str) -> str:
+def bare_line(line: str) -> str:
+    """``line`` without its line end (``\\n``, ``\\r\\n`` or a lone ``\\r``)."""
     if line.endswith("\n"):
         line = line[:-1]
     return line[:-1] if line.endswith("\r") else line

@@ -41,6 +41,9 @@ class Workspace:
                  protected: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(os.path.realpath(root))
         self.deny = (*BUILTIN_DENY, *(pattern.strip("/") for pattern in deny if pattern.strip("/")))
+        # a pattern with a '/' names a path from the root (and all below it); one without, any name
+        self._deny_paths = tuple(pattern for pattern in self.deny if "/" in pattern)
+        self._deny_names = tuple(pattern for pattern in self.deny if "/" not in pattern)
         self.protected = tuple(Path(os.path.realpath(p)) for p in protected if str(p))
 
     def resolve(self, path: str, *, allow_root: bool = True) -> Path:
@@ -68,12 +71,12 @@ class Workspace:
             if real == protected or real.is_relative_to(protected):
                 raise PathRefused(f"'{shown}' is protected by the gateway")
         parts = real.relative_to(self.root).parts
-        prefixes = ["/".join(parts[:count]) for count in range(1, len(parts) + 1)]
-        for pattern in self.deny:
-            # a pattern with a '/' names a path from the root (and all below it); one without, any name
-            names = prefixes if "/" in pattern else parts
-            if any(fnmatch.fnmatch(name, pattern) for name in names):
-                raise PathRefused(f"'{shown}' matches the deny list and cannot be used by tools")
+        denied = any(fnmatch.fnmatch(name, pattern) for pattern in self._deny_names for name in parts)
+        if not denied and self._deny_paths:
+            prefixes = ["/".join(parts[:count]) for count in range(1, len(parts) + 1)]
+            denied = any(fnmatch.fnmatch(prefix, pattern) for pattern in self._deny_paths for prefix in prefixes)
+        if denied:
+            raise PathRefused(f"'{shown}' matches the deny list and cannot be used by tools")
 
     def allowed(self, real: Path) -> bool:
         """Whether an already resolved path inside the root may be shown or touched."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from pathspec import GitIgnoreSpec
 
-from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg, truncate
+from app.tools.base import Tool, ToolContext, ToolError, bool_arg, int_arg, str_arg, truncate
 from app.tools.paths import Workspace
 from app.tools.process import child_env, run_process
 
@@ -167,12 +167,15 @@ def search_workspace(ctx: ToolContext, args: dict[str, Any], *, use_ripgrep: boo
     Raises :class:`ToolError` for a refused path, a bad pattern, a timeout, or a missing rg when asked for.
     """
     query = _query(ctx, args)
+    rg = shutil.which("rg") if use_ripgrep is not False else None
     if use_ripgrep is None:
-        use_ripgrep = shutil.which("rg") is not None
+        use_ripgrep = rg is not None
     if not use_ripgrep:
         matches, more = _python_search(ctx.workspace, query)
+    elif rg is None:
+        raise ToolError("ripgrep (rg) is not installed")
     else:
-        matches, more = _ripgrep_search(ctx, query, shutil.which("rg") or "")
+        matches, more = _ripgrep_search(ctx, query, rg)
     if not matches:
         return f"No matches for '{query.pattern}'"
     lines = [f"{match.path}:{match.line}:{_clip(match.text)}" for match in matches]
@@ -189,9 +192,9 @@ def _query(ctx: ToolContext, args: dict[str, Any]) -> _Query:
     base = ctx.workspace.resolve(shown)
     if not base.exists():
         raise ToolError(f"'{shown}' does not exist")
-    ignore_case = arg(args, "case_insensitive", "-i", default=False)
+    ignore_case = bool_arg(args, "case_insensitive", "-i")
     limit = min(int_arg(args, "limit", default=DEFAULT_SEARCH_LIMIT, minimum=1) or 1, MAX_SEARCH_LIMIT)
-    return _Query(pattern, base, str_arg(args, "glob") or None, ignore_case in (True, "true", "True"), limit)
+    return _Query(pattern, base, str_arg(args, "glob") or None, ignore_case, limit)
 
 
 def _python_search(ws: Workspace, query: _Query) -> tuple[list[Match], bool]:
@@ -236,9 +239,7 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def _ripgrep_search(ctx: ToolContext, query: _Query, rg: str) -> tuple[list[Match], bool]:
-    """Matches from ripgrep, filtered through the deny list, and whether there were more."""
-    if not rg:
-        raise ToolError("ripgrep (rg) is not installed")
+    """Matches from ripgrep (the executable ``rg``), filtered through the deny list, and whether there were more."""
     ws = ctx.workspace
     result = run_process(_ripgrep_argv(rg, query, ws), cwd=ws.root, env=child_env(ctx.config),
                          timeout_s=SEARCH_TIMEOUT_S, max_output_bytes=MAX_RG_OUTPUT_BYTES)

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg, truncate
-from app.tools.patch import PatchError, apply_hunks, parse_patch
+from app.tools.base import Tool, ToolContext, ToolError, arg, bool_arg, int_arg, str_arg, truncate
+from app.tools.patch import PatchError, apply_hunks, bare_line, parse_patch
 from app.tools.search import glob_spec, iter_files
 
 SNIFF_BYTES = 8192  # a NUL byte in this much of a file makes it binary
@@ -39,10 +39,6 @@ def check_text_file(real: Path, shown: str) -> None:
         raise ToolError(f"cannot read '{shown}': {exc.strerror or exc}") from exc
     if b"\0" in head:
         raise ToolError(f"'{shown}' is a binary file; these tools handle text only")
-
-
-def _bare(line: str) -> str:
-    return line.removesuffix("\n").removesuffix("\r")
 
 
 # fs_read
@@ -89,7 +85,7 @@ def _numbered(lines: Iterable[str], first: int, count: int | None, budget: int
             continue
         if count is not None and number >= first + count:
             break
-        entry = f"{number:>6}\t{_bare(line)}"
+        entry = f"{number:>6}\t{bare_line(line)}"
         if budget and out and size + len(entry) + 1 > budget:
             return out, number, number
         out.append(entry)
@@ -184,16 +180,7 @@ def _edits(args: Mapping[str, Any]) -> list[tuple[str, str, bool]]:
     elif not isinstance(items, list) or not items or not all(isinstance(i, Mapping) for i in items):
         raise ToolError("argument 'edits' must be a non-empty list of {old_string, new_string} objects")
     return [(str_arg(item, "old_string", required=True) or "", str_arg(item, "new_string", required=True) or "",
-             _flag(item, "replace_all")) for item in items]
-
-
-def _flag(args: Mapping[str, Any], name: str) -> bool:
-    value = arg(args, name, default=False)
-    if isinstance(value, str) and value.lower() in {"true", "false"}:
-        return value.lower() == "true"
-    if not isinstance(value, bool):
-        raise ToolError(f"argument '{name}' must be true or false")
-    return value
+             bool_arg(item, "replace_all")) for item in items]
 
 
 def _replace(text: str, old: str, new: str, *, replace_all: bool, where: str) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.tools import search
-from app.tools.base import ToolContext, ToolError
+from app.tools.base import ToolContext, ToolError, bool_arg
 from app.tools.process import ProcessResult
 from app.tools.search import SEARCH_TOOLS, search_workspace
 
@@ -81,6 +81,27 @@ def test_case_insensitive(grep: Any, tree: Path) -> None:
                 "src/notes.md:1:a needle in the docs")
     assert grep(pattern="needle", case_insensitive=True) == expected
     assert grep(query="needle", **{"-i": True}) == expected
+    assert grep(pattern="needle", case_insensitive="TRUE") == expected
+    assert grep(pattern="needle", case_insensitive="False") == EXPECTED
+    with pytest.raises(ToolError, match="argument 'case_insensitive' must be true or false"):
+        grep(pattern="needle", case_insensitive="yes")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (True, True), (False, False), ("true", True), ("TRUE", True), ("True", True),
+    ("false", False), ("FALSE", False), ("False", False),
+])
+def test_bool_arg_spellings(value: Any, expected: bool) -> None:
+    assert bool_arg({"flag": value}, "flag") is expected
+    assert bool_arg({"-f": value}, "flag", "-f") is expected  # an alias
+
+
+def test_bool_arg_default_and_bad_values() -> None:
+    assert bool_arg({}, "flag") is False
+    assert bool_arg({"flag": None}, "flag", default=True) is True
+    for bad in ("yes", "1", "", 1, 0, [], {}):
+        with pytest.raises(ToolError, match="argument 'flag' must be true or false"):
+            bool_arg({"-f": bad}, "flag", "-f")
 
 
 def test_glob_filters_files(grep: Any, tree: Path) -> None:
