@@ -1,8 +1,9 @@
-"""Shared fixtures: ``make_config``, ``app`` and ``client`` (Flask test client)."""
+"""Shared fixtures: ``make_config``, ``app``, ``client`` (Flask test client) and ``log_records``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,28 @@ def make_config(tmp_path: Path) -> Any:
         return Config(**values)
 
     return build
+
+
+@pytest.fixture
+def log_records() -> Iterator[Callable[[str], list[logging.LogRecord]]]:
+    """``capture(name)``: the records of logger ``name`` (which may not propagate to the root) from now on.
+
+    Each call attaches a handler of its own; all are removed after the test.
+    """
+    attached: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def capture(name: str) -> list[logging.LogRecord]:
+        records: list[logging.LogRecord] = []
+        handler = logging.Handler()
+        handler.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        attached.append((logger, handler))
+        return records
+
+    yield capture
+    for logger, handler in attached:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture

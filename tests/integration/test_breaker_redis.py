@@ -6,11 +6,10 @@ Two registries on one Redis stand for two instances; a missing server is a failu
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,26 +21,13 @@ from app import create_app
 from app.resilience import BreakerConfig, BreakerRegistry, BreakerState, CircuitBreaker, InProcessStore
 from app.resilience_redis import KEY_PREFIX, MIN_TTL_S, RedisBreakerStore, breaker_store_for
 from tests.conftest import DATABRICKS_URL
-from tests.integration.test_cache_redis import REDIS_URL
+from tests.fakes.clock import FakeClock
+from tests.integration.conftest import REDIS_URL, closed_url
 from tests.integration.test_messages_anthropic import make_message, make_request
-from tests.unit.test_resilience import FakeClock
 
 pytestmark = pytest.mark.redis
 START = 1_700_000_000.0
 CONFIG = BreakerConfig(failure_threshold=5, success_threshold=2, recovery_timeout_ms=60_000)
-
-
-@pytest.fixture
-def server() -> Iterator[redis.Redis]:
-    """A direct client on the test Redis; fails the test (never skips it) when it is not there."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it with scripts/start-services.sh "
-                    "or set LYNKR_TEST_REDIS_URL")
-    yield client
-    client.close()
 
 
 @pytest.fixture
@@ -64,25 +50,6 @@ def instances(server: redis.Redis, name: str, clock: FakeClock) -> Iterator[list
     yield [BreakerRegistry([name], CONFIG, store=store, clock=clock).get(name) for store in stores]
     for store in stores:
         store.client.close()
-
-
-@pytest.fixture
-def breaker_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the ``lynkr.resilience`` logger (which may not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("lynkr.resilience")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
-def closed_url() -> str:
-    """A Redis URL on a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"redis://127.0.0.1:{sock.getsockname()[1]}/15"
 
 
 def make_open(breaker: CircuitBreaker) -> None:
@@ -181,7 +148,8 @@ def test_an_unreadable_record_counts_as_closed(server: redis.Redis, name: str, c
 
 
 def test_redis_down_falls_back_to_the_local_store_with_one_warning(
-        clock: FakeClock, breaker_log: list[logging.LogRecord]) -> None:
+        clock: FakeClock, log_records: Callable[[str], list[logging.LogRecord]]) -> None:
+    breaker_log = log_records("lynkr.resilience")
     local = InProcessStore()
     store = RedisBreakerStore.from_url(closed_url(), local)
     breaker = CircuitBreaker("ollama", CONFIG, store=store, clock=clock)
@@ -200,7 +168,8 @@ def test_redis_down_falls_back_to_the_local_store_with_one_warning(
 
 def test_the_factory_picks_the_redis_store_only_with_redis_url(
         make_config: Any, drain: Any, monkeypatch: pytest.MonkeyPatch,
-        breaker_log: list[logging.LogRecord]) -> None:
+        log_records: Callable[[str], list[logging.LogRecord]]) -> None:
+    breaker_log = log_records("lynkr.resilience")
     local = InProcessStore()
     assert breaker_store_for("", local, 60_000) is local
     monkeypatch.setattr("app.factory.BREAKER_STORE", local)  # not the process-wide one

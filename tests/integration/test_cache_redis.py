@@ -6,11 +6,9 @@ A missing server is a failure, not a skip: CI must not pass with the shared tier
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,10 +16,9 @@ import redis
 
 from app.cache import PromptCache
 from app.cache_redis import KEY_PREFIX, RedisTier
+from tests.integration.conftest import REDIS_URL, closed_url
 
 pytestmark = pytest.mark.redis
-REDIS_URL = (os.environ.get("LYNKR_TEST_REDIS_URL") or os.environ.get("REDIS_URL")
-             or "redis://127.0.0.1:6379/15")
 TTL_MS = 300_000
 
 
@@ -56,38 +53,12 @@ class Server:
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    """The test Redis; fails the test (never skips it) when the server is not there."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it with scripts/start-services.sh "
-                    "or `redis-server --port 6379 --daemonize yes --bind 127.0.0.1`, or set LYNKR_TEST_REDIS_URL")
-    found = Server(client)
+def server(server: redis.Redis) -> Iterator[Server]:
+    """The test Redis (tests/integration/conftest.py's ``server``, wrapped), cleaned of the entries a test touched."""
+    found = Server(server)
     yield found
     if found.keys:
-        client.delete(*found.keys)
-    client.close()
-
-
-@pytest.fixture
-def cache_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the ``lynkr.cache`` logger (which may not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("lynkr.cache")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        server.delete(*found.keys)
 
 
 def test_an_answer_stored_by_one_instance_is_a_hit_on_another(server: Server) -> None:
@@ -123,8 +94,10 @@ def test_answers_that_must_not_be_cached_never_reach_redis(server: Server) -> No
     assert server.client.exists(entry) == 0
 
 
-def test_redis_down_means_the_local_tier_only_with_one_warning(cache_log: list[logging.LogRecord]) -> None:
-    url = f"redis://127.0.0.1:{closed_port()}/15"
+def test_redis_down_means_the_local_tier_only_with_one_warning(
+        log_records: Callable[[str], list[logging.LogRecord]]) -> None:
+    cache_log = log_records("lynkr.cache")
+    url = closed_url()
     first, second = make_cache(url), make_cache(url)
     key = first.key(make_request(), "databricks", "m")
     started = time.monotonic()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ from app.db import db
 from app.models import ClientRequest
 from app.streams import validate_stream
 from tests.conftest import DATABRICKS_URL
+from tests.integration.conftest import REDIS_URL
 from tests.integration.test_messages_anthropic import (
     make_message,
     make_request,
@@ -27,7 +27,6 @@ from tests.integration.test_messages_anthropic import (
 )
 
 PROMPT = "Name three primary colours."
-REDIS_URL = os.environ.get("LYNKR_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,9 +12,9 @@ import redis
 from app.db import db
 from app.models import UsageCounter
 from app.ratelimit import RedisCounters
+from tests.integration.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
-REDIS_URL = os.environ.get("LYNKR_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import copy
 import logging
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -84,18 +84,6 @@ def make_cache(timer: FakeTimer | None = None, **kwargs: Any) -> PromptCache:
 
 def key_of(request: dict[str, Any], provider: str = PROVIDER, model: str = MODEL) -> str:
     return PromptCache().key(request, provider, model)
-
-
-@pytest.fixture
-def cache_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the ``lynkr.cache`` logger (which may not propagate to the root)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("lynkr.cache")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 # -- keys ------------------------------------------------------------------------------------------
@@ -296,7 +284,8 @@ class FakeRedis:
 
 
 def test_redis_failures_leave_the_local_tier_working_and_warn_once_a_minute(
-        cache_log: list[logging.LogRecord]) -> None:
+        log_records: Callable[[str], list[logging.LogRecord]]) -> None:
+    cache_log = log_records("lynkr.cache")
     timer, client = FakeTimer(), FakeRedis()
     client.down = True
     cache = make_cache(timer, redis_tier=RedisTier(client, ttl_ms=300_000, timer=timer))

@@ -8,21 +8,9 @@ from email.utils import format_datetime
 import pytest
 
 from app.resilience import RetryPolicy, client_retry_after, parse_retry_after
+from tests.fakes.clock import FakeClock
 
 NOW = 1_700_000_000.0
-
-
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make_policy(rng: float = 0.5, clock: FakeClock | None = None, **overrides: int) -> RetryPolicy:

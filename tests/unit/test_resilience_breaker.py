@@ -23,7 +23,7 @@ from app.resilience import (
     UnknownBreakerError,
     counts_as_failure,
 )
-from tests.unit.test_resilience import FakeClock
+from tests.fakes.clock import FakeClock
 
 START = 1_700_000_000.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.resilience import LoadShedder, queued_ms_from_header
-from tests.unit.test_resilience import FakeClock
+from tests.fakes.clock import FakeClock
 
 
 def make_shedder(ratio: float | None = 0.1, **thresholds: float) -> LoadShedder:
