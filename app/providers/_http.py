@@ -19,8 +19,6 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests.hooks import default_hooks
-from requests.structures import CaseInsensitiveDict
 
 from app.errors import LynkrError, UpstreamError, UpstreamTimeoutError
 from app.resilience import client_retry_after, parse_retry_after
@@ -65,11 +63,10 @@ class HttpClient:
         """POST ``body``; connection failures and timeouts raise :class:`LynkrError`."""
         prepared = requests.PreparedRequest()
         prepared.method = "POST"
-        prepared.headers = CaseInsensitiveDict(self.session.headers)
+        prepared.headers = self.session.headers.copy()  # requests' defaults (Accept-Encoding, …)
         prepared.headers.update(headers)
         prepared.headers["Content-Length"] = str(len(body))
         prepared.body = body
-        prepared.hooks = default_hooks()
         with map_requests_exceptions(self.provider, url):
             prepared.url = _prepared_url(url)
             adapter = self.session.get_adapter(prepared.url)

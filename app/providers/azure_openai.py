@@ -14,8 +14,7 @@ from app.providers.openai_family import OpenAIChatProvider
 
 class AzureOpenAIProvider(OpenAIChatProvider):
     name = "azure-openai"
-    # "$schema" is an annotation (no constraint is lost) outside Azure's documented structured-outputs subset.
-    dialect = ChatDialect(name="azure-openai", strip_schema_keywords=frozenset({"$schema"}))
+    dialect = ChatDialect(name="azure-openai")
 
     def missing_settings(self) -> list[str]:
         """Endpoint, key and deployment."""

@@ -62,9 +62,7 @@ class DatabricksProvider(_DatabricksSettings, AnthropicFormatProvider):
 
 class DatabricksChatProvider(_DatabricksSettings, OpenAIChatProvider):
     name = "databricks"
-    # "$schema" is an annotation (no constraint is lost); chat endpoints front external models, Google's among
-    # them, that answer 400 to it.
-    dialect = ChatDialect(name="databricks", strip_schema_keywords=frozenset({"$schema"}))
+    dialect = ChatDialect(name="databricks")
 
     def upstream_model(self, requested: str) -> str:
         """Claude names → ``MODEL_DEFAULT``, else the serving endpoint's name."""

@@ -8,8 +8,7 @@ from app.providers.openai_family import OpenAIChatProvider
 
 class OpenAIProvider(OpenAIChatProvider):
     name = "openai"
-    # "$schema" is an annotation (no constraint is lost) outside strict mode's documented schema subset.
-    dialect = ChatDialect(name="openai", strip_schema_keywords=frozenset({"$schema"}))
+    dialect = ChatDialect(name="openai")
 
     def missing_settings(self) -> list[str]:
         """The API key."""

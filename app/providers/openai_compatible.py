@@ -13,8 +13,7 @@ from app.providers.openai_family import OpenAIChatProvider, chat_url
 
 class OpenAICompatibleProvider(OpenAIChatProvider):
     name = "openai-compatible"
-    # "$schema" is an annotation (no constraint is lost) that strict schema converters behind these servers refuse.
-    dialect = ChatDialect(name="openai-compatible", send_user=False, strip_schema_keywords=frozenset({"$schema"}))
+    dialect = ChatDialect(name="openai-compatible", send_user=False)
 
     def missing_settings(self) -> list[str]:
         """The server's URL and the model it serves."""

@@ -12,6 +12,7 @@ their function declarations reject removed, whichever provider serves them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import orjson
@@ -47,13 +48,19 @@ class OpenAIChatProvider(Provider):
 
     def chat_dialect(self, model: str) -> openai_chat.ChatDialect:
         """The module's dialect for a call to ``model``: ``user`` per ``SEND_USER_ID``, Gemini's schema limits."""
-        dialect = self.dialect
-        if not self.config.send_user_id:
-            dialect = dataclasses.replace(dialect, send_user=False)
-        if "gemini" in model.lower():
-            dialect = dataclasses.replace(
-                dialect, strip_schema_keywords=dialect.strip_schema_keywords | GEMINI_REJECTED_KEYWORDS)
-        return dialect
+        return self._gemini_dialect if "gemini" in model.lower() else self._configured_dialect
+
+    @functools.cached_property
+    def _configured_dialect(self) -> openai_chat.ChatDialect:
+        if self.config.send_user_id:
+            return self.dialect
+        return dataclasses.replace(self.dialect, send_user=False)
+
+    @functools.cached_property
+    def _gemini_dialect(self) -> openai_chat.ChatDialect:
+        dialect = self._configured_dialect
+        return dataclasses.replace(
+            dialect, strip_schema_keywords=dialect.strip_schema_keywords | GEMINI_REJECTED_KEYWORDS)
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """Translate the answer; an error body without choices becomes an Anthropic error."""

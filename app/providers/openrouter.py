@@ -12,9 +12,8 @@ from app.providers.openai_family import OpenAIChatProvider
 
 class OpenRouterProvider(OpenAIChatProvider):
     name = "openrouter"
-    # "$schema" is an annotation (no constraint is lost) that Google's hosts answer 400 to ("Unknown name");
-    # Gemini models lose more keywords in OpenAIChatProvider.chat_dialect.
-    dialect = ChatDialect(name="openrouter", reasoning="openrouter", strip_schema_keywords=frozenset({"$schema"}))
+    # Gemini models lose more schema keywords in OpenAIChatProvider.chat_dialect.
+    dialect = ChatDialect(name="openrouter", reasoning="openrouter")
 
     def missing_settings(self) -> list[str]:
         """The API key."""

@@ -68,7 +68,10 @@ class ChatDialect:
 
     name: str  # "openai" | "azure-openai" | "openrouter" | "databricks" | "openai-compatible"
     reasoning: str | None = "reasoning_effort"  # "reasoning_effort" | "openrouter" | None
-    strip_schema_keywords: frozenset[str] = frozenset()  # removed from tool schemas at any depth
+    # Removed from tool schemas at any depth. "$schema" is an annotation (no constraint is lost)
+    # outside OpenAI's and Azure's documented schema subsets, and Google's models behind OpenRouter
+    # and Databricks, and strict converters behind OpenAI-compatible servers, answer 400 to it.
+    strip_schema_keywords: frozenset[str] = frozenset({"$schema"})
     send_user: bool = True  # metadata.user_id -> "user" (sha256 hex)
     tool_search: bool = False  # keep Claude Code's ToolSearch tool
 
