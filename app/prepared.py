@@ -68,7 +68,6 @@ class InsertRow:
         key = model._meta.primary_key
         self.fields: list[Field] = [f for f in model._meta.sorted_fields
                                     if not (f is key and model._meta.auto_increment)]
-        self.columns = tuple(f.name for f in self.fields)
 
         def build(*placeholders: Node, shape: Hashable) -> Query:
             query = model.insert(dict(zip(self.fields, placeholders, strict=True)))
@@ -78,9 +77,14 @@ class InsertRow:
 
         self._prepared = Prepared(build)
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The field names a row must give, in the order they are bound."""
+        return tuple(field.name for field in self.fields)
+
     def execute(self, database: Database, row: dict[str, Any]) -> Any:
         """Insert ``row`` (Python values keyed by field name, all of them); the new key, or None if
         it was skipped."""
-        values = [field.db_value(row[name]) for field, name in zip(self.fields, self.columns, strict=True)]
+        values = [field.db_value(row[field.name]) for field in self.fields]
         found = self._prepared.execute(database, values).fetchone()
         return found[0] if found else None

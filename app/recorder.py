@@ -35,7 +35,7 @@ class Recorder:
     """Runs database write jobs in order on a background thread."""
 
     def __init__(self, maxsize: int = 10_000, max_pending_bytes: int = MAX_PENDING_BYTES) -> None:
-        self._queue: queue.Queue[Job] = queue.Queue(maxsize)
+        self._queue: queue.Queue[_Weighed | _Flushed] = queue.Queue(maxsize)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._max_pending_bytes = max_pending_bytes
@@ -140,9 +140,6 @@ class _Weighed:
 
 class _Flushed(threading.Event):
     """A queue marker :meth:`Recorder.flush` waits on; set after the batch it ends is committed."""
-
-    def __call__(self) -> None:
-        self.set()
 
 
 def _transaction(database: Any) -> Any:

@@ -120,7 +120,7 @@ def _record(body: dict[str, Any]) -> RequestRecord:
 
 
 def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
-    request.environ["lynkr.log"].update(provider=record.provider, model=record.model, route_reason=record.route_reason)
+    _log_route(request.environ["lynkr.log"], record)
     return {"X-Lynkr-Provider": record.provider or "", "X-Lynkr-Model": record.model or "",
             "X-Lynkr-Route-Reason": record.route_reason or ""}
 
@@ -178,11 +178,16 @@ def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBui
         slot.release()
         report(finished, failure)
         # The access line is written after the stream: it names who really answered.
-        log_fields.update(provider=record.provider, model=record.model, route_reason=record.route_reason)
+        _log_route(log_fields, record)
 
     headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
     body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
     return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
+
+
+def _log_route(fields: dict[str, Any], record: RequestRecord) -> None:
+    """Name who answered on the request's access log line."""
+    fields.update(provider=record.provider, model=record.model, route_reason=record.route_reason)
 
 
 def _message_id(record: RequestRecord) -> str:
