@@ -120,8 +120,8 @@ def client_headers(upstream: Any) -> dict[str, str]:
     """The upstream response headers a client may see (allow-list), ``retry-after`` in whole,
     capped seconds (an HTTP-date counted from now, an unreadable value as the cap).
 
-    The retry decision must not read this copy: :func:`with_upstream_retry_after` keeps the
-    upstream's own value on the error.
+    The retry decision must not read this copy: the provider keeps the upstream's own value on
+    the error (``LynkrError.retry_after``).
     """
     out: dict[str, str] = {}
     for name, value in upstream.items():
@@ -131,13 +131,6 @@ def client_headers(upstream: Any) -> dict[str, str]:
     if "retry-after" in out:
         out["retry-after"] = client_retry_after(parse_retry_after(out["retry-after"], time.time()))
     return out
-
-
-def with_upstream_retry_after(error: LynkrError, upstream: Any) -> LynkrError:
-    """``error`` carrying the upstream's raw ``retry-after`` (from its response headers
-    ``upstream``) for the retry decision."""
-    error.retry_after = upstream.get("retry-after")
-    return error
 
 
 def shutdown_response(response: requests.Response) -> None:

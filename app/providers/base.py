@@ -29,7 +29,7 @@ from app.capabilities import CapabilityTable, ModelCapabilities
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
-from app.providers._http import HttpClient, client_headers, shutdown_response, with_upstream_retry_after
+from app.providers._http import HttpClient, client_headers, shutdown_response
 from app.routing import resolve_model
 from app.sse import SSEDecoder
 from app.streams import StreamBuilder
@@ -174,16 +174,27 @@ class Provider(ABC):
     def convert_request(self, request: dict[str, Any], ctx: CallContext, *, stream: bool) -> UpstreamRequest:
         """Build the upstream request (pure)."""
 
-    def send(self, request: dict[str, Any], ctx: CallContext) -> Reply:
-        """Send a non-streaming request and return the complete answer."""
+    def _post(self, request: dict[str, Any], ctx: CallContext, *,
+              stream: bool) -> tuple[UpstreamRequest, requests.Response, dict[str, str]]:
+        """Convert and send ``request``; an error status raises, carrying the upstream's own
+        ``retry-after`` for the retry decision (the client sees a capped copy)."""
         self.ensure_configured()
-        upstream = self.convert_request(request, ctx, stream=False)
+        upstream = self.convert_request(request, ctx, stream=stream)
         response = self.http.post(upstream.url, headers=upstream.headers,
-                                  body=orjson.dumps(upstream.body), stream=False)
+                                  body=orjson.dumps(upstream.body), stream=stream)
         headers = client_headers(response.headers)
         if response.status_code >= 400:
-            raise with_upstream_retry_after(self.error_for(response.status_code, response.content, headers),
-                                            response.headers)
+            try:
+                error = self.error_for(response.status_code, response.content, headers)
+            finally:
+                response.close()
+            error.retry_after = response.headers.get("retry-after")
+            raise error
+        return upstream, response, headers
+
+    def send(self, request: dict[str, Any], ctx: CallContext) -> Reply:
+        """Send a non-streaming request and return the complete answer."""
+        upstream, response, headers = self._post(request, ctx, stream=False)
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -193,17 +204,7 @@ class Provider(ABC):
 
     def open_stream(self, request: dict[str, Any], ctx: CallContext) -> UpstreamStream:
         """Open a streaming request; raises before returning when the upstream refuses."""
-        self.ensure_configured()
-        upstream = self.convert_request(request, ctx, stream=True)
-        response = self.http.post(upstream.url, headers=upstream.headers,
-                                  body=orjson.dumps(upstream.body), stream=True)
-        headers = client_headers(response.headers)
-        if response.status_code >= 400:
-            try:
-                raise with_upstream_retry_after(self.error_for(response.status_code, response.content, headers),
-                                                response.headers)
-            finally:
-                response.close()
+        upstream, response, headers = self._post(request, ctx, stream=True)
         return UpstreamStream(self.name, upstream.model, response, self.stream_items(response),
                               lambda builder: self.translator(builder, request, upstream.model), headers)
 
