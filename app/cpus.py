@@ -12,9 +12,9 @@ import math
 import os
 from pathlib import Path
 
+from app import cgroup
+
 MAX_DEFAULT_WORKERS = 8  # ~600 requests/s each: past this, more only costs memory (~50-80 MB each)
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC_CGROUP = Path("/proc/self/cgroup")
 
 
 def default_workers() -> int:
@@ -22,7 +22,7 @@ def default_workers() -> int:
     return min(available_cpus(), MAX_DEFAULT_WORKERS)
 
 
-def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+def available_cpus(cgroup_root: Path = cgroup.ROOT, proc_cgroup: Path = cgroup.PROC_CGROUP) -> int:
     """CPUs this process may run on (at least 1)."""
     count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
@@ -31,27 +31,14 @@ def available_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGR
     return max(1, count)
 
 
-def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
+def cgroup_cpu_quota(cgroup_root: Path = cgroup.ROOT, proc_cgroup: Path = cgroup.PROC_CGROUP) -> float | None:
     """The CPU quota in CPUs of this process's cgroup (v2 ``cpu.max``, e.g. systemd's ``CPUQuota=``,
     else v1 ``cfs_quota_us``), or None if unlimited."""
-    for directory in (cgroup_root / _v2_path(proc_cgroup), cgroup_root):
-        try:
-            quota, _, period = (directory / "cpu.max").read_text().partition(" ")
-            return None if quota == "max" else int(quota) / int(period)
-        except (OSError, ValueError):
-            continue
-    try:
-        quota_us = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        return None
-    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
-
-
-def _v2_path(proc_cgroup: Path) -> str:
-    """This process's cgroup v2 path (the ``0::/…`` line), relative to the hierarchy's root."""
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        return ""
-    return next((line[3:].lstrip("/") for line in lines if line.startswith("0::")), "")
+    text = cgroup.v2_value("cpu.max", cgroup_root, proc_cgroup)
+    if text is not None:
+        quota, _, period = text.partition(" ")
+        quota_us, period_us = cgroup.as_int(quota), cgroup.as_int(period)  # "max": unlimited
+        return quota_us / period_us if quota_us and period_us else None
+    quota_us = cgroup.read_int(cgroup_root / "cpu" / "cpu.cfs_quota_us")  # -1 (unlimited) reads as None
+    period_us = cgroup.read_int(cgroup_root / "cpu" / "cpu.cfs_period_us")
+    return quota_us / period_us if quota_us and period_us else None

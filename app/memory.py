@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 from pathlib import Path
 
-_V2 = Path("/sys/fs/cgroup")
-_V1 = Path("/sys/fs/cgroup/memory")
+from app import cgroup
+
 _UNLIMITED = 1 << 60
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return None if text == "max" or not text.isdigit() else int(text)
-
-
-def cgroup_limit() -> int | None:
-    """The memory limit of this process's cgroup in bytes, or None when unlimited."""
-    limit = _read_int(_V2 / "memory.max") or _read_int(_V1 / "memory.limit_in_bytes")
+def cgroup_limit(root: Path = cgroup.ROOT, proc_cgroup: Path = cgroup.PROC_CGROUP) -> int | None:
+    """The memory limit of this process's cgroup in bytes (e.g. systemd's ``MemoryMax=``), or None
+    when unlimited."""
+    limit = (cgroup.as_int(cgroup.v2_value("memory.max", root, proc_cgroup))
+             or cgroup.read_int(root / "memory" / "memory.limit_in_bytes"))
     return limit if limit and limit < _UNLIMITED else None
 
 
-def cgroup_usage() -> int | None:
-    """Bytes in use by this cgroup, when the kernel reports it."""
-    return _read_int(_V2 / "memory.current") or _read_int(_V1 / "memory.usage_in_bytes")
+def cgroup_usage(root: Path = cgroup.ROOT, proc_cgroup: Path = cgroup.PROC_CGROUP) -> int | None:
+    """Bytes in use by this process's cgroup, when the kernel reports it."""
+    return (cgroup.as_int(cgroup.v2_value("memory.current", root, proc_cgroup))
+            or cgroup.read_int(root / "memory" / "memory.usage_in_bytes"))
 
 
 def process_rss() -> int:
@@ -56,4 +52,10 @@ def trim_heap() -> None:
     once it has gone quiet, so one burst does not hold hundreds of MB for good.
     """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc().malloc_trim(0)
+
+
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """glibc, loaded once (raises ``OSError`` where there is none)."""
+    return ctypes.CDLL("libc.so.6")

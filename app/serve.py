@@ -16,7 +16,6 @@ workers it forks, so ``/metrics/*`` add up every worker's values.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from app import metrics_multiproc
 from app.config import load_config
 from app.drain import DRAIN, DrainFlag
 from app.logging import get_logger
+from app.memory import libc
 from app.resilience_shm import BREAKER_STORE  # noqa: F401 - created here, before fork, so workers share it
 
 log = get_logger("serve")
@@ -106,7 +106,7 @@ def limit_malloc_arenas(arenas: int = 1) -> None:
     150 MB of tree RSS under 16 concurrent streams.
     """
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+        libc().mallopt(M_ARENA_MAX, arenas)
 
 
 def run(prestop_delay_ms: int) -> None:

@@ -1,4 +1,5 @@
-"""The default worker count: CPUs in the affinity mask, capped by the cgroup's CPU quota."""
+"""The default worker count (CPUs in the affinity mask, capped by the cgroup's CPU quota) and the
+cgroup memory limit the health check and load shedding read."""
 
 from __future__ import annotations
 
@@ -66,3 +67,20 @@ def test_the_default_worker_count_is_one_per_cpu_up_to_eight(monkeypatch: pytest
                                                              workers: int) -> None:
     monkeypatch.setattr("app.cpus.available_cpus", lambda: cpus)
     assert default_workers() == workers
+
+
+def test_the_memory_limit_and_use_of_this_process_s_own_cgroup(tmp_path: Path) -> None:
+    from app.memory import cgroup_limit, cgroup_usage
+
+    service = tmp_path / "system.slice" / "lynkr.service"
+    service.mkdir(parents=True)
+    proc = _proc(tmp_path, "0::/system.slice/lynkr.service\n")
+    assert cgroup_limit(tmp_path, proc) is None
+    (service / "memory.max").write_text("max\n")
+    assert cgroup_limit(tmp_path, proc) is None
+    (service / "memory.max").write_text("536870912\n")  # systemd MemoryMax=512M
+    (service / "memory.current").write_text("104857600\n")
+    assert (cgroup_limit(tmp_path, proc), cgroup_usage(tmp_path, proc)) == (536870912, 104857600)
+    (tmp_path / "memory").mkdir()  # cgroup v1
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "unlimited"
+    assert cgroup_limit(tmp_path, _proc(tmp_path, "4:memory:/\n")) is None
