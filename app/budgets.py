@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from app.errors import BillingError, RateLimitError
 from app.pricing import PriceTable
 from app.ratelimit import Counters
+from app.tokens import estimate_tokens
 
 MICRO = 1_000_000  # USD budgets are counted in micro-dollars
-HOLD_CAP_INPUT_TOKENS = 200_000  # base64 images inflate the byte estimate; no prompt holds more
+HOLD_CAP_INPUT_TOKENS = 200_000  # no prompt holds more
 SESSION_TTL_S = 90 * 86_400
 
 
@@ -156,8 +155,8 @@ class Budgets:
 
 
 def estimate_hold_tokens(request: dict[str, Any]) -> tuple[int, int]:
-    """(prompt, output) tokens to hold: serialised bytes / 3.5 (capped), and ``max_tokens``."""
-    prompt = min(int(len(orjson.dumps(request)) / 3.5), HOLD_CAP_INPUT_TOKENS)
+    """(prompt, output) tokens to hold: the routing estimate (capped), and ``max_tokens``."""
+    prompt = min(estimate_tokens(request), HOLD_CAP_INPUT_TOKENS)
     return prompt, int(request.get("max_tokens") or 0)
 
 

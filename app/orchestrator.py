@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import orjson
-
 from app import tokens
 from app.budgets import Budgets
 from app.cache import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
@@ -38,7 +36,6 @@ from app.usage import Attempt, RequestRecord, usage_counts, write_record
 log = get_logger("orchestrator")
 T = TypeVar("T")
 BREAKER_RETRY_AFTER = "30"
-IMAGE_TOKENS = 1_600  # the most Anthropic charges for one image (about 1.15 megapixels)
 
 
 class Orchestrator:
@@ -71,7 +68,7 @@ class Orchestrator:
         can hold, which is refused in the wording on which Claude Code compacts.
         """
         chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
-        estimated = estimate_tokens(request)
+        estimated = tokens.estimate_tokens(request)
         ruled = rule_route(self.rules, request, estimated, has_images(request)) if self.rules else None
         if ruled is not None:
             chain = [ruled, *[r for r in chain if r.provider != ruled.provider]]
@@ -342,33 +339,6 @@ class Orchestrator:
         )
         record.attempts.append(attempt)
         return attempt
-
-
-def estimate_tokens(request: dict[str, Any]) -> int:
-    """A cheap upper-side estimate of the prompt's tokens: serialised bytes / 3.5.
-
-    Routing runs on every request, so it does not load the BPE tokenizer (about 100 MB per
-    worker); JSON of English text and code runs 3.5-4 bytes per token. An image costs its
-    fixed token count, not its base64 bytes (a 1 MB screenshot is ~1 600 tokens, not 300 000).
-    """
-    image_bytes, images = _base64_images(request.get("messages") or [])
-    return int((len(orjson.dumps(request)) - image_bytes) / 3.5) + images * IMAGE_TOKENS
-
-
-def _base64_images(blocks: list[Any]) -> tuple[int, int]:
-    """(base64 bytes, count) of the images in messages or blocks, tool results included."""
-    size = count = 0
-    for item in blocks:
-        if not isinstance(item, dict):
-            continue
-        source = item.get("source")
-        if item.get("type") == "image" and isinstance(source, dict) and isinstance(source.get("data"), str):
-            size, count = size + len(source["data"]), count + 1
-        inner = item.get("content")
-        if isinstance(inner, list):
-            more_size, more_count = _base64_images(inner)
-            size, count = size + more_size, count + more_count
-    return size, count
 
 
 def past_budget(error: LynkrError, wait_s: float) -> LynkrError:

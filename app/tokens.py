@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     import bpe_openai
 
@@ -25,7 +27,7 @@ ENCODING_NAME = "cl100k_base"
 MESSAGE_OVERHEAD = 4  # role marker and turn separators, as chat formats frame each message
 TOOL_OVERHEAD = 16  # framing of one definition: wrapper tags and its name/description/schema keys
 SERVER_TOOL_TOKENS = 50  # {"type": "web_search_20250305", ...}: Anthropic supplies the definition
-IMAGE_FALLBACK_TOKENS = 1600  # Anthropic's ceiling, used when the size cannot be read
+IMAGE_TOKENS = 1600  # the most Anthropic charges for one image (~1.15 megapixels); also when the size cannot be read
 IMAGE_PIXELS_PER_TOKEN = 750
 IMAGE_MAX_EDGE = 1568
 IMAGE_MAX_PIXELS = 1092 * 1092  # Anthropic's largest 1:1 size, "~1.15 megapixels"
@@ -183,14 +185,14 @@ def _image_block(block: dict[str, Any], depth: int) -> int:
     size = None
     if isinstance(source, dict) and source.get("type") == "base64" and isinstance(source.get("data"), str):
         size = _base64_image_size(source["data"])
-    return IMAGE_FALLBACK_TOKENS if size is None else _image_tokens_for_size(*size)
+    return IMAGE_TOKENS if size is None else _image_tokens_for_size(*size)
 
 
 def _image_tokens_for_size(width: int, height: int) -> int:
     # Anthropic downscales before counting: long edge to 1568 px, area to ~1.15 MP.
     scale = min(1.0, IMAGE_MAX_EDGE / max(width, height), math.sqrt(IMAGE_MAX_PIXELS / (width * height)))
     pixels = max(1, int(width * scale)) * max(1, int(height * scale))
-    return min(IMAGE_FALLBACK_TOKENS, max(1, round(pixels / IMAGE_PIXELS_PER_TOKEN)))
+    return min(IMAGE_TOKENS, max(1, round(pixels / IMAGE_PIXELS_PER_TOKEN)))
 
 
 def _document_block(block: dict[str, Any], depth: int) -> int:
@@ -309,3 +311,30 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
         width = int.from_bytes(head[26:28], "little") & 0x3FFF
         return _positive(width, int.from_bytes(head[28:30], "little") & 0x3FFF)
     return None
+
+
+def estimate_tokens(request: dict[str, Any]) -> int:
+    """A cheap upper-side estimate of the prompt's tokens: serialised bytes / 3.5.
+
+    Routing runs on every request, so it does not load the BPE tokenizer (about 100 MB per
+    worker); JSON of English text and code runs 3.5-4 bytes per token. An image costs its
+    fixed token count, not its base64 bytes (a 1 MB screenshot is ~1 600 tokens, not 300 000).
+    """
+    image_bytes, images = _base64_images(request.get("messages") or [])
+    return int((len(orjson.dumps(request)) - image_bytes) / 3.5) + images * IMAGE_TOKENS
+
+
+def _base64_images(blocks: list[Any]) -> tuple[int, int]:
+    """(base64 bytes, count) of the images in messages or blocks, tool results included."""
+    size = count = 0
+    for item in blocks:
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        if item.get("type") == "image" and isinstance(source, dict) and isinstance(source.get("data"), str):
+            size, count = size + len(source["data"]), count + 1
+        inner = item.get("content")
+        if isinstance(inner, list):
+            more_size, more_count = _base64_images(inner)
+            size, count = size + more_size, count + more_count
+    return size, count

@@ -22,6 +22,7 @@ from app.errors import BillingError, RateLimitError
 from app.migrate import migrate
 from app.pricing import PriceTable
 from app.ratelimit import DbCounters
+from app.tokens import IMAGE_TOKENS, estimate_tokens
 
 NOW = datetime(2026, 11, 25, 17, 30, 15, tzinfo=UTC)
 KEY = "key_ab12cd34ef56ab78"
@@ -121,6 +122,16 @@ def test_no_limits_hold_nothing_and_keys_are_counted_apart(database: Database) -
     budgets.admit(None, None, "m", make_request())
     with pytest.raises(BillingError, match=r"for clients without a key"):
         budgets.admit(None, None, "m", make_request())
+
+
+def test_the_hold_counts_a_screenshot_as_routing_does_not_by_its_base64_bytes() -> None:
+    request = make_request()
+    request["messages"][0]["content"] = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A" * 1_000_000}},
+        {"type": "text", "text": "What is on the screen?"}]
+    prompt, _ = estimate_hold_tokens(request)
+    assert prompt == estimate_tokens(request)
+    assert IMAGE_TOKENS <= prompt < IMAGE_TOKENS + 100
 
 
 def test_estimates_and_resets() -> None:

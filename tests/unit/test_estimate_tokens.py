@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from app.orchestrator import IMAGE_TOKENS, estimate_tokens
+from app.tokens import IMAGE_TOKENS, estimate_tokens
 
 
 def image(size: int) -> dict[str, object]:

@@ -19,7 +19,7 @@ import pytest
 
 from app import tokens
 from app.tokens import (
-    IMAGE_FALLBACK_TOKENS,
+    IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
     PDF_PAGE_TOKENS,
     SERVER_TOOL_TOKENS,
@@ -221,7 +221,7 @@ def test_long_edge_over_1568_is_downscaled_first() -> None:
 @pytest.mark.parametrize("size", [(8000, 6000), (4000, 4000), (1500, 1500)])
 def test_huge_image_is_capped_near_1600(size: tuple[int, int]) -> None:
     image_tokens = count_tokens(make_request([make_image_block(make_png(*size), "image/png")]))
-    assert 1500 <= image_tokens - MESSAGE_OVERHEAD <= IMAGE_FALLBACK_TOKENS
+    assert 1500 <= image_tokens - MESSAGE_OVERHEAD <= IMAGE_TOKENS
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ def test_huge_image_is_capped_near_1600(size: tuple[int, int]) -> None:
 )
 def test_unreadable_image_costs_the_fallback(source: dict[str, Any]) -> None:
     request = make_request([{"type": "image", "source": source}])
-    assert count_tokens(request) == IMAGE_FALLBACK_TOKENS + MESSAGE_OVERHEAD
+    assert count_tokens(request) == IMAGE_TOKENS + MESSAGE_OVERHEAD
 
 
 # -- documents -------------------------------------------------------------------------------
