@@ -10,15 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from app.logging import get_logger
-from app.redis_health import RedisHealth
+from app.redis_health import RedisHealth, connect
 
 KEY_PREFIX = "lynkr:prompt-cache:v1:"
-SOCKET_TIMEOUT_S = 0.2
 
 
 class RedisTier:
@@ -33,23 +28,17 @@ class RedisTier:
     @classmethod
     def from_url(cls, url: str, *, ttl_ms: int, timer: Callable[[], float]) -> RedisTier:
         """A tier on ``url`` (``redis://…``); connects lazily, so an absent server is no error."""
-        client = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                      socket_timeout=SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
-        return cls(client, ttl_ms=ttl_ms, timer=timer)
+        return cls(connect(url), ttl_ms=ttl_ms, timer=timer)
 
     def get(self, key: str) -> tuple[bytes, float] | None:
         """The stored bytes and their remaining lifetime in seconds, or None."""
-        if not self.health.available():
-            return None
-        try:
+        def fetch() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
             pipe.get(KEY_PREFIX + key)
             pipe.pttl(KEY_PREFIX + key)
-            value, pttl = pipe.execute()
-        except (redis.RedisError, OSError) as exc:
-            self.health.failed(exc)
-            return None
-        self.health.succeeded()
+            return pipe.execute()
+
+        value, pttl = self.health.call(fetch, lambda: [None, -2])
         if not isinstance(value, bytes) or not isinstance(pttl, int) or pttl == -2:
             return None
         # -1: no expiry (someone else wrote it); treat it as freshly stored.
@@ -57,15 +46,8 @@ class RedisTier:
 
     def put(self, key: str, value: bytes) -> bool:
         """Store ``value`` for the TTL; whether Redis took it."""
-        if not self.health.available():
-            return False
-        try:
-            self.client.set(KEY_PREFIX + key, value, px=self.ttl_ms)
-        except (redis.RedisError, OSError) as exc:
-            self.health.failed(exc)
-            return False
-        self.health.succeeded()
-        return True
+        return self.health.call(lambda: bool(self.client.set(KEY_PREFIX + key, value, px=self.ttl_ms)),
+                                lambda: False)
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -21,9 +21,9 @@ from typing import Any, Protocol
 from app.db import db
 from app.logging import get_logger
 from app.models import UsageCounter
+from app.redis_health import RedisHealth, connect
 
 log = get_logger("ratelimit")
-SOCKET_TIMEOUT_S = 0.5
 
 
 class Counters(Protocol):
@@ -82,38 +82,32 @@ class RedisCounters:
     """Counters in Redis (one key per scope and period, expiring after ``ttl_s``)."""
 
     def __init__(self, client: Any, fallback: Counters | None = None, prefix: str = "lynkr:ctr:") -> None:
-        import redis
-
-        self._errors = (redis.RedisError, OSError)
         self._client = client
         self._take = client.register_script(_TAKE)
         self._fallback = fallback or DbCounters()
         self._prefix = prefix
+        self.health = RedisHealth("rate limits and budgets", "counting in the database", "counters", log)
 
     @classmethod
     def from_url(cls, url: str) -> RedisCounters:
         """Counters on the Redis at ``url`` with short socket timeouts."""
-        import redis  # imported only when REDIS_URL is set (~8 MB per worker)
-
-        return cls(redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                        socket_timeout=SOCKET_TIMEOUT_S))
+        return cls(connect(url))
 
     def take(self, scope: str, period: str, amount: int, limit: int, ttl_s: int) -> tuple[bool, int]:
-        try:
+        def take() -> tuple[bool, int]:
             taken, used = self._take(keys=[self._key(scope, period)], args=[amount, limit, max(ttl_s, 1)])
-        except self._errors as exc:
-            log.warning("redis counters unavailable, using the database: %s", exc)
-            return self._fallback.take(scope, period, amount, limit, ttl_s)
-        return bool(taken), int(used)
+            return bool(taken), int(used)
+
+        return self.health.call(take, lambda: self._fallback.take(scope, period, amount, limit, ttl_s))
 
     def add(self, scope: str, period: str, delta: int, ttl_s: int) -> None:
         key = self._key(scope, period)
-        try:
+
+        def add() -> None:
             with self._client.pipeline() as pipe:
                 pipe.incrby(key, delta).expire(key, max(ttl_s, 1)).execute()
-        except self._errors as exc:
-            log.warning("redis counters unavailable, using the database: %s", exc)
-            self._fallback.add(scope, period, delta, ttl_s)
+
+        self.health.call(add, lambda: self._fallback.add(scope, period, delta, ttl_s))
 
     def _key(self, scope: str, period: str) -> str:
         return f"{self._prefix}{scope}:{period}"

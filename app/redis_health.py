@@ -1,20 +1,37 @@
-"""Whether an optional Redis tier is worth asking, and saying so in the log.
+"""The one Redis client of a process, and whether an optional Redis tier is worth asking.
 
-The prompt cache and the circuit breakers each use Redis as a shared tier that may go away.
-After a failure the tier is skipped for :data:`RETRY_AFTER_S` (an unreachable host must not cost
-every request a timeout); the outage is logged once, then at most every :data:`WARN_EVERY_S`
-with a count, and its end once.
+The prompt cache, the circuit breakers and the budget counters each use Redis as a shared tier
+that may go away: :func:`connect` gives them one client per URL (short socket timeouts, no
+retries) and :meth:`RedisHealth.call` falls back when it fails. After a failure the tier is
+skipped for :data:`RETRY_AFTER_S` (an unreachable host must not cost every request a timeout);
+the outage is logged once, then at most every :data:`WARN_EVERY_S` with a count, and its end once.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 RETRY_AFTER_S = 5.0
 WARN_EVERY_S = 60.0
+SOCKET_TIMEOUT_S = 0.2
+T = TypeVar("T")
+
+
+@functools.cache
+def connect(url: str) -> Any:
+    """The process's client for ``url`` (``redis://…``); connects lazily, so an absent server is no
+    error. redis-py is imported only here (~8 MB per worker), when ``REDIS_URL`` is set."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT_S, socket_timeout=SOCKET_TIMEOUT_S,
+                                retry=Retry(NoBackoff(), 0))
 
 
 class RedisHealth:
@@ -29,6 +46,20 @@ class RedisHealth:
         self._next_warning = float("-inf")
         self._failures = 0
         self._down = False
+
+    def call(self, action: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """``action()`` against Redis, or ``fallback()`` when Redis is skipped or the call fails."""
+        import redis
+
+        if self.available():
+            try:
+                result = action()
+            except (redis.RedisError, OSError) as exc:
+                self.failed(exc)
+            else:
+                self.succeeded()
+                return result
+        return fallback()
 
     def available(self) -> bool:
         """Whether to ask Redis now (False for a while after a failure)."""

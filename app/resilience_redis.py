@@ -33,12 +33,11 @@ from dataclasses import asdict
 from typing import Any, TypeVar
 
 from app.logging import get_logger
-from app.redis_health import RedisHealth
+from app.redis_health import RedisHealth, connect
 from app.resilience_breaker import BreakerRecord, BreakerState, BreakerStore, Change
 
 T = TypeVar("T")
 KEY_PREFIX = "lynkr:breaker:"
-SOCKET_TIMEOUT_S = 0.2
 MIN_TTL_S = 3600.0
 
 # KEYS[1]: the record; ARGV: the bytes read ('' when there was no key), the new record, TTL in ms.
@@ -54,13 +53,10 @@ class RedisBreakerStore:
 
     def __init__(self, client: Any, local: BreakerStore, *, ttl_s: float = MIN_TTL_S,
                  prefix: str = KEY_PREFIX, timer: Callable[[], float] = time.monotonic) -> None:
-        import redis
-
         self.client = client
         self.local = local
         self.prefix = prefix
         self._ttl_ms = max(int(ttl_s * 1000), 1)
-        self._errors = (redis.RedisError, OSError)
         self._cas = client.register_script(_COMPARE_AND_SET)
         self.health = RedisHealth("circuit breakers", "using this instance's own breaker state", "breaker",
                                   get_logger("resilience"), timer)
@@ -68,37 +64,17 @@ class RedisBreakerStore:
     @classmethod
     def from_url(cls, url: str, local: BreakerStore, *, ttl_s: float = MIN_TTL_S) -> RedisBreakerStore:
         """A store on ``url`` (``redis://…``); connects lazily, so an absent server is no error."""
-        import redis  # imported only when REDIS_URL is set (~8 MB per worker)
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                      socket_timeout=SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
-        return cls(client, local, ttl_s=ttl_s)
+        return cls(connect(url), local, ttl_s=ttl_s)
 
     def update(self, name: str, change: Change[T]) -> T:
         """Apply ``change`` to the record of ``name`` by compare-and-set (locally if Redis fails)."""
-        if self.health.available():
-            try:
-                result = self._update(self.prefix + name, change)
-            except self._errors as exc:
-                self.health.failed(exc)
-            else:
-                self.health.succeeded()
-                return result
-        return self.local.update(name, change)
+        return self.health.call(lambda: self._update(self.prefix + name, change),
+                                lambda: self.local.update(name, change))
 
     def read(self, name: str) -> BreakerRecord:
         """The record of ``name`` in Redis (locally if Redis fails), CLOSED when there is none."""
-        if self.health.available():
-            try:
-                raw = self.client.get(self.prefix + name)
-            except self._errors as exc:
-                self.health.failed(exc)
-            else:
-                self.health.succeeded()
-                return _decode(raw)
-        return self.local.read(name)
+        return self.health.call(lambda: _decode(self.client.get(self.prefix + name)),
+                                lambda: self.local.read(name))
 
     def _update(self, key: str, change: Change[T]) -> T:
         while True:

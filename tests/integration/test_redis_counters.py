@@ -57,3 +57,25 @@ def test_redis_down_falls_back_to_the_database(app: Any, scope: str) -> None:
         down.add(scope, "day", 3, 60)
         with db.connection_context():
             assert UsageCounter.get((UsageCounter.scope == scope) & (UsageCounter.period == "day")).used == 10
+
+
+def test_every_redis_tier_shares_one_client_per_url() -> None:
+    from app.cache_redis import RedisTier
+    from app.resilience_redis import RedisBreakerStore
+    from app.resilience_shm import SharedMemoryStore
+
+    counters = RedisCounters.from_url(REDIS_URL)
+    tier = RedisTier.from_url(REDIS_URL, ttl_ms=1000, timer=lambda: 0.0)
+    breakers = RedisBreakerStore.from_url(REDIS_URL, SharedMemoryStore())
+    assert counters._client is tier.client is breakers.client
+
+
+def test_a_redis_outage_is_warned_once_and_skipped_for_a_while(app: Any, scope: str,
+                                                               log_records: Any) -> None:
+    warnings = log_records("lynkr.ratelimit")
+    down = RedisCounters(redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2, socket_timeout=0.2))
+    with app.app_context():
+        for _ in range(3):
+            assert down.take(scope, "day", 1, 100, 60)[0] is True
+    assert [r.event for r in warnings] == ["counters_redis_down"]
+    assert "1 failed call(s)" in warnings[0].getMessage()
