@@ -26,18 +26,30 @@ DEFAULT_LIST_LIMIT = 1000
 
 def check_text_file(real: Path, shown: str) -> None:
     """Refuse a path that is missing, a directory, not a regular file, or binary."""
-    if real.is_dir():
-        raise ToolError(f"'{shown}' is a directory; use workspace_list to see its files")
-    if not real.exists():
-        raise ToolError(f"'{shown}' does not exist")
-    if not real.is_file():
-        raise ToolError(f"'{shown}' is not a regular file")
+    _check_regular(real, shown)
     try:
         with real.open("rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as exc:
         raise ToolError(f"cannot read '{shown}': {exc.strerror or exc}") from exc
-    if b"\0" in head:
+    _refuse_binary(head, shown)
+
+
+def _check_regular(real: Path, shown: str) -> None:
+    try:
+        mode = real.stat().st_mode
+    except FileNotFoundError as exc:
+        raise ToolError(f"'{shown}' does not exist") from exc
+    except OSError as exc:
+        raise ToolError(f"cannot read '{shown}': {exc.strerror or exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise ToolError(f"'{shown}' is a directory; use workspace_list to see its files")
+    if not stat.S_ISREG(mode):
+        raise ToolError(f"'{shown}' is not a regular file")
+
+
+def _refuse_binary(head: bytes, shown: str) -> None:
+    if b"\0" in head[:SNIFF_BYTES]:
         raise ToolError(f"'{shown}' is a binary file; these tools handle text only")
 
 
@@ -166,9 +178,14 @@ def _edit(ctx: ToolContext, args: dict[str, Any]) -> str:
 
 def read_text(real: Path, shown: str) -> str:
     """The UTF-8 text of an existing text file; raises :class:`ToolError` otherwise."""
-    check_text_file(real, shown)
+    _check_regular(real, shown)
     try:
-        return real.read_bytes().decode("utf-8")
+        data = real.read_bytes()
+    except OSError as exc:
+        raise ToolError(f"cannot read '{shown}': {exc.strerror or exc}") from exc
+    _refuse_binary(data, shown)
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ToolError(f"'{shown}' is not UTF-8 text, so it cannot be edited safely") from exc
 
