@@ -124,6 +124,17 @@ class Config:
     workspace_test_sandbox: str = "auto"
     workspace_test_coverage_files: tuple[str, ...] = ("coverage/coverage-summary.json",)
     workspace_test_profiles: str = ""
+    index_max_file_bytes: int = 1024**2
+    index_write_claude_md: bool = True
+    git_author_name: str = ""
+    git_author_email: str = ""
+    git_http_token: str = ""
+    git_http_username: str = "x-access-token"
+    git_ssh_key_path: str = ""
+    policy_git_allow_push: bool = False
+    policy_git_require_tests: bool = False
+    policy_git_test_command: str = ""
+    policy_git_commit_regex: str = ""
     web_search_endpoint: str = ""
     web_search_api_key: str = ""
     web_search_allowed_hosts: tuple[str, ...] = ()
