@@ -1,0 +1,131 @@
+"""The stdio transport: the server is a child process speaking newline-delimited JSON-RPC.
+
+Each message is one line of UTF-8 JSON on the child's stdin/stdout. The child's stderr is its
+log: every line goes to Lynkr's log with the server id (and is redacted like every log line).
+The child runs in a process group of its own, so stopping it stops whatever it started; it is
+stopped as the MCP specification asks — stdin closed first, then SIGTERM, then SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from app.logging import get_logger
+from app.mcp.jsonrpc import ProtocolError
+from app.mcp.transport import Sink, TransportClosed, TransportError
+
+log = get_logger("mcp.stdio")
+STOP_GRACE_S = 2.0  # how long a server gets to exit after stdin closes, then after SIGTERM
+
+
+class StdioTransport:
+    """One child process per transport; ``open`` spawns it, ``close`` stops it."""
+
+    def __init__(self, server_id: str, argv: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> None:
+        self.server_id = server_id
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+        self._write_lock = threading.Lock()
+        self._closing = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, once spawned."""
+        return self.process.pid if self.process else None
+
+    def open(self, sink: Sink) -> None:
+        """Spawn the child and start reading its stdout and stderr."""
+        try:
+            self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise TransportError(f"could not start {self.argv[0]}: {exc.strerror or exc}") from exc
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        threading.Thread(target=self._read_stdout, args=(self.process.stdout, sink), daemon=True,
+                         name=f"mcp-{self.server_id}-out").start()
+        threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True,
+                         name=f"mcp-{self.server_id}-err").start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write one line to the child's stdin."""
+        process = self.process
+        if process is None or process.stdin is None or self._closing:
+            raise TransportClosed(f"MCP server '{self.server_id}' is not running")
+        line = orjson.dumps(message) + b"\n"
+        try:
+            with self._write_lock:
+                process.stdin.write(line)
+                process.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            raise TransportClosed(f"MCP server '{self.server_id}' is not reading its input ({exc})") from exc
+
+    def negotiated(self, protocol_version: str) -> None:
+        """Nothing to do: stdio carries no per-message version header."""
+
+    def close(self) -> None:
+        """Stop the child: close stdin, then SIGTERM its group, then SIGKILL it."""
+        self._closing = True
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError), self._write_lock:
+                process.stdin.close()
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=STOP_GRACE_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # The server may have left children in its group that outlive it; none may stay.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def _read_stdout(self, stdout: IO[bytes], sink: Sink) -> None:
+        for line in stdout:
+            if not line.strip():
+                continue
+            try:
+                payload = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("MCP server %s wrote a line that is not JSON to stdout: %.200s", self.server_id,
+                            line.decode("utf-8", errors="replace").rstrip(), extra={"mcp_server": self.server_id})
+                continue
+            try:
+                sink.message(payload)
+            except ProtocolError as exc:
+                log.warning("MCP server %s: %s", self.server_id, exc, extra={"mcp_server": self.server_id})
+        sink.closed(self._exit_reason())
+
+    def _read_stderr(self, stderr: IO[bytes]) -> None:
+        for line in stderr:
+            text = line.decode("utf-8", errors="replace").rstrip()
+            if text:
+                log.info("[%s] %s", self.server_id, text, extra={"mcp_server": self.server_id})
+
+    def _exit_reason(self) -> str:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            return "it closed its output"
+        if self._closing:
+            return "it was stopped"
+        if code < 0:
+            return f"it was killed by signal {-code}"
+        return f"it exited with code {code}"
