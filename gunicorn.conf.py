@@ -8,7 +8,7 @@ health checks always find a free thread.
 import signal
 
 from app.config import load_config
-from app.cpus import default_workers
+from app.host import default_workers
 
 _config = load_config()
 
@@ -50,7 +50,7 @@ def post_worker_init(worker):
 def child_exit(server, worker):
     # In the master: the exited worker's live gauges (active streams, breaker state) leave the
     # multiprocess sums; its counters and histograms stay, since those requests happened.
-    from app.metrics_multiproc import mark_worker_dead
+    from app.metrics.multiproc import mark_worker_dead
 
     mark_worker_dead(worker.pid)
 

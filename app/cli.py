@@ -51,8 +51,8 @@ def migrate(config: Config, *, quiet: bool = False) -> int:
 
     ``lynkr serve`` runs ``lynkr migrate`` in a child process before gunicorn starts (see :func:`serve`).
     """
-    from app.db import bind, make_database
-    from app.migrate import migrate as apply
+    from app.storage.db import bind, make_database
+    from app.storage.migrate import migrate as apply
 
     database = make_database(config)
     bind(database)
@@ -76,8 +76,8 @@ def _keys_parser(sub: Any) -> None:
 
 def keys(config: Config, args: argparse.Namespace) -> int:
     """``lynkr keys create|list|revoke`` against the configured database (migrated first)."""
-    from app.db import bind, db, make_database
-    from app.keys import create_key, list_keys, revoke_key
+    from app.accounting.keys import create_key, list_keys, revoke_key
+    from app.storage.db import bind, db, make_database
 
     migrate(config, quiet=True)
     database = make_database(config)

@@ -9,29 +9,29 @@ from pathlib import Path
 
 from flask import Flask
 
-from app import db as database
+from app.accounting.auth import KeyChecker
+from app.accounting.budgets import Budgets
+from app.accounting.keys import KeyStore
+from app.accounting.pricing import PriceTable
+from app.accounting.ratelimit import make_counters
 from app.agent.service import Agent
-from app.auth import KeyChecker
-from app.budgets import Budgets
-from app.cache import PromptCache
-from app.capabilities import CapabilityTable
+from app.cache.prompt import PromptCache
 from app.config import Config, ConfigError, load_config
-from app.drain import DRAIN, DrainFlag, InflightLimiter
-from app.error_handlers import register_error_handlers
-from app.keys import KeyStore
 from app.logging import configure_logging, get_logger
-from app.metrics import build_metrics
-from app.middleware import RequestLifecycle
-from app.migrate import migrate
+from app.metrics.recorder import build_metrics
 from app.orchestrator import Orchestrator
-from app.pricing import PriceTable
 from app.providers import PROVIDERS, build_providers
-from app.ratelimit import make_counters
-from app.recorder import Recorder
-from app.resilience import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
-from app.resilience_redis import breaker_store_for
+from app.providers.capabilities import CapabilityTable
+from app.resilience.drain import DRAIN, DrainFlag, InflightLimiter
+from app.resilience.redis import breaker_store_for
+from app.resilience.retry import BREAKER_STORE, BreakerConfig, BreakerRegistry, BreakerStore, LoadShedder, RetryPolicy
 from app.routing import RoutingRule, parse_rules
-from app.services import Services
+from app.storage import db as database
+from app.storage.migrate import migrate
+from app.storage.recorder import Recorder
+from app.web.error_handlers import register_error_handlers
+from app.web.middleware import RequestLifecycle
+from app.web.services import Services
 
 log = get_logger("app")
 

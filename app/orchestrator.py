@@ -6,7 +6,7 @@ with full-jitter backoff inside the retry budget), and on a failure **before the
 hands over to the next candidate, counting why. When the budget ends the retries of the last
 candidate, the client gets 429 or 529 with ``retry-after`` and backs off itself. Once a stream
 has been opened nothing is retried or re-routed. Every attempt is kept in the
-:class:`~app.usage.RequestRecord` that is written, with new transcript turns, in the background
+:class:`~app.accounting.usage.RequestRecord` that is written, with new transcript turns, in the background
 once the response has been sent.
 """
 
@@ -17,21 +17,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from app import tokens
-from app.budgets import Budgets
-from app.cache import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
+from app.accounting.budgets import Budgets
+from app.accounting.pricing import PriceTable
+from app.accounting.usage import Attempt, RequestRecord, usage_counts, write_record
+from app.anthropic import tokens
+from app.anthropic.events import StreamBuilder
+from app.cache.prompt import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
 from app.config import Config
 from app.errors import LynkrError, OverloadedError, PromptTooLongError
 from app.logging import get_logger
-from app.metrics import NULL_METRICS, MetricsRecorder, outcome_of
-from app.pricing import PriceTable
+from app.metrics.recorder import NULL_METRICS, MetricsRecorder, outcome_of
 from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
-from app.recorder import Recorder
-from app.resilience import BreakerRegistry, RetryPolicy, client_retry_after, counts_as_failure
+from app.resilience.retry import BreakerRegistry, RetryPolicy, client_retry_after, counts_as_failure
 from app.routing import Route, RoutingRule, choose, rule_route
-from app.streams import StreamBuilder
-from app.transcripts import record_exchange
-from app.usage import Attempt, RequestRecord, usage_counts, write_record
+from app.storage.recorder import Recorder
+from app.storage.transcripts import record_exchange
 
 log = get_logger("orchestrator")
 T = TypeVar("T")

@@ -9,7 +9,7 @@ close their database connections. A second signal skips the rest of the delay. W
 SIGINT, so Ctrl-C in a terminal (sent to the whole process group) drains too.
 
 Before anything imports ``prometheus_client``, the master prepares the multiprocess metrics
-directory (:mod:`app.metrics_multiproc`) and exports ``PROMETHEUS_MULTIPROC_DIR`` to the
+directory (:mod:`app.metrics.multiproc`) and exports ``PROMETHEUS_MULTIPROC_DIR`` to the
 workers it forks, so ``/metrics/*`` add up every worker's values.
 """
 
@@ -24,12 +24,12 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from app import metrics_multiproc
 from app.config import load_config
-from app.drain import DRAIN, DrainFlag
+from app.host import libc
 from app.logging import get_logger
-from app.memory import libc
-from app.resilience_shm import BREAKER_STORE  # noqa: F401 - created here, before fork, so workers share it
+from app.metrics import multiproc as metrics_multiproc
+from app.resilience.drain import DRAIN, DrainFlag
+from app.resilience.shm import BREAKER_STORE  # noqa: F401 - created here, before fork, so workers share it
 
 log = get_logger("serve")
 CONF_NAME = "gunicorn.conf.py"

@@ -17,8 +17,8 @@ from typing import Any
 
 from app.config import Config
 from app.logging import configure_logging
-from app.metrics import NULL_METRICS, build_metrics
-from app.middleware import RequestLifecycle
+from app.metrics.recorder import NULL_METRICS, build_metrics
+from app.web.middleware import RequestLifecycle
 
 Body = Iterable[bytes]
 

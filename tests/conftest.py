@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.config import Config
-from app.drain import DrainFlag
-from app.resilience import InProcessStore
+from app.resilience.drain import DrainFlag
+from app.resilience.retry import InProcessStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures" / "claude-code"

@@ -3,7 +3,7 @@
 The loop is a generator of *ops* — what the client should see next: ``("text", str)``,
 ``("thinking", str)``, ``("signature", str)``, ``("tool", block)`` for a client tool call,
 ``("block", block)`` for a visible server block (web search), ``("finish", stop_reason, usage)``.
-The same ops drive a :class:`~app.streams.StreamBuilder` for a JSON answer and, through
+The same ops drive a :class:`~app.anthropic.events.StreamBuilder` for a JSON answer and, through
 :class:`AgentTranslator`, a live SSE stream, so both show the same message. Server tool calls
 never reach the client as ``tool_use`` blocks (Claude Code would try to run them): each shows
 as a short line of progress text. When the model answers, asks for a client tool, or a limit
@@ -18,16 +18,16 @@ from typing import Any
 
 import orjson
 
+from app.accounting.usage import USAGE_KEYS, RequestRecord, usage_counts
 from app.agent import runner, splice, websearch
 from app.agent.policy import LoopLimits, limit_message
+from app.anthropic.events import Event, StreamBuilder
 from app.errors import BillingError, LynkrError, RateLimitError
 from app.logging import get_logger
 from app.orchestrator import Orchestrator
 from app.providers.base import CallContext, UpstreamStream
 from app.routing import Route
-from app.streams import Event, StreamBuilder
 from app.tools.base import Tool, ToolContext
-from app.usage import USAGE_KEYS, RequestRecord, usage_counts
 
 log = get_logger("agent")
 Op = tuple[Any, ...]

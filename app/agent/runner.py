@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from peewee import IntegrityError
 
-from app.db import db
 from app.logging import get_logger
-from app.models import ToolExecution, utcnow
+from app.storage.db import db
+from app.storage.models import ToolExecution, utcnow
 from app.tools.base import Tool, ToolContext, ToolError, ToolOutput, truncate
 
 log = get_logger("agent.tools")

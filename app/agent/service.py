@@ -12,18 +12,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.accounting.usage import RequestRecord
 from app.agent import splice, websearch
 from app.agent.loop import AgentLoop, AgentTranslator, Turn, run_to_message
 from app.agent.policy import offered_tools
+from app.anthropic.events import StreamBuilder
 from app.config import Config
 from app.logging import get_logger
 from app.orchestrator import Orchestrator
 from app.providers.base import CallContext, UpstreamStream
 from app.routing import Route
-from app.streams import StreamBuilder
 from app.tools.base import Tool, ToolContext
 from app.tools.paths import Workspace
-from app.usage import RequestRecord
 
 log = get_logger("agent")
 

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from peewee import IntegrityError
 
-from app.db import db
 from app.logging import get_logger
-from app.models import AgentTrace
+from app.storage.db import db
+from app.storage.models import AgentTrace
 
 log = get_logger("agent.splice")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from app.blueprints.messages import json_response
-from app.db import ping
-from app.memory import memory_status
-from app.services import services
+from app.host import memory_status
+from app.storage.db import ping
+from app.web.services import services
 
 bp = Blueprint("health", __name__)
 

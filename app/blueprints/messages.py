@@ -14,20 +14,21 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request
 
-from app import sse, streaming, tokens
+from app.accounting.usage import RequestRecord
 from app.agent.loop import Turn
-from app.cache import hit_events
-from app.drain import Slot
+from app.anthropic import sse, tokens
+from app.anthropic.events import StreamBuilder
+from app.cache.prompt import hit_events
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
-from app.metrics import metrics_of
+from app.metrics.recorder import metrics_of
 from app.providers.base import CallContext, Reply, UpstreamStream
-from app.resilience import queued_ms_from_header
+from app.resilience.drain import Slot
+from app.resilience.retry import queued_ms_from_header
 from app.routing import Route
-from app.schemas import validate_count_tokens_request, validate_messages_request
-from app.services import Services, services
-from app.sessions import session_id_from
-from app.streams import StreamBuilder
-from app.usage import RequestRecord
+from app.storage.sessions import session_id_from
+from app.web import streaming
+from app.web.schemas import validate_count_tokens_request, validate_messages_request
+from app.web.services import Services, services
 
 bp = Blueprint("messages", __name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

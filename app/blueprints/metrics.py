@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from app.blueprints.messages import json_response
-from app.metrics import Metrics, NullMetrics, metrics_of
-from app.metrics_summary import observability as summarise
-from app.services import services
+from app.metrics.recorder import Metrics, NullMetrics, metrics_of
+from app.metrics.summary import observability as summarise
+from app.web.services import services
 
 bp = Blueprint("metrics", __name__)
 

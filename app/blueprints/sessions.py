@@ -11,9 +11,9 @@ from peewee import JOIN, fn
 
 from app.blueprints.messages import json_response
 from app.errors import NotFoundError
-from app.models import Session, Turn
-from app.services import services
-from app.transcripts import session_turns
+from app.storage.models import Session, Turn
+from app.storage.transcripts import session_turns
+from app.web.services import services
 
 bp = Blueprint("sessions", __name__)
 MAX_LIMIT = 200

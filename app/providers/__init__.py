@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.capabilities import CapabilityTable
 from app.config import Config
 from app.providers._http import HttpClient
 from app.providers.azure_anthropic import AzureAnthropicProvider
 from app.providers.azure_openai import AzureOpenAIProvider
 from app.providers.base import Provider
+from app.providers.capabilities import CapabilityTable
 from app.providers.databricks import DatabricksProvider
 from app.providers.ollama import OllamaProvider
 from app.providers.openai import OpenAIProvider

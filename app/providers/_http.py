@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from app.errors import LynkrError, UpstreamError, UpstreamTimeoutError
-from app.resilience import client_retry_after, parse_retry_after
+from app.resilience.retry import client_retry_after, parse_retry_after
 
 # Hop-by-hop and transport headers never copied from one side to the other.
 RESPONSE_HEADER_PREFIXES = ("anthropic-ratelimit-",)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from app.anthropic.events import StreamBuilder
 from app.errors import LynkrError, error_type_for_status
 from app.providers.base import CallContext, Provider, UpstreamRequest, anthropic_error_body
 from app.providers.formats import anthropic as anthropic_format
-from app.streams import StreamBuilder
 
 DEFAULT_VERSION = "2023-06-01"
 USER_AGENT = "lynkr/0.1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from app.providers.formats.openai_chat import ChatDialect
+from app.providers.formats.openai_chat.convert import ChatDialect
 from app.providers.openai_family import OpenAIChatProvider
 
 

@@ -25,14 +25,14 @@ from typing import Any, ClassVar
 import orjson
 import requests
 
-from app.capabilities import CapabilityTable, ModelCapabilities
+from app.anthropic.events import StreamBuilder
+from app.anthropic.sse import SSEDecoder
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
 from app.providers._http import HttpClient, client_headers, shutdown_response
+from app.providers.capabilities import CapabilityTable, ModelCapabilities
 from app.routing import resolve_model
-from app.sse import SSEDecoder
-from app.streams import StreamBuilder
 
 log = get_logger("providers")
 PROBE_MODEL = "claude-sonnet-4-5"

@@ -14,7 +14,7 @@ import re
 from app.config import Config
 from app.providers.anthropic_family import AnthropicFormatProvider
 from app.providers.base import Provider
-from app.providers.formats.openai_chat import ChatDialect
+from app.providers.formats.openai_chat.convert import ChatDialect
 from app.providers.openai_family import OpenAIChatProvider
 
 ANTHROPIC_PATH = "/serving-endpoints/anthropic/v1/messages"

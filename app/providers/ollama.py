@@ -1,6 +1,6 @@
 """Ollama's native ``/api/chat``: NDJSON streaming, no auth, its own read timeout.
 
-Translation lives in :mod:`app.providers.formats.ollama`. Quirks handled here:
+Translation lives in :mod:`app.providers.formats.ollama.convert`. Quirks handled here:
 
 - Ollama answers 400 to a request with ``tools`` for a model without tool support, and to
   ``think: true`` for a model that cannot think. What a model can do comes from
@@ -24,14 +24,14 @@ import orjson
 import requests
 from cachetools import TLRUCache
 
-from app.capabilities import CapabilityTable, ModelCapabilities
+from app.anthropic.events import StreamBuilder
 from app.config import Config
 from app.errors import LynkrError
 from app.logging import get_logger
 from app.providers._http import HttpClient
 from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest
-from app.providers.formats import ollama
-from app.streams import StreamBuilder
+from app.providers.capabilities import CapabilityTable, ModelCapabilities
+from app.providers.formats.ollama import convert as ollama
 
 log = get_logger("providers.ollama")
 USER_AGENT = "lynkr/0.1"

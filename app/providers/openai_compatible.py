@@ -7,7 +7,7 @@ reliably, so it is not sent.
 
 from __future__ import annotations
 
-from app.providers.formats.openai_chat import ChatDialect
+from app.providers.formats.openai_chat.convert import ChatDialect
 from app.providers.openai_family import OpenAIChatProvider, chat_url
 
 

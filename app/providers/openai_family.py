@@ -1,6 +1,6 @@
 """Behaviour shared by providers whose upstream speaks OpenAI chat completions.
 
-Translation lives in :mod:`app.providers.formats.openai_chat`; this class wires it to HTTP:
+Translation lives in :mod:`app.providers.formats.openai_chat.convert`; this class wires it to HTTP:
 headers, the ``[DONE]`` sentinel, and upstream errors — including OpenRouter's 200 bodies that
 carry an ``error`` and no ``choices`` — as Anthropic errors.
 
@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 
 import orjson
 
+from app.anthropic.events import Event, StreamBuilder
 from app.errors import LynkrError
 from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest
-from app.providers.formats import openai_chat
-from app.streams import Event, StreamBuilder
+from app.providers.formats.openai_chat import convert as openai_chat
 
 USER_AGENT = "lynkr/0.1"
 # Gemini's function declarations take a subset of OpenAPI 3.0 (ai.google.dev/api/caching#Schema) and

@@ -6,7 +6,7 @@ OpenRouter answers some failures with HTTP 200 and a body holding ``error`` and 
 
 from __future__ import annotations
 
-from app.providers.formats.openai_chat import ChatDialect
+from app.providers.formats.openai_chat.convert import ChatDialect
 from app.providers.openai_family import OpenAIChatProvider
 
 

@@ -8,7 +8,9 @@ bubblewrap layout, in mount order (later mounts cover earlier ones):
 
 - ``/`` bound read-only, so compilers, interpreters and libraries work as on the host;
 - fresh ``/dev`` and ``/proc`` (the proc of the new PID namespace: the gateway's
-  ``/proc/<pid>/environ`` is not there) and a private tmpfs on ``/tmp``;
+  ``/proc/<pid>/environ`` is not there) and a private tmpfs on ``/tmp``, with the gateway's
+  Python installation bound back read-only when it lives there (a checkout and its venv under
+  the system temp directory), so a test command run with the venv's python still finds it;
 - a tmpfs over ``/run``: its Unix sockets (docker, PostgreSQL, D-Bus, ssh and gpg agents) stay
   connectable on a read-only mount and are not behind the network namespace. With network
   allowed, a ``resolv.conf`` that lives there is bound back so DNS works;
@@ -27,8 +29,9 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -60,13 +63,14 @@ class Bubblewrap:
 
     executable: str
     name: str = "bubblewrap"
+    python_prefixes: tuple[str, ...] = field(default_factory=lambda: (sys.prefix, sys.base_prefix))
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
              timeout_s: float | None = None) -> list[str]:
         """The bwrap argv for ``argv``; the environment is inherited, the timeout is the caller's."""
         args = [self.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", SANDBOX_TMP,
-                *_runtime_dirs(allow_network), "--bind", str(root), str(root)]
+                *under_private_tmp(self.python_prefixes), *_runtime_dirs(allow_network), "--bind", str(root), str(root)]
         for path in git_controls(root):
             args += ["--ro-bind", str(path), str(path)]
         for kind, path in hidden_paths(protected):
@@ -113,6 +117,15 @@ class Docker:
         if timeout_s is not None:
             args += ["timeout", "-s", "KILL", str(math.ceil(timeout_s))]
         return args + list(argv)
+
+
+def under_private_tmp(prefixes: Sequence[str]) -> list[str]:
+    """Read-only binds for those of ``prefixes`` the sandbox's fresh ``/tmp`` would hide."""
+    args: list[str] = []
+    for prefix in dict.fromkeys(os.path.realpath(p) for p in prefixes):
+        if prefix.startswith(SANDBOX_TMP + "/"):
+            args += ["--ro-bind", prefix, prefix]
+    return args
 
 
 def _runtime_dirs(allow_network: bool) -> list[str]:

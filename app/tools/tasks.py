@@ -13,8 +13,8 @@ from typing import Any
 
 from peewee import Expression
 
-from app.db import db
-from app.models import Task, utcnow
+from app.storage.db import db
+from app.storage.models import Task, utcnow
 from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg
 
 STATUSES = ("todo", "in_progress", "done", "blocked")

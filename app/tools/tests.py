@@ -4,7 +4,7 @@ The command is the operator's: ``WORKSPACE_TEST_COMMAND`` (split like a shell wo
 run by one) plus ``WORKSPACE_TEST_ARGS``, or a named profile from ``WORKSPACE_TEST_PROFILES``.
 The model only appends argv elements, which reach the runner as they are. Runs go through
 :func:`app.tools.shell.run_in_workspace` (``WORKSPACE_TEST_SANDBOX``), and each is stored as a
-:class:`~app.models.TestRun` of the session, with the counts :mod:`app.tools.test_output` found.
+:class:`~app.storage.models.TestRun` of the session, with the counts :mod:`app.tools.test_output` found.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 
 from peewee import Expression
 
-from app.db import db
-from app.models import TestRun
+from app.storage.db import db
+from app.storage.models import TestRun
 from app.tools.base import Tool, ToolContext, ToolError, arg, int_arg, str_arg
 from app.tools.paths import PathRefused
 from app.tools.process import ProcessResult

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from app.sse import SSEDecoder
+from app.anthropic.sse import SSEDecoder
 
 ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
 

@@ -22,8 +22,8 @@ import psycopg2
 import pytest
 import requests
 
-from app.auth import key_id
-from app.budgets import estimate_hold_tokens
+from app.accounting.auth import key_id
+from app.accounting.budgets import estimate_hold_tokens
 from tests.e2e.conftest import REPO
 from tests.e2e.helpers import Gateway, message_body, wait_until
 from tests.fakes.anthropic_events import DEFAULT_USAGE

@@ -17,7 +17,7 @@ import requests
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.cpus import cgroup_cpu_quota
+from app.host import cgroup_cpu_quota
 from tests.e2e.helpers import Gateway, SSERead, message_body, read_sse, wait_until
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, Pause, StreamReply

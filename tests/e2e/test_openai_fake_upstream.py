@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.sse import SSEDecoder
+from app.anthropic.sse import SSEDecoder
 from tests.fakes.openai_rules import Strictness
 from tests.fakes.openai_upstream import (
     DEFAULT_TEXT,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPENAI_MAX_OUTPUT, OPENAI_MODEL, OPENAI_TOKEN, openai_env
 from tests.e2e.helpers import Gateway

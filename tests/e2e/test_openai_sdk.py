@@ -15,7 +15,7 @@ import anthropic
 import pytest
 from anthropic.types import TextBlock, ToolUseBlock
 
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
 from tests.e2e.conftest import OPENAI_MODEL, OPENAI_TOKEN
 from tests.e2e.helpers import Gateway, message_body, read_sse
 from tests.fakes.openai_upstream import (

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from app.sse import SSEDecoder
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
 from tests.e2e.helpers import ANTHROPIC_HEADERS, Gateway, message_body, read_sse, wait_until
 from tests.fakes.anthropic_upstream import DEFAULT_TEXT as DATABRICKS_TEXT
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream

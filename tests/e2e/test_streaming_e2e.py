@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
 from tests.e2e.helpers import Gateway, message_body, read_sse
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import ErrorReply, FakeAnthropicUpstream, Hang, Pause, StreamReply

@@ -12,9 +12,9 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db import db
-from app.models import AgentTrace, Task, ToolExecution
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.storage.db import db
+from app.storage.models import AgentTrace, Task, ToolExecution
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import CLIENT_HEADERS, make_message, read_events, sse_body
 from tests.integration.test_messages_openai import PROVIDERS, chunk, make_completion, sse

@@ -11,7 +11,7 @@ import pytest
 import responses
 from flask import Flask
 
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
 from tests.integration.test_agent_loop import ScriptedUpstream, answer, text, tool_call
 from tests.integration.test_messages_anthropic import CLIENT_HEADERS, read_events
 

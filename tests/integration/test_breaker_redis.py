@@ -18,8 +18,8 @@ import redis
 import responses
 
 from app import create_app
-from app.resilience import BreakerConfig, BreakerRegistry, BreakerState, CircuitBreaker, InProcessStore
-from app.resilience_redis import KEY_PREFIX, MIN_TTL_S, RedisBreakerStore, breaker_store_for
+from app.resilience.redis import KEY_PREFIX, MIN_TTL_S, RedisBreakerStore, breaker_store_for
+from app.resilience.retry import BreakerConfig, BreakerRegistry, BreakerState, CircuitBreaker, InProcessStore
 from tests.conftest import DATABRICKS_URL
 from tests.fakes.clock import FakeClock
 from tests.integration.conftest import REDIS_URL, closed_url

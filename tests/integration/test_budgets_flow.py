@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import responses
 
-from app.db import db
+from app.accounting.keys import KeyStore, create_key, revoke_key
 from app.factory import create_app
-from app.keys import KeyStore, create_key, revoke_key
-from app.models import ClientRequest, UpstreamAttempt
-from app.resilience import InProcessStore
+from app.resilience.retry import InProcessStore
+from app.storage.db import db
+from app.storage.models import ClientRequest, UpstreamAttempt
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
 

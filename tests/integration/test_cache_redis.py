@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from app.cache import PromptCache
-from app.cache_redis import KEY_PREFIX, RedisTier
+from app.cache.prompt import PromptCache
+from app.cache.redis import KEY_PREFIX, RedisTier
 from tests.integration.conftest import REDIS_URL, closed_url
 
 pytestmark = pytest.mark.redis

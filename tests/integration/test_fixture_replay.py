@@ -14,9 +14,9 @@ import pytest
 import responses
 from flask.testing import FlaskClient
 
-from app.capabilities import CORE_FIELDS
-from app.sse import SSEDecoder
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
+from app.providers.capabilities import CORE_FIELDS
 from tests.conftest import AZURE_URL, DATABRICKS_URL, FIXTURES, load_fixture
 from tests.integration.test_messages_anthropic import make_message, make_stream_events, sse_body
 

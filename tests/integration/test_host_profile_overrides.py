@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import responses
 
-from app.capabilities import CORE_FIELDS
 from app.config import ConfigError
+from app.providers.capabilities import CORE_FIELDS
 from tests.conftest import AZURE_URL, DATABRICKS_URL, load_fixture
 from tests.integration.test_messages_anthropic import make_stream_events, sse_body
 

@@ -11,10 +11,10 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.db import db
-from app.models import ClientRequest, Turn, UpstreamAttempt
-from app.sse import SSEDecoder
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
+from app.storage.db import db
+from app.storage.models import ClientRequest, Turn, UpstreamAttempt
 from tests.conftest import AZURE_KEY, AZURE_URL, DATABRICKS_TOKEN, DATABRICKS_URL, load_fixture
 
 CLIENT_HEADERS = {

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import responses
 
-from app.sse import SSEDecoder
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
 from tests.integration.test_messages_anthropic import make_request
 
 PROVIDERS = {

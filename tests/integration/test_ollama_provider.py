@@ -12,10 +12,10 @@ from flask.testing import FlaskClient
 from responses import matchers
 
 from app import create_app
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
 from app.providers.ollama import ndjson_items
-from app.resilience import InProcessStore
-from app.sse import SSEDecoder
-from app.streams import validate_stream
+from app.resilience.retry import InProcessStore
 from tests.integration.test_messages_anthropic import make_request
 
 ENDPOINT = "http://ollama.test:11434"

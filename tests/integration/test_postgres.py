@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import responses
 
-from app.db import db
-from app.migrate import available, migrate
-from app.models import ClientRequest, Turn
+from app.storage.db import db
+from app.storage.migrate import available, migrate
+from app.storage.models import ClientRequest, Turn
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
-from tests.unit import test_transcripts, test_usage
+from tests.unit.accounting import test_usage
+from tests.unit.storage import test_transcripts
 
 pytestmark = pytest.mark.postgres
 DATABASE_URL = os.environ.get("LYNKR_TEST_DATABASE_URL", "postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test")

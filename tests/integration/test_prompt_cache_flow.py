@@ -13,9 +13,9 @@ from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 from flask import Flask
 
-from app.db import db
-from app.models import ClientRequest
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.storage.db import db
+from app.storage.models import ClientRequest
 from tests.conftest import DATABRICKS_URL
 from tests.integration.conftest import REDIS_URL
 from tests.integration.test_messages_anthropic import (

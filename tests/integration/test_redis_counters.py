@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import redis
 
-from app.db import db
-from app.models import UsageCounter
-from app.ratelimit import RedisCounters
+from app.accounting.ratelimit import RedisCounters
+from app.storage.db import db
+from app.storage.models import UsageCounter
 from tests.integration.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
@@ -60,9 +60,9 @@ def test_redis_down_falls_back_to_the_database(app: Any, scope: str) -> None:
 
 
 def test_every_redis_tier_shares_one_client_per_url() -> None:
-    from app.cache_redis import RedisTier
-    from app.resilience_redis import RedisBreakerStore
-    from app.resilience_shm import SharedMemoryStore
+    from app.cache.redis import RedisTier
+    from app.resilience.redis import RedisBreakerStore
+    from app.resilience.shm import SharedMemoryStore
 
     counters = RedisCounters.from_url(REDIS_URL)
     tier = RedisTier.from_url(REDIS_URL, ttl_ms=1000, timer=lambda: 0.0)

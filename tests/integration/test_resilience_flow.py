@@ -16,9 +16,9 @@ import responses
 from flask import Flask
 from responses import registries
 
-from app.sse import SSEDecoder
-from app.streaming import running_readers
-from app.streams import validate_stream
+from app.anthropic.events import validate_stream
+from app.anthropic.sse import SSEDecoder
+from app.web.streaming import running_readers
 from tests.conftest import DATABRICKS_URL
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply
@@ -26,7 +26,7 @@ from tests.integration.test_messages_anthropic import make_message, make_request
 from tests.integration.test_messages_openai import make_completion
 from tests.integration.test_ollama_provider import ENDPOINT as OLLAMA_ENDPOINT
 from tests.integration.test_ollama_provider import READ, SHOW_URL
-from tests.unit.test_metrics import scrape, value
+from tests.unit.metrics.test_recorder import scrape, value
 
 OPENAI_URL = "https://api.openai.com/v1/chat/completions"
 OVERLOADED = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
@@ -265,8 +265,8 @@ def test_stream_fallback_before_the_first_byte(make_app: Any, ordered: Any) -> N
 
 def test_when_every_candidate_fails_the_row_names_the_last_one_with_its_own_model(make_app: Any,
                                                                                   ordered: Any) -> None:
-    from app.db import db
-    from app.models import ClientRequest
+    from app.storage.db import db
+    from app.storage.models import ClientRequest
 
     app = make_fast_app(make_app, retry_max_retries=0, model_provider="openai", openai_api_key="sk-test-1234567",
                         openai_model="gpt-test", fallback_enabled=True, fallback_provider="databricks")
@@ -282,8 +282,8 @@ def test_when_every_candidate_fails_the_row_names_the_last_one_with_its_own_mode
 
 
 def test_openai_usage_row_records_each_attempt(make_app: Any, ordered: Any) -> None:
-    from app.db import db
-    from app.models import ClientRequest, UpstreamAttempt
+    from app.storage.db import db
+    from app.storage.models import ClientRequest, UpstreamAttempt
 
     app = make_fast_app(make_app, model_provider="openai", openai_api_key="sk-test-1234567")
     ordered.post(OPENAI_URL, status=500, json={"error": {"message": "oops"}})
@@ -455,8 +455,8 @@ def test_each_fallback_reason_is_counted_and_recorded(make_app: Any, ordered: An
                                                       settings: dict[str, Any], primary: Callable[[Flask, Any], None],
                                                       request_overrides: dict[str, Any],
                                                       attempts: list[tuple[str, int, str]]) -> None:
-    from app.db import db
-    from app.models import ClientRequest, UpstreamAttempt
+    from app.storage.db import db
+    from app.storage.models import ClientRequest, UpstreamAttempt
 
     app = make_fast_app(make_app, **{**OPENAI_FIRST, **settings})
     primary(app, ordered)

@@ -7,8 +7,8 @@ import datetime
 import pytest
 from gunicorn.config import Config
 
-from app.cpus import default_workers
 from app.gunicorn_logger import Logger
+from app.host import default_workers
 from app.serve import _read_settings, conf_file
 
 

@@ -3,7 +3,7 @@
 Hosted Claude (Databricks, Azure) lags Anthropic's own API while Claude Code 2.1.x sends
 ``role:"system"`` turns inside ``messages``, ``thinking: {"type": "adaptive"}``,
 ``output_config``, ``context_management``, deferred tools and new beta flags. Per
-:class:`~app.capabilities.HostProfile`: system turns are hoisted into ``system`` in order,
+:class:`~app.providers.capabilities.HostProfile`: system turns are hoisted into ``system`` in order,
 adaptive thinking becomes enabled thinking with a budget below ``max_tokens``, deferred tools
 are sent as ordinary tools and ``tool_reference`` blocks as text, unknown fields and betas are
 dropped, ``max_tokens`` is clamped. Whatever the host accepts is forwarded untouched.
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.anthropic_types import SYNTHETIC_SIGNATURE_PREFIX
-from app.capabilities import HostProfile, ModelCapabilities
-from app.streams import Event, StreamBuilder
+from app.anthropic.events import Event, StreamBuilder
+from app.anthropic.types import SYNTHETIC_SIGNATURE_PREFIX
+from app.providers.capabilities import HostProfile, ModelCapabilities
 
 # Budgets for adaptive thinking turned into enabled thinking, by output_config.effort.
 EFFORT_BUDGETS = {"low": 4_096, "medium": 10_000, "high": 24_000, "max": 32_000}

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from app.agent.splice import anchor, save_trace, splice
-from app.db import db
+from app.storage.db import db
 
 
 def shown(text: str, *tool_ids: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from app.config import Config
-from app.db import db
+from app.storage.db import db
 from app.tools.base import ToolContext
 from app.tools.paths import Workspace
 

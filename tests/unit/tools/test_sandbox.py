@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,10 +69,11 @@ def test_bubblewrap_argv_mounts_in_order(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     (root / "data").mkdir(parents=True)
     (root / "data" / "lynkr.db").write_text("rows")
-    argv = Bubblewrap(BWRAP).wrap(["bash", "-c", "ls"], root=root, cwd=root / "data",
-                                  protected=[root / "data" / "lynkr.db"])
+    bwrap = Bubblewrap(BWRAP, python_prefixes=("/usr", "/tmp/lynkr-venv", "/tmp/lynkr-venv"))
+    argv = bwrap.wrap(["bash", "-c", "ls"], root=root, cwd=root / "data", protected=[root / "data" / "lynkr.db"])
     assert argv == [
-        BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *RUNTIME_TMPFS,
+        BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        "--ro-bind", "/tmp/lynkr-venv", "/tmp/lynkr-venv", *RUNTIME_TMPFS,
         "--bind", str(root), str(root), "--ro-bind", "/dev/null", str(root / "data" / "lynkr.db"),
         "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--chdir", str(root / "data"),
         "--", "bash", "-c", "ls",
@@ -92,8 +96,8 @@ def test_a_resolv_conf_under_run_is_bound_back_only_with_network(tmp_path: Path,
     monkeypatch.setattr(sandbox, "RUNTIME_DIRS", (str(run),))
     monkeypatch.setattr(sandbox, "RESOLV_CONF", str(tmp_path / "resolv.conf"))
     stub = str(run / "resolve" / "stub-resolv.conf")
-    closed = Bubblewrap(BWRAP).wrap(["true"], root=tmp_path / "ws")
-    open_ = Bubblewrap(BWRAP).wrap(["true"], root=tmp_path / "ws", allow_network=True)
+    closed = Bubblewrap(BWRAP, python_prefixes=()).wrap(["true"], root=tmp_path / "ws")
+    open_ = Bubblewrap(BWRAP, python_prefixes=()).wrap(["true"], root=tmp_path / "ws", allow_network=True)
     assert closed[10:14] == ["--tmpfs", str(run), "--bind", str(tmp_path / "ws")]
     assert open_[10:16] == ["--tmpfs", str(run), "--ro-bind", stub, stub, "--bind"]
 
@@ -137,7 +141,34 @@ def test_bubblewrap_leaves_only_the_workspace_writable(workspace_dir: Path, tmp_
     assert not Path("/etc/lynkr-probe").exists()
     lines = result.output.splitlines()
     assert "Read-only file system" in lines[0]
-    assert lines[1:] == ["1", "1"]  # touch failed; /tmp holds only the path down to the workspace
+    # touch failed; /tmp holds only the paths down to the workspace and to this venv if it is there
+    assert lines[1:] == ["1", str(len(tops_in_tmp(workspace_dir, sys.prefix, sys.base_prefix)))]
+
+
+def tops_in_tmp(*paths: Path | str) -> set[str]:
+    """The entries of /tmp that ``paths`` lie under."""
+    resolved = [Path(p).resolve() for p in paths]
+    return {p.relative_to("/tmp").parts[0] for p in resolved if p.is_relative_to("/tmp")}
+
+
+def test_a_python_installation_under_tmp_stays_usable(workspace_dir: Path) -> None:
+    """A venv under the system temp directory is bound back over the private /tmp, read-only."""
+    prefix = Path(tempfile.mkdtemp(prefix="lynkr-python-", dir="/tmp"))
+    try:
+        (prefix / "bin").mkdir()
+        python = prefix / "bin" / "python3"
+        python.symlink_to(os.path.realpath(sys.executable))
+        argv = [str(python), "-c", f"print('ran'); open({str(prefix / 'x')!r}, 'w')"]
+        kept = run_process(Bubblewrap(BWRAP, python_prefixes=(str(prefix),)).wrap(argv, root=workspace_dir),
+                           cwd=workspace_dir, env={}, timeout_s=20, max_output_bytes=100_000)
+        hidden = run_process(Bubblewrap(BWRAP, python_prefixes=()).wrap(argv, root=workspace_dir),
+                             cwd=workspace_dir, env={}, timeout_s=20, max_output_bytes=100_000)
+    finally:
+        shutil.rmtree(prefix)
+    assert "ran" in kept.output.splitlines()
+    assert "Read-only file system" in kept.output
+    assert hidden.exit_code != 0
+    assert "ran" not in hidden.output
 
 
 def test_bubblewrap_hides_protected_paths_and_the_gateways_proc(tmp_path: Path, workspace_dir: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.models import Task
+from app.storage.models import Task
 from app.tools.base import ToolContext, ToolError
 from app.tools.tasks import TASK_TOOLS
 

@@ -1,0 +1,138 @@
+"""Session transcripts, stored incrementally.
+
+Claude Code resends the whole conversation on every request. Each turn is stored once, keyed
+by a *chain hash* over it and every turn before it, so one lookup finds how much of a resent
+history is already stored; only the turns after that are written, each pointing at its parent.
+A rewritten history (compaction, an edited turn) diverges at some turn and continues as a new
+branch from the last shared one — N turns give about N rows, never N²/2.
+
+``cache_control`` markers are ignored when hashing: Claude Code moves them to the newest turn
+on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from peewee import Node, Query
+
+from app.storage.db import db
+from app.storage.models import Session, Turn, utcnow
+from app.storage.prepared import InsertRow, Prepared
+
+_LOOKUP_CHUNK = 256  # hashes per lookup; a power of two (lookups are padded to one)
+_NO_HASH = ""  # pads a lookup: never a chain hash
+
+
+def _touch_session(session_id: Node, owner: Node, now: Node, *, shape: bool) -> Query:
+    """Create the session, or touch it if ``owner`` (NULL when ``shape``) owns it."""
+    owned = Session.owner.is_null() if shape else Session.owner == owner
+    return (Session.insert(id=session_id, owner=owner, created_at=now, updated_at=now)
+            .on_conflict(conflict_target=[Session.id], update={Session.updated_at: now}, where=owned))
+
+
+def _lookup_turns(session_id: Node, *hashes: Node, shape: None) -> Query:
+    return Turn.select(Turn.id, Turn.chain_hash).where((Turn.session == session_id) & Turn.chain_hash.in_(hashes))
+
+
+_TOUCH_SESSION = Prepared(_touch_session)
+_LOOKUP_TURNS = Prepared(_lookup_turns)
+_TURN_ROW = InsertRow(Turn, ignore_conflicts=True)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def canonical_turn(message: dict[str, Any]) -> bytes:
+    """The bytes a turn is hashed and stored as (string content as one text block)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    return orjson.dumps({"role": message.get("role"), "content": _canonical(content)},
+                        option=orjson.OPT_SORT_KEYS)
+
+
+def chain_hashes(messages: Iterable[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """``(chain hash, canonical bytes)`` for each turn, in order."""
+    out = []
+    previous = b""
+    for message in messages:
+        canonical = canonical_turn(message)
+        digest = hashlib.sha256(previous + hashlib.sha256(canonical).digest()).hexdigest()
+        out.append((digest, canonical))
+        previous = digest.encode()
+    return out
+
+
+def record_exchange(session_id: str, owner: str | None, messages: list[dict[str, Any]],
+                    response: dict[str, Any] | None) -> int:
+    """Store the turns of ``messages`` (and the answer) not yet stored; returns rows written."""
+    turns = list(messages)
+    if response and response.get("content"):
+        turns.append({"role": "assistant", "content": response["content"]})
+    hashed = chain_hashes(turns)
+    sources = ["client"] * len(messages) + ["response"] * (len(turns) - len(messages))
+    with db.atomic():
+        if not _ensure_session(session_id, owner):
+            return 0
+        known = _stored(session_id, [h for h, _ in hashed])
+        start = max((i + 1 for i, (h, _) in enumerate(hashed) if h in known), default=0)
+        parent = known.get(hashed[start - 1][0]) if start else None
+        written = 0
+        for position in range(start, len(hashed)):
+            digest, canonical = hashed[position]
+            parent = _insert_turn(session_id, parent, position, turns[position]["role"], canonical,
+                                  digest, sources[position])
+            written += 1
+    return written
+
+
+def _ensure_session(session_id: str, owner: str | None) -> bool:
+    """Create or touch the session; False when it belongs to another key (nothing is written)."""
+    now = Session.updated_at.db_value(utcnow())
+    cursor = _TOUCH_SESSION.execute(db.obj, [session_id, owner, now], shape=owner is None)
+    return cursor.rowcount > 0
+
+
+def _stored(session_id: str, hashes: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for i in range(0, len(hashes), _LOOKUP_CHUNK):
+        chunk = hashes[i:i + _LOOKUP_CHUNK]
+        # Padded to a power of two, so a growing conversation reuses a few rendered lookups.
+        padded = chunk + [_NO_HASH] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+        rows = _LOOKUP_TURNS.execute(db.obj, [session_id, *padded])
+        found.update({digest: turn_id for turn_id, digest in rows})
+    return found
+
+
+def _insert_turn(session_id: str, parent: int | None, position: int, role: str, canonical: bytes,
+                 digest: str, source: str) -> int:
+    turn_id = _TURN_ROW.execute(db.obj, {
+        "session": session_id, "parent": parent, "position": position, "role": role,
+        "content": canonical.decode(), "chain_hash": digest, "source": source, "created_at": utcnow()})
+    if turn_id is not None:
+        return turn_id
+    # A concurrent request of the same session wrote it first.
+    return Turn.get((Turn.session == session_id) & (Turn.chain_hash == digest)).id
+
+
+def session_turns(session_id: str) -> list[dict[str, Any]]:
+    """The newest branch of a session, oldest turn first."""
+    leaf = (Turn.select().where(Turn.session == session_id)
+            .order_by(Turn.id.desc()).first())
+    branch = []
+    while leaf is not None:
+        branch.append({"position": leaf.position, "role": leaf.role, "source": leaf.source,
+                       "content": orjson.loads(leaf.content)["content"],
+                       "created_at": leaf.created_at.isoformat() if hasattr(leaf.created_at, "isoformat")
+                       else str(leaf.created_at)})
+        leaf = Turn.get_or_none(Turn.id == leaf.parent_id) if leaf.parent_id else None
+    return list(reversed(branch))

@@ -1,0 +1,101 @@
+"""Transcripts are stored incrementally: N turns give about N rows, a rewrite branches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from app.storage.db import db
+from app.storage.models import Session, Turn
+from app.storage.transcripts import record_exchange, session_turns
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": text}]}
+
+
+def assistant(text: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+@pytest.fixture
+def database(app: Flask) -> Any:
+    with db.connection_context():
+        yield db
+
+
+def converse(turns: int) -> None:
+    history: list[dict[str, Any]] = []
+    for n in range(turns):
+        history.append(user(f"question {n}"))
+        # Claude Code marks the newest block for caching; the marker moves every turn.
+        sent = [dict(m) for m in history]
+        sent[-1] = {"role": "user", "content": [{**history[-1]["content"][0], "cache_control": {"type": "ephemeral"}}]}
+        answer = {"content": [{"type": "text", "text": f"answer {n}"}]}
+        record_exchange("s1", "key_a", sent, answer)
+        history.append(assistant(f"answer {n}"))
+
+
+def test_each_turn_is_written_once(database: Any) -> None:
+    converse(10)
+    assert Turn.select().count() == 20
+    assert Session.get_by_id("s1").owner == "key_a"
+    turns = session_turns("s1")
+    assert [t["content"][0]["text"] for t in turns[:4]] == ["question 0", "answer 0", "question 1", "answer 1"]
+    assert [t["position"] for t in turns] == list(range(20))
+
+
+def test_resending_the_same_history_writes_nothing(database: Any) -> None:
+    messages = [user("a"), assistant("b"), user("c")]
+    assert record_exchange("s2", None, messages, None) == 3
+    assert record_exchange("s2", None, messages, None) == 0
+    assert Turn.select().where(Turn.session == "s2").count() == 3
+
+
+def test_rewritten_history_starts_a_branch_from_the_last_shared_turn(database: Any) -> None:
+    record_exchange("s3", None, [user("a"), assistant("b"), user("c"), assistant("d"), user("e")], None)
+    compacted = [user("a"), assistant("summary of b..d"), user("e")]
+    assert record_exchange("s3", None, compacted, None) == 2
+    branch = session_turns("s3")
+    assert [t["content"][0]["text"] for t in branch] == ["a", "summary of b..d", "e"]
+    first = Turn.get((Turn.session == "s3") & (Turn.position == 0))
+    assert Turn.select().where(Turn.parent == first.id).count() == 2
+
+
+def test_string_content_and_block_content_are_the_same_turn(database: Any) -> None:
+    record_exchange("s4", None, [{"role": "user", "content": "hi"}], None)
+    assert record_exchange("s4", None, [user("hi")], None) == 0
+
+
+def check_another_key_s_session_is_never_written(other: str | None) -> None:
+    """A session belongs to the key that created it; ``other`` writes nothing to it."""
+    assert record_exchange("owned", "key_a", [user("a")], None) == 1
+    assert record_exchange("owned", other, [user("a"), assistant("b"), user("c")], None) == 0
+    assert Session.get_by_id("owned").owner == "key_a"
+    assert Turn.select().where(Turn.session == "owned").count() == 1
+    # ...while its owner goes on, and a keyless session stays keyless.
+    assert record_exchange("owned", "key_a", [user("a"), assistant("b"), user("c")], None) == 2
+    assert record_exchange("open", None, [user("x")], None) == 1
+    assert record_exchange("open", "key_a", [user("x"), assistant("y")], None) == 0
+    assert record_exchange("open", None, [user("x"), assistant("y")], None) == 1
+
+
+def check_a_long_conversation_is_matched_across_lookups() -> None:
+    """More turns than one lookup takes (256), and lengths that are not powers of two."""
+    history = [user(f"q{n}") if n % 2 == 0 else assistant(f"a{n}") for n in range(301)]
+    assert record_exchange("long", None, history, None) == 301
+    assert record_exchange("long", None, history, {"content": [{"type": "text", "text": "end"}]}) == 1
+    assert record_exchange("long", None, [*history, assistant("end"), user("more")], None) == 1
+    assert Turn.select().where(Turn.session == "long").count() == 303
+    assert [t["position"] for t in session_turns("long")] == list(range(303))
+
+
+@pytest.mark.parametrize("other", ["key_b", None])
+def test_another_key_s_session_is_never_written(database: Any, other: str | None) -> None:
+    check_another_key_s_session_is_never_written(other)
+
+
+def test_a_long_conversation_is_matched_across_lookups(database: Any) -> None:
+    check_a_long_conversation_is_matched_across_lookups()
