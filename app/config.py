@@ -118,6 +118,12 @@ class Config:
     sandbox_passthrough_env: tuple[str, ...] = ("PATH", "LANG", "LC_ALL", "TERM", "HOME")
     shell_allow_unsandboxed: bool = False
     shell_max_output_bytes: int = 100000
+    mcp_manifest_dirs: str = "~/.claude/mcp"
+    mcp_server_manifest: str = ""
+    mcp_start: str = "boot"
+    mcp_tool_allowlist: tuple[str, ...] = ()
+    mcp_call_timeout_ms: int = 60000
+    mcp_startup_timeout_ms: int = 30000
     workspace_test_command: str = ""
     workspace_test_args: tuple[str, ...] = ()
     workspace_test_timeout_ms: int = 600000
@@ -242,6 +248,8 @@ def validate(config: Config) -> None:
         raise ConfigError("MCP_SANDBOX_RUNTIME must be auto, bubblewrap or docker.")
     if config.sandbox_runtime == "docker" and not config.sandbox_image:
         raise ConfigError("MCP_SANDBOX_RUNTIME=docker needs MCP_SANDBOX_IMAGE (an image with bash).")
+    if config.mcp_start not in {"boot", "lazy"}:
+        raise ConfigError("MCP_START must be boot or lazy.")
     if config.workspace_test_sandbox not in {"auto", "always", "never"}:
         raise ConfigError("WORKSPACE_TEST_SANDBOX must be auto, always or never.")
     if config.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -227,6 +227,15 @@ SETTINGS: tuple[Setting, ...] = (
     S("SHELL_ALLOW_UNSANDBOXED", "shell_allow_unsandboxed", _bool, False,
       "run shell commands without a sandbox when none is available (dangerous)"),
     S("SHELL_MAX_OUTPUT_BYTES", "shell_max_output_bytes", _int, 100000, "bytes of output kept per command"),
+    # MCP servers (their stdio processes use the sandbox settings above)
+    S("MCP_MANIFEST_DIRS", "mcp_manifest_dirs", _str, "~/.claude/mcp",
+      "directories whose *.json files declare MCP servers (separated by ; : or ,)"),
+    S("MCP_SERVER_MANIFEST", "mcp_server_manifest", _str, "", "one more MCP manifest file (Lynkr or .mcp.json shape)"),
+    S("MCP_START", "mcp_start", _str, "boot", "start MCP servers at worker boot or lazy (on first use)"),
+    S("MCP_TOOL_ALLOWLIST", "mcp_tool_allowlist", _list, (),
+      "server/tool entries (server/* for all of one server); a server not named keeps all its tools"),
+    S("MCP_CALL_TIMEOUT_MS", "mcp_call_timeout_ms", _int, 60000, "ms an MCP tool call may take before it is cancelled"),
+    S("MCP_STARTUP_TIMEOUT_MS", "mcp_startup_timeout_ms", _int, 30000, "ms an MCP server has to finish its handshake"),
     # Workspace tests
     S("WORKSPACE_TEST_COMMAND", "workspace_test_command", _str, "", "test command, e.g. pytest or npm test"),
     S("WORKSPACE_TEST_ARGS", "workspace_test_args", _list, (), "extra arguments for the test command"),
