@@ -48,7 +48,10 @@ SANDBOX_HOME = SANDBOX_TMP  # private to each sandboxed run, gone when it ends
 class Sandbox(Protocol):
     """A way to run an argv confined to the workspace."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The runtime's name, as logs and settings spell it."""
+        ...
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
