@@ -55,8 +55,11 @@ class Sandbox(Protocol):
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None) -> list[str]:
-        """The argv that runs ``argv`` in ``cwd`` (default ``root``) inside the sandbox."""
+             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
+        """The argv that runs ``argv`` in ``cwd`` (default ``root``) inside the sandbox.
+
+        ``root`` is mounted read-write unless ``writable_root`` is false (an MCP server's default).
+        """
         ...
 
 
@@ -70,10 +73,11 @@ class Bubblewrap:
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None) -> list[str]:
+             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
         """The bwrap argv for ``argv``; the environment is inherited, the timeout is the caller's."""
         args = [self.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", SANDBOX_TMP,
-                *under_private_tmp(self.python_prefixes), *_runtime_dirs(allow_network), "--bind", str(root), str(root)]
+                *under_private_tmp(self.python_prefixes), *_runtime_dirs(allow_network),
+                "--bind" if writable_root else "--ro-bind", str(root), str(root)]
         for path in git_controls(root):
             args += ["--ro-bind", str(path), str(path)]
         for kind, path in hidden_paths(protected):
@@ -95,7 +99,7 @@ class Docker:
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None) -> list[str]:
+             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
         """The ``docker run`` argv for ``argv``.
 
         Killing the docker client does not stop its container, so with ``timeout_s`` the command
@@ -103,7 +107,8 @@ class Docker:
         """
         args = [self.executable, "run", "--rm", "--read-only", "--cap-drop", "ALL",
                 "--security-opt", "no-new-privileges", "--user", f"{os.getuid()}:{os.getgid()}",
-                "--tmpfs", SANDBOX_TMP, "--mount", f"type=bind,source={root},target={root}",
+                "--tmpfs", SANDBOX_TMP,
+                "--mount", f"type=bind,source={root},target={root}" + ("" if writable_root else ",readonly"),
                 "--workdir", str(cwd or root)]
         if not allow_network:
             args += ["--network", "none"]
