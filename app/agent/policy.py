@@ -67,8 +67,12 @@ def offered_tools(request: Mapping[str, Any], config: Config, registry: Mapping[
     ``SERVER_TOOLS``: ``auto`` offers those that do not duplicate a tool the client sent (a
     client that sends no tools gets them all), ``all`` every tool, ``none`` nothing, or a comma
     list of names. A Lynkr tool the client declares itself is always run on the server.
-    Disallowed tools are never offered.
+    Disallowed tools are never offered. The registry's providers (MCP servers) add the tools
+    they have now; a registry tool keeps its name.
     """
+    from app.tools.registry import provided_tools  # loaded only when tools are on
+
+    registry = {**provided_tools(config), **registry}
     client_names = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
     choice = config.server_tools.strip().lower()
     if choice == "none":
