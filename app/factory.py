@@ -143,10 +143,11 @@ def _shedder(config: Config) -> LoadShedder:
 
 
 def _register_blueprints(app: Flask, config: Config) -> None:
-    from app.blueprints import health, messages, metrics, sessions
+    from app.blueprints import dashboard, health, messages, metrics, sessions
 
     app.register_blueprint(messages.bp)
     app.register_blueprint(sessions.bp)
+    app.register_blueprint(dashboard.bp)
     if config.health_check_enabled:
         app.register_blueprint(health.bp)
     if config.metrics_enabled:

@@ -1,0 +1,147 @@
+"""The dashboard through the Flask test client: sign-in, CSRF, admin-only pages, open mode, keys,
+transcripts. (The same pages in a real browser: tests/e2e/test_dashboard_browser.py.)"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.accounting.auth import key_id
+from app.accounting.keys import hash_key
+from app.storage.db import db
+from app.storage.models import ApiKey, ClientRequest, ToolExecution
+from app.storage.transcripts import record_exchange
+from app.web.signin import CSRF_COOKIE, KEY_COOKIE
+
+ADMIN, CLIENT = "sk-dash-admin-000000001", "sk-dash-client-00000002"
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
+
+
+@pytest.fixture
+def keyed(make_app: Any) -> Flask:
+    app = make_app(api_keys=(CLIENT,), admin_keys=(ADMIN,))
+    with app.app_context(), db.connection_context():
+        record_exchange("s-admin", key_id(ADMIN), [{"role": "user", "content": "List the files"}],
+                        {"content": [{"type": "tool_use", "id": "toolu_1", "name": "workspace_list",
+                                      "input": {"path": "."}}]})
+        record_exchange("s-client", key_id(CLIENT), [{"role": "user", "content": "Hi from the client"}],
+                        {"content": [{"type": "text", "text": "Hello!"}]})
+        ToolExecution.create(session_id="s-admin", tool_use_id="toolu_1", name="workspace_list",
+                             input=json.dumps({"path": "."}), result=json.dumps("README.md\nsetup.cfg"),
+                             is_error=False, duration_ms=3.0)
+        for i, (session, key) in enumerate((("s-admin", ADMIN), ("s-admin", ADMIN), ("s-client", CLIENT))):
+            ClientRequest.create(request_id=f"req_{i}", session_id=session, api_key=key_id(key), path="/v1/messages",
+                                 provider="databricks", model="claude-sonnet-4-5", status=200, input_tokens=100,
+                                 output_tokens=20, cost_usd=0.0015)
+    return app
+
+
+def csrf(client: FlaskClient) -> str:
+    client.get("/dashboard/signin", environ_base=LOOPBACK)
+    cookie = client.get_cookie(CSRF_COOKIE, path="/dashboard")
+    assert cookie is not None
+    return cookie.value
+
+
+def signed_in(app: Flask, key: str) -> FlaskClient:
+    client = app.test_client()
+    response = client.post("/dashboard/signin", data={"key": key, "csrf_token": csrf(client)})
+    assert response.status_code == 302
+    return client
+
+
+def test_pages_ask_to_sign_in_first(keyed: Flask) -> None:
+    for path in ("/dashboard/", "/dashboard/sessions", "/dashboard/keys", "/dashboard/sessions/s-admin"):
+        response = keyed.test_client().get(path)
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/dashboard/signin"
+
+
+def test_a_wrong_key_is_refused_and_an_admin_key_signs_in(keyed: Flask) -> None:
+    client = keyed.test_client()
+    token = csrf(client)
+    refused = client.post("/dashboard/signin", data={"key": "sk-wrong", "csrf_token": token})
+    assert refused.status_code == 401
+    assert b"That key is not valid." in refused.data
+    response = client.post("/dashboard/signin", data={"key": ADMIN, "csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/dashboard/"
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(KEY_COOKIE))
+    assert all(part in cookie for part in ("HttpOnly", "SameSite=Strict", "Path=/dashboard"))
+    page = client.get("/dashboard/")
+    assert page.status_code == 200
+    assert b"Overview" in page.data
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+def test_a_form_without_the_csrf_token_is_refused(keyed: Flask) -> None:
+    client = keyed.test_client()
+    csrf(client)
+    assert client.post("/dashboard/signin", data={"key": ADMIN}).status_code == 403
+    admin = signed_in(keyed, ADMIN)
+    assert admin.post("/dashboard/keys", data={"name": "x", "csrf_token": "y" * 43}).status_code == 403
+    with keyed.app_context(), db.connection_context():
+        assert ApiKey.select().count() == 0
+
+
+def test_a_client_key_sees_only_its_own_sessions(keyed: Flask) -> None:
+    client = signed_in(keyed, CLIENT)
+    assert client.get("/dashboard/").headers["Location"] == "/dashboard/sessions"
+    assert client.get("/dashboard/keys").status_code == 403
+    listing = client.get("/dashboard/sessions").get_data(as_text=True)
+    assert "s-client" in listing
+    assert "s-admin" not in listing
+    assert client.get("/dashboard/sessions/s-admin").status_code == 404
+    assert client.get("/dashboard/sessions/s-client").status_code == 200
+
+
+def test_the_transcript_shows_turns_server_tools_and_cost(keyed: Flask) -> None:
+    page = signed_in(keyed, ADMIN).get("/dashboard/sessions/s-admin").get_data(as_text=True)
+    assert "List the files" in page
+    assert "ran on the gateway" in page
+    assert "README.md\nsetup.cfg" in page
+    assert '<div class="big" id="session-cost">$0.003000</div>' in page
+    assert '<div class="big" id="turn-count">2</div>' in page
+
+
+def test_keys_are_created_shown_once_and_revoked(keyed: Flask) -> None:
+    admin = signed_in(keyed, ADMIN)
+    token = admin.get_cookie(CSRF_COOKIE, path="/dashboard").value
+    created = admin.post("/dashboard/keys", data={"name": "laptop", "admin": "on", "csrf_token": token})
+    assert created.status_code == 200
+    key = created.get_data(as_text=True).split('id="new-key">', 1)[1].split("<", 1)[0]
+    with keyed.app_context(), db.connection_context():
+        row = ApiKey.get(ApiKey.name == "laptop")
+        assert row.key_hash == hash_key(key)
+        assert row.admin
+    assert key not in admin.get("/dashboard/keys").get_data(as_text=True)
+    again = admin.post("/dashboard/keys", data={"name": "laptop", "csrf_token": token})
+    assert again.status_code == 400
+    assert "already named" in again.get_data(as_text=True)
+    revoked = admin.post(f"/dashboard/keys/{row.id}/revoke", data={"csrf_token": token})
+    assert revoked.headers["Location"] == "/dashboard/keys"
+    with keyed.app_context(), db.connection_context():
+        assert ApiKey.get(ApiKey.name == "laptop").revoked_at is not None
+
+
+def test_the_overview_shows_usage_by_provider_model_and_key(keyed: Flask) -> None:
+    page = signed_in(keyed, ADMIN).get("/dashboard/?window=1h").get_data(as_text=True)
+    assert ("<tr><td>databricks</td><td>claude-sonnet-4-5</td><td>LYNKR_ADMIN_KEYS #1</td>"
+            '<td class="num">2</td>') in page
+    assert "LYNKR_API_KEYS #1" in page
+    assert 'data-breaker="databricks">closed<' in page
+
+
+def test_without_keys_loopback_clients_are_admins_and_others_are_refused(make_app: Any) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/dashboard/", environ_base=LOOPBACK).status_code == 200
+    assert client.get("/dashboard/keys", environ_base=LOOPBACK).status_code == 200
+    assert client.get("/dashboard/signin", environ_base=LOOPBACK).headers["Location"] == "/dashboard/"
+    remote = client.get("/dashboard/", environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert remote.status_code == 403
+    assert b"loopback" in remote.data
