@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from app.config import Config
 from app.mcp.tools import mcp_tools
 from app.tools.base import Tool
+from app.tools.index.tools import INDEX_TOOLS
 from app.tools.search import SEARCH_TOOLS
 from app.tools.shell import SHELL_TOOLS
+from app.tools.summary import SUMMARY_TOOLS
 from app.tools.tasks import TASK_TOOLS
 from app.tools.tests import TEST_TOOLS
 from app.tools.web import WEB_TOOLS
@@ -21,7 +23,7 @@ from app.tools.workspace import WORKSPACE_TOOLS
 ToolProvider = Callable[[Config], Mapping[str, Tool]]
 
 TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
-    *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS)}
+    *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS, *INDEX_TOOLS, *SUMMARY_TOOLS)}
 PROVIDERS: tuple[ToolProvider, ...] = (mcp_tools,)
 
 

@@ -50,7 +50,9 @@ def request_with(*names: str) -> dict[str, Any]:
 def test_auto_leaves_out_tools_that_duplicate_the_clients() -> None:
     claude_code = request_with("Read", "Write", "Edit", "Bash", "Glob", "Grep", "WebFetch", "WebSearch", "Task")
     offered = offered_tools(claude_code, Config(server_tools="auto"), TOOLS)
-    assert sorted(offered) == ["workspace_task_create", "workspace_task_delete", "workspace_task_set_status",
+    assert sorted(offered) == ["project_summary", "workspace_goto_definition", "workspace_index_rebuild",
+                               "workspace_symbol_references", "workspace_symbol_search",
+                               "workspace_task_create", "workspace_task_delete", "workspace_task_set_status",
                                "workspace_task_update", "workspace_tasks_list", "workspace_test_history",
                                "workspace_test_run", "workspace_test_summary"]
 

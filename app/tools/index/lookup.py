@@ -1,0 +1,161 @@
+"""Questions the index answers: which symbols match a name, where a name is used, where it is defined.
+
+Names match exactly (ignoring case, exact case ranked first), by prefix (an index range scan), or
+fuzzily (the letters in order, anywhere in the name, e.g. ``usrsvc`` finds ``UserService``).
+``auto`` tries them in that order until ``limit`` symbols are found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from peewee import Expression
+
+from app.storage.db import db
+from app.tools.index.models import IndexedFile, IndexedReference, IndexedSymbol, rows_of
+
+MatchMode = Literal["auto", "exact", "prefix", "fuzzy"]
+MATCH_MODES: tuple[MatchMode, ...] = ("auto", "exact", "prefix", "fuzzy")
+_HIGHEST = "\U0010ffff"
+_WORD = re.compile(r"[A-Za-z_$][\w$]*[?!]?")
+
+
+@dataclass(frozen=True)
+class SymbolHit:
+    """A definition found in the index."""
+
+    name: str
+    kind: str
+    path: str
+    language: str
+    line: int
+    column: int
+    end_line: int
+    parent: str | None
+
+    def describe(self) -> str:
+        """``path:line:column kind name (in parent)``."""
+        inside = f" (in {self.parent})" if self.parent else ""
+        return f"{self.path}:{self.line}:{self.column} {self.kind} {self.name}{inside}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One place a name is used."""
+
+    path: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Narrowing of a symbol search: kind, language, and a file or directory (relative to the root)."""
+
+    kind: str | None = None
+    language: str | None = None
+    path: str | None = None
+
+
+def search_symbols(root: Path, query: str, *, match: MatchMode = "auto", filters: Filters = Filters(),
+                   limit: int = 20) -> list[SymbolHit]:
+    """Symbols of ``root`` whose name matches ``query``, best first."""
+    modes: Sequence[MatchMode] = ("exact", "prefix", "fuzzy") if match == "auto" else (match,)
+    found: dict[tuple[str, int, int], SymbolHit] = {}
+    for mode in modes:
+        for hit in _ranked(_query(root, query, mode, filters, limit * 4), query, limit):
+            found.setdefault((hit.path, hit.line, hit.column), hit)
+        if len(found) >= limit:
+            break
+    return list(found.values())[:limit]
+
+
+def _query(root: Path, query: str, mode: MatchMode, filters: Filters, fetch: int) -> list[SymbolHit]:
+    lowered = query.lower()
+    if mode == "exact":
+        condition: Expression = IndexedSymbol.name_lower == lowered
+    elif mode == "prefix":
+        condition = (IndexedSymbol.name_lower >= lowered) & (IndexedSymbol.name_lower < lowered + _HIGHEST)
+    else:
+        # LIKE's '_' matches any letter, so the few extra rows it lets through are filtered below
+        condition = IndexedSymbol.name_lower ** ("%" + "%".join(lowered.replace("%", "_")) + "%")
+    condition &= IndexedFile.root == str(root)
+    if filters.kind:
+        condition &= IndexedSymbol.kind == filters.kind
+    if filters.language:
+        condition &= IndexedFile.language == filters.language.lower()
+    if filters.path:
+        condition &= within(filters.path)
+    with db.connection_context():
+        rows = (IndexedSymbol.select(IndexedSymbol.name, IndexedSymbol.kind, IndexedFile.path, IndexedFile.language,
+                                     IndexedSymbol.line, IndexedSymbol.column, IndexedSymbol.end_line,
+                                     IndexedSymbol.parent)
+                .join(IndexedFile).where(condition).order_by(IndexedSymbol.name_lower, IndexedFile.path,
+                                                             IndexedSymbol.line).limit(fetch))
+        hits = [SymbolHit(*row) for row in rows_of(rows)]
+    return [hit for hit in hits if _subsequence(lowered, hit.name.lower())] if mode == "fuzzy" else hits
+
+
+def _subsequence(needle: str, name: str) -> bool:
+    letters = iter(name)
+    return all(letter in letters for letter in needle)
+
+
+def _ranked(hits: list[SymbolHit], query: str, limit: int) -> list[SymbolHit]:
+    lowered = query.lower()
+
+    def rank(hit: SymbolHit) -> tuple[Any, ...]:
+        name = hit.name.lower()
+        tier = 0 if hit.name == query else 1 if name == lowered else 2 if name.startswith(lowered) else \
+            3 if lowered in name else 4
+        return tier, len(hit.name), hit.path, hit.line
+
+    return sorted(hits, key=rank)[:limit]
+
+
+def within(path: str) -> Expression:
+    """Files at ``path`` (relative to the root) or below it."""
+    if path in ("", "."):
+        return IndexedFile.path.is_null(False)
+    return (IndexedFile.path == path) | (IndexedFile.path.startswith(path.rstrip("/") + "/"))
+
+
+def find_usages(root: Path, name: str, *, path: str | None = None, limit: int = 50) -> tuple[list[Usage], int]:
+    """Where ``name`` is used (never its definition sites), and how many usages there are in all."""
+    condition = (IndexedReference.name == name) & (IndexedFile.root == str(root))
+    if path:
+        condition &= within(path)
+    with db.connection_context():
+        rows = rows_of(IndexedReference.select(IndexedFile.path, IndexedReference.positions).join(IndexedFile)
+                       .where(condition).order_by(IndexedFile.path))
+    usages = []
+    for file_path, positions in rows:
+        for spot in positions.split():
+            line, _, column = spot.partition(":")
+            usages.append(Usage(file_path, int(line), int(column)))
+    return usages[:limit], len(usages)
+
+
+def find_definitions(root: Path, name: str, *, prefer_path: str | None = None, limit: int = 20) -> list[SymbolHit]:
+    """Definitions named exactly ``name``, those in ``prefer_path`` first."""
+    with db.connection_context():
+        rows = (IndexedSymbol.select(IndexedSymbol.name, IndexedSymbol.kind, IndexedFile.path, IndexedFile.language,
+                                     IndexedSymbol.line, IndexedSymbol.column, IndexedSymbol.end_line,
+                                     IndexedSymbol.parent)
+                .join(IndexedFile).where((IndexedSymbol.name_lower == name.lower()) & (IndexedSymbol.name == name)
+                                         & (IndexedFile.root == str(root)))
+                .order_by(IndexedFile.path, IndexedSymbol.line).limit(limit * 4))
+        hits = [SymbolHit(*row) for row in rows_of(rows)]
+    return sorted(hits, key=lambda hit: hit.path != prefer_path)[:limit]
+
+
+def word_at(line_text: str, column: int) -> str | None:
+    """The identifier covering 1-based ``column`` of ``line_text`` (or ending just before it), if any."""
+    for match in _WORD.finditer(line_text):
+        if match.start() < column <= match.end() + 1:
+            return match.group()
+    return None
