@@ -1,4 +1,4 @@
-"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``."""
+"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``, ``mcp``."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("check", help="print the resolved configuration and probe the provider")
     _keys_parser(sub)
+    _mcp_parser(sub)
     args = parser.parse_args(argv)
     try:
         config = load_config()
@@ -32,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config)
     if command == "keys":
         return keys(config, args)
+    if command == "mcp":
+        return mcp(config, args)
     # `migrate` (which `serve` runs first, in a child) and `check` read the settings files first:
     # a broken one stops them with one sentence instead of failing in every worker.
     from app.factory import check_settings_files
@@ -72,6 +75,25 @@ def _keys_parser(sub: Any) -> None:
     actions.add_parser("list", help="names, ids, created and revoked times (never the keys)")
     revoke = actions.add_parser("revoke", help="revoke a key by id or name (seen everywhere within 5 s)")
     revoke.add_argument("id_or_name")
+
+
+def _mcp_parser(sub: Any) -> None:
+    parser = sub.add_parser("mcp", help="list the MCP servers and their tools, or call one tool")
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="each server's state, protocol version and tools")
+    call = actions.add_parser("call", help="call one tool: lynkr mcp call SERVER TOOL '{\"arg\": 1}'")
+    call.add_argument("server")
+    call.add_argument("tool")
+    call.add_argument("arguments", nargs="?", default="{}", help="the arguments as a JSON object")
+
+
+def mcp(config: Config, args: argparse.Namespace) -> int:
+    """``lynkr mcp list|call`` (the servers are started in this process and stopped at the end)."""
+    from app.mcp.commands import call_tool, list_servers
+
+    if args.action == "list":
+        return list_servers(config, sys.stdout)
+    return call_tool(config, args.server, args.tool, args.arguments, sys.stdout, sys.stderr)
 
 
 def keys(config: Config, args: argparse.Namespace) -> int:

@@ -87,11 +87,14 @@ class McpClient:
             self.transport.open(self)
         except TransportError as exc:
             raise McpUnavailable(str(exc)) from exc
-        answer = self.request("initialize", {
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "lynkr", "version": _lynkr_version()},
-        }, timeout_s, cancellable=False)
+        try:
+            answer = self.request("initialize", {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "lynkr", "version": _lynkr_version()},
+            }, timeout_s, cancellable=False)
+        except McpUnavailable as exc:
+            raise McpUnavailable(f"the handshake failed: {self.closed_reason or exc}") from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("protocolVersion"), str):
             raise IncompatibleServer("the server's initialize result has no protocolVersion")
         version = answer["protocolVersion"]

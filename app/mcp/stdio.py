@@ -38,6 +38,7 @@ class StdioTransport:
         self.process: subprocess.Popen[bytes] | None = None
         self._write_lock = threading.Lock()
         self._closing = False
+        self._last_error = ""
 
     @property
     def pid(self) -> int | None:
@@ -116,6 +117,7 @@ class StdioTransport:
         for line in stderr:
             text = line.decode("utf-8", errors="replace").rstrip()
             if text:
+                self._last_error = text
                 log.info("[%s] %s", self.server_id, text, extra={"mcp_server": self.server_id})
 
     def _exit_reason(self) -> str:
@@ -126,6 +128,7 @@ class StdioTransport:
             return "it closed its output"
         if self._closing:
             return "it was stopped"
+        said = f" (its last words: {self._last_error[:300]})" if self._last_error else ""
         if code < 0:
-            return f"it was killed by signal {-code}"
-        return f"it exited with code {code}"
+            return f"it was killed by signal {-code}{said}"
+        return f"it exited with code {code}{said}"

@@ -15,6 +15,7 @@ parent-death signal.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -191,6 +192,13 @@ class Supervisor:
             thread.start()
         for thread in threads:
             thread.join(timeout=15)
+
+    def settle(self, timeout_s: float) -> None:
+        """Wait (up to ``timeout_s`` in all) until no server is starting: each is ready or has failed."""
+        deadline = time.monotonic() + timeout_s
+        for server in self.servers.values():
+            with contextlib.suppress(McpError):
+                server.ready_client(max(deadline - time.monotonic(), 0))
 
     def statuses(self) -> list[ServerStatus]:
         """Each server's snapshot, in declaration order."""

@@ -68,9 +68,8 @@ def mcp_tools(config: Config) -> Mapping[str, Tool]:
     return tools
 
 
-def call(ctx: ToolContext, server_id: str, tool: str, arguments: dict[str, Any]) -> ToolOutput:
+def call(config: Config, server_id: str, tool: str, arguments: dict[str, Any]) -> ToolOutput:
     """Run ``tool`` on ``server_id`` for the model; :class:`ToolError` with the reason when it cannot."""
-    config = ctx.config
     server = supervisor_for(config).servers.get(server_id)
     if server is None:
         raise ToolError(f"no MCP server '{server_id}' is configured")
@@ -101,7 +100,7 @@ def _offered(server_id: str, tool: ServerTool, name: str) -> Tool:
 
 
 def _run_named(server_id: str, tool: str, ctx: ToolContext, args: dict[str, Any]) -> ToolOutput:
-    return call(ctx, server_id, tool, args)
+    return call(ctx.config, server_id, tool, args)
 
 
 def run_servers(ctx: ToolContext, args: Mapping[str, Any]) -> str:
@@ -118,13 +117,13 @@ def run_call(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutput:
     method = str_arg(args, "method")
     if method is None:
         tool = str_arg(args, "tool", "name", required=True) or ""
-        return call(ctx, server_id, tool, _arguments(args.get("arguments")))
+        return call(ctx.config, server_id, tool, _arguments(args.get("arguments")))
     params = args.get("params") or {}
     if not isinstance(params, dict):
         raise ToolError("argument 'params' must be an object")
     if method == "tools/call":
         tool = str_arg(params, "name", required=True) or ""
-        return call(ctx, server_id, tool, _arguments(params.get("arguments")))
+        return call(ctx.config, server_id, tool, _arguments(params.get("arguments")))
     if method == "tools/list":
         return _list(ctx, server_id)
     raise ToolError(f"method '{method}' is not supported here: use tools/call or tools/list")
