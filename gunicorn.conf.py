@@ -45,6 +45,10 @@ forwarded_allow_ips = "127.0.0.1,::1"
 def post_worker_init(worker):
     # The master owns Ctrl-C: a terminal's SIGINT reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Each worker runs its own MCP servers, started here with MCP_START=boot (after the app loaded).
+    from app.mcp.supervisor import start_at_boot
+
+    start_at_boot(worker.wsgi.extensions["lynkr"].config)
 
 
 def child_exit(server, worker):

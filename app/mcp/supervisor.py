@@ -229,6 +229,14 @@ def supervisor_for(config: Config, environ: Mapping[str, str] | None = None) -> 
     return supervisor
 
 
+def start_at_boot(config: Config) -> None:
+    """A gunicorn worker's boot: with ``MCP_START=boot`` and server-side tools on, start the servers."""
+    from app.agent.service import tools_off_reason
+
+    if config.mcp_start == "boot" and tools_off_reason(config) is None:
+        supervisor_for(config)
+
+
 def shutdown() -> None:
     """Stop this process's servers (registered with ``atexit``)."""
     global _current
