@@ -21,12 +21,16 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY app ./app
 COPY migrations ./migrations
 COPY gunicorn.conf.py ./
-RUN pip install --no-cache-dir .
+# The PostgreSQL and Redis clients too, so DATABASE_URL and REDIS_URL work in the image.
+RUN pip install --no-cache-dir '.[postgres,redis]'
 
 USER lynkr
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8080/health/live', timeout=2)" || exit 1
-# `lynkr serve` is PID 1 and owns shutdown: `docker stop` sends it SIGTERM, it drains, then stops.
+# On whatever PORT the container is given.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health/live' % os.environ.get('PORT', '8080'), timeout=2)" || exit 1
+# `lynkr serve` is PID 1 and owns shutdown: `docker stop` sends it SIGTERM, it drains (5 s), then
+# streams get up to 30 s. docker's default 10 s would cut them: `docker run --stop-timeout 50`.
 STOPSIGNAL SIGTERM
 CMD ["lynkr", "serve"]

@@ -256,6 +256,11 @@ def validate(config: Config) -> None:
         raise ConfigError("LOG_LEVEL must be one of debug, info, warning or error.")
 
 
+# Set by the Docker image (HOST=0.0.0.0, SESSION_DB_PATH on its volume): .env.example shows them
+# commented out, so `docker run --env-file .env.example` does not rebind the container to loopback.
+IMAGE_SETTINGS = frozenset({"HOST", "SESSION_DB_PATH"})
+
+
 def env_example() -> str:
     """The text of ``.env.example``: every variable with its default and unit."""
     lines = ["# Lynkr settings. Durations are in milliseconds, as in the Node Lynkr.", ""]
@@ -268,7 +273,7 @@ def env_example() -> str:
         elif default is None:
             default = ""
         lines.append(f"# {setting.doc}")
-        lines.append(f"{setting.env}={default}")
+        lines.append(f"{'# ' if setting.env in IMAGE_SETTINGS else ''}{setting.env}={default}")
     return "\n".join(lines) + "\n"
 
 
