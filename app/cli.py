@@ -1,4 +1,5 @@
-"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``, ``mcp``."""
+"""The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``, ``mcp``;
+``init``, ``env`` and ``claude`` live in :mod:`app.onboarding.commands`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import Config, ConfigError, load_config
+from app.onboarding import commands as onboarding
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +24,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check", help="print the resolved configuration and probe the provider")
     _keys_parser(sub)
     _mcp_parser(sub)
-    args = parser.parse_args(argv)
+    onboarding.add_parsers(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `lynkr claude` belongs to Claude Code: argparse must not read its options.
+    args = parser.parse_args(argv[:1] if argv[:1] == ["claude"] else argv)
     try:
         config = load_config()
     except ConfigError as exc:
@@ -35,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys(config, args)
     if command == "mcp":
         return mcp(config, args)
+    if command in onboarding.COMMANDS:
+        return onboarding.run(config, args, argv[1:], check)
     # `migrate` (which `serve` runs first, in a child) and `check` read the settings files first:
     # a broken one stops them with one sentence instead of failing in every worker.
     from app.factory import check_settings_files

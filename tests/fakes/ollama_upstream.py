@@ -13,8 +13,8 @@ It serves what Lynkr uses of Ollama's API:
   queue and answered as ``chat.completion`` JSON or SSE chunks ending in ``data: [DONE]``, so
   the fake can also stand in for an OpenAI-format provider (OpenRouter, OpenAI-compatible).
 - ``POST /api/show`` — ``{"capabilities": fake.capabilities, …}`` (``capabilities=None`` leaves
-  the key out, as servers before 0.6 did; ``show_status`` answers an error instead, and
-  ``show_delay`` seconds pass before the answer).
+  the key out, as servers before 0.6 did; ``capabilities_by_model`` overrides it per model;
+  ``show_status`` answers an error instead, and ``show_delay`` seconds pass before the answer).
 - ``GET /api/tags`` (``fake.models``) and ``GET /api/version``.
 
 Behaviours: :class:`ChatReply` (text pieces with :class:`Pause` / :class:`Gate` markers, tool
@@ -127,6 +127,7 @@ class FakeOllama(FakeServer[RecordedRequest, Behaviour]):
     def __init__(self, *, capabilities: list[str] | tuple[str, ...] | None = DEFAULT_CAPABILITIES,
                  models: list[str] | tuple[str, ...] = (DEFAULT_MODEL,)) -> None:
         self.capabilities = None if capabilities is None else list(capabilities)
+        self.capabilities_by_model: dict[str, list[str]] = {}  # per-model answers of /api/show
         self.show_status = 200
         self.show_delay = 0.0
         self.models = list(models)
@@ -233,8 +234,9 @@ class _Handler(FakeHandler):
             "details": {"format": "gguf", "family": "qwen2", "parameter_size": "7.6B"},
             "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768},
         }
-        if fake.capabilities is not None:
-            body["capabilities"] = list(fake.capabilities)
+        capabilities = fake.capabilities_by_model.get(request.model, fake.capabilities)
+        if capabilities is not None:
+            body["capabilities"] = list(capabilities)
         self._send_json(200, body)
 
     # -- answers ----------------------------------------------------------------------------------

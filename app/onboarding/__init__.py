@@ -1,0 +1,1 @@
+"""Getting started: ``lynkr init`` (the setup wizard), ``lynkr env`` and ``lynkr claude``."""
