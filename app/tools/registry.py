@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from app.config import Config
 from app.mcp.tools import mcp_tools
 from app.tools.base import Tool
+from app.tools.git.tools import GIT_TOOLS
 from app.tools.index.tools import INDEX_TOOLS
 from app.tools.search import SEARCH_TOOLS
 from app.tools.shell import SHELL_TOOLS
@@ -23,7 +24,8 @@ from app.tools.workspace import WORKSPACE_TOOLS
 ToolProvider = Callable[[Config], Mapping[str, Tool]]
 
 TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
-    *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS, *INDEX_TOOLS, *SUMMARY_TOOLS)}
+    *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS, *INDEX_TOOLS, *SUMMARY_TOOLS,
+    *GIT_TOOLS)}
 PROVIDERS: tuple[ToolProvider, ...] = (mcp_tools,)
 
 

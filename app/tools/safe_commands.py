@@ -37,6 +37,7 @@ _WIPE_TARGETS = frozenset({"/", "/*", "~", "~/*", "*", ".", "./*", "..", "../*",
                            "$HOME/*", "${HOME}/*", *_SYSTEM_DIRS})
 _POWER = frozenset({"shutdown", "reboot", "halt", "poweroff"})
 _POWER_VERBS = frozenset({"poweroff", "reboot", "halt", "kexec"})
+_GIT_OPTIONS_WITH_VALUE = frozenset({"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path"})
 
 
 def check_command(command: str) -> str | None:
@@ -92,6 +93,33 @@ def _check_words(words: list[str]) -> str | None:
         return "shutting down or rebooting the machine"
     if name == "git" and "push" in args and _forced(args[args.index("push") + 1:]):
         return "git push --force (use --force-with-lease after checking, or push normally)"
+    return None
+
+
+def pushes_to_git(command: str) -> bool:
+    """Whether ``command`` runs ``git push`` (directly, through a wrapper, ``eval`` or ``sh -c``)."""
+    for words in _simple_commands(command):
+        name, args = words[0], words[1:]
+        if name == "eval" and pushes_to_git(" ".join(args)):
+            return True
+        if re.fullmatch(_SHELL_NAME, name) and "-c" in args[:-1] and pushes_to_git(args[args.index("-c") + 1]):
+            return True
+        if name == "git" and _git_subcommand(args) == "push":
+            return True
+    return False
+
+
+def _git_subcommand(args: list[str]) -> str | None:
+    """The subcommand in ``git``'s arguments, after global options such as ``-C dir``."""
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word in _GIT_OPTIONS_WITH_VALUE:
+            index += 2
+        elif word.startswith("-"):
+            index += 1
+        else:
+            return word
     return None
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.tools.base import Tool, ToolContext, ToolError, int_arg, str_arg
+from app.tools.git.policy import PUSH_REFUSED
 from app.tools.process import ProcessResult, child_env, run_process
-from app.tools.safe_commands import check_command
+from app.tools.safe_commands import check_command, pushes_to_git
 from app.tools.sandbox import SANDBOX_HOME, detect_sandbox, unavailable_reason
 
 SandboxMode = Literal["auto", "always", "never"]
@@ -48,6 +49,8 @@ def run_shell(ctx: ToolContext, args: Mapping[str, Any]) -> str:
     command = str_arg(args, "command", "cmd", required=True) or ""
     if not command.strip():
         raise ToolError("argument 'command' must not be empty")
+    if not ctx.config.policy_git_allow_push and pushes_to_git(command):
+        raise ToolError(f"refused: {PUSH_REFUSED}.")
     if ctx.config.policy_safe_commands_enabled:
         reason = check_command(command)
         if reason:

@@ -186,7 +186,8 @@ def test_destructive_commands_are_refused_before_they_run(make_ctx: Any, workspa
     with pytest.raises(ToolError, match="refused: recursive rm"):
         shell(make_ctx(), "rm -rf *")
     assert (workspace_dir / "keep").exists()
-    assert shell(make_ctx(policy_safe_commands_enabled=False), "git push --force").startswith("exit code: 128")
+    assert shell(make_ctx(policy_safe_commands_enabled=False, policy_git_allow_push=True),
+                 "git push --force").startswith("exit code: 128")
 
 
 def test_cwd_is_a_directory_inside_the_workspace(ctx: ToolContext, workspace_dir: Path) -> None:
