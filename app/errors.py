@@ -9,9 +9,19 @@
     ├── PermissionDeniedError (403)   ├── NotFoundError (404)
     ├── RequestTooLargeError (413)    ├── RateLimitError (429)
     ├── UpstreamError (502 api_error, names the provider)
+    │   ├── ConnectFailedError        no connection (DNS, TLS, unreachable)
+    │   │   ├── ConnectRefusedError   the port refused it
+    │   │   └── ConnectTimeoutError   (504 timeout_error) no connection in time
+    │   ├── ReadTimeoutError          (504 timeout_error) connected, then silence
+    │   └── ConnectionBrokenError     reset, FIN or a protocol error mid-answer
     ├── ProviderNotConfiguredError (500, not retryable: names the variables to set)
     ├── OverloadedError (529 or 503 overloaded_error, with Retry-After)
+    │   └── CircuitOpenError (503) the provider's breaker is open
     └── UpstreamTimeoutError (504 timeout_error)
+
+The transport classes (:data:`TRANSPORT_ERRORS`) are raised only at the provider boundary
+(:mod:`app.providers._http`), for a request and for a body or stream that breaks off, so every
+caller — the orchestrator's retries, the stream pump, the agent loop — catches them by type.
 
 Every error a client sees is ``{"type":"error","error":{"type":…,"message":…},"request_id":…}``.
 An Anthropic-format upstream's own error body passes through unchanged (``body``), because
@@ -64,7 +74,6 @@ class LynkrError(Exception):
         headers: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         provider: str | None = None,
-        transport: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -75,8 +84,6 @@ class LynkrError(Exception):
         self.headers = dict(headers or {})
         self.body = body
         self.provider = provider
-        # "refused", "connect" or "timeout" when no HTTP answer came back at all.
-        self.transport = transport
         # The upstream's own retry-after, unrounded, for the retry decision (headers hold the
         # client's copy in whole seconds).
         self.retry_after: str | None = None
@@ -138,7 +145,6 @@ class ProviderNotConfiguredError(LynkrError):
             "(see .env.example), then restart Lynkr.",
             headers={"x-should-retry": "false"},
             provider=provider,
-            transport="not_configured",
         )
 
 
@@ -146,10 +152,55 @@ class OverloadedError(LynkrError):
     status, error_type = 529, "overloaded_error"
 
 
+class CircuitOpenError(OverloadedError):
+    """The provider's circuit breaker refuses calls for now."""
+
+    status = 503
+
+
 class UpstreamTimeoutError(LynkrError):
     status, error_type = 504, "timeout_error"
+
+
+class ConnectFailedError(UpstreamError):
+    """No connection to the upstream: nothing was sent, so a retry cannot duplicate work."""
+
+
+class ConnectRefusedError(ConnectFailedError):
+    """The upstream's port refused the connection (nothing listens there)."""
+
+
+class ConnectTimeoutError(ConnectFailedError):
+    """No connection within the connect timeout."""
+
+    status, error_type = 504, "timeout_error"
+
+
+class ReadTimeoutError(UpstreamError):
+    """Connected, then the upstream stayed silent past the read timeout."""
+
+    status, error_type = 504, "timeout_error"
+
+
+class ConnectionBrokenError(UpstreamError):
+    """The connection broke mid-answer: a reset, an early FIN or a protocol error."""
+
+
+TRANSPORT_ERRORS = (ConnectFailedError, ReadTimeoutError, ConnectionBrokenError)
+"""The failures where no complete HTTP answer came back."""
 
 
 def error_envelope(error_type: str, message: str, request_id: str | None) -> dict[str, Any]:
     """``{"type":"error","error":{"type":…,"message":…},"request_id":…}``."""
     return {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+
+
+_EVENT_STATUSES = {"api_error": 502, "overloaded_error": 529, "rate_limit_error": 429, "timeout_error": 504}
+
+
+def error_for_event(error: Any) -> LynkrError:
+    """The error an upstream's mid-stream ``error`` event stands for (its type and message kept)."""
+    error = error if isinstance(error, dict) else {}
+    error_type = str(error.get("type") or "api_error")
+    message = str(error.get("message") or "The upstream stream reported an error.")
+    return UpstreamError(message, status=_EVENT_STATUSES.get(error_type, 502), error_type=error_type)

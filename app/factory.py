@@ -64,16 +64,17 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
                                   **({"clock": clock} if clock else {}))
     retry = RetryPolicy(config.retry_max_retries, config.retry_initial_delay_ms, config.retry_max_delay_ms,
                         config.retry_budget_ms)
+    agent = Agent(config)
     orchestrator = Orchestrator(config, providers, recorder, breakers, retry, _rules(config),
                                 cache=PromptCache.from_config(config), metrics=metrics, prices=prices,
-                                budgets=budgets if budgets.enabled else None)
+                                budgets=budgets if budgets.enabled else None, agent=agent)
     app.extensions["lynkr"] = Services(
         config=config, drain=drain or DRAIN, limiter=InflightLimiter(config.request_concurrency_cap,
                                                                     config.cap_wait_ms / 1000),
         keys=KeyChecker(config.api_keys, config.admin_keys, key_store or KeyStore()), capabilities=capabilities,
         providers=providers, recorder=recorder,
         orchestrator=orchestrator, breakers=breakers, shedder=_shedder(config),
-        agent=Agent(config, orchestrator),
+        agent=agent,
     )
     _register_blueprints(app, config)
     register_error_handlers(app)

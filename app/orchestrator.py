@@ -1,139 +1,226 @@
-"""One request end to end: route → candidates with retries, breakers and fallback → answer.
+"""One request end to end: :meth:`Orchestrator.handle` owns the exchange from routing to its record.
 
-The orchestrator is plain blocking code. For each candidate from :func:`app.routing.choose`
-it asks the provider's circuit breaker, calls the provider (retrying 429/5xx/connect errors
-with full-jitter backoff inside the retry budget), and on a failure **before the first byte**
-hands over to the next candidate, counting why. When the budget ends the retries of the last
-candidate, the client gets 429 or 529 with ``retry-after`` and backs off itself. Once a stream
-has been opened nothing is retried or re-routed. Every attempt is kept in the
-:class:`~app.accounting.usage.RequestRecord` that is written, with new transcript turns, in the background
-once the response has been sent.
+For each candidate from :class:`app.routing.Router` the orchestrator asks the provider's circuit
+breaker, calls the provider (retrying 429/5xx/connect errors with full-jitter backoff inside the
+retry budget), and on a failure **before the first byte** hands over to the next candidate,
+counting why. When the budget ends the retries of the last candidate, the client gets 429 or 529
+with ``retry-after`` and backs off itself. Once a stream has been opened nothing is retried or
+re-routed. In server mode the turn runs through the agent loop; either way the prompt cache is
+consulted first, and an answer is stored when no server tool ran for it.
+
+Every exit — an answer, a stream's end, a refusal, a failure at any step — reaches
+:meth:`Orchestrator.settle` once: the worker slot is given back, the budget holds are settled to
+the real usage, the breaker has heard the outcome, and the usage row (with every attempt) and the
+new transcript turns are queued for the background writer.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from app.accounting.budgets import Budgets
 from app.accounting.pricing import PriceTable
 from app.accounting.usage import Attempt, RequestRecord, usage_counts, write_record
-from app.anthropic import tokens
+from app.agent.loop import AgentLoop, AgentSource, Turn, run_to_message
+from app.agent.policy import LoopLimits
+from app.agent.service import Agent
 from app.anthropic.events import StreamBuilder
-from app.cache.prompt import MissStreamBuilder, PromptCache, hit_message, miss_usage, prompt_tokens_of, storable_answer
+from app.cache.prompt import (
+    MissStreamBuilder,
+    PromptCache,
+    hit_message,
+    message_id_for,
+    miss_usage,
+    prompt_tokens_of,
+    storable_answer,
+)
 from app.config import Config
-from app.errors import LynkrError, OverloadedError, PromptTooLongError
+from app.errors import (
+    TRANSPORT_ERRORS,
+    BillingError,
+    CircuitOpenError,
+    ConnectFailedError,
+    ConnectRefusedError,
+    LynkrError,
+    OverloadedError,
+    ProviderNotConfiguredError,
+    RateLimitError,
+    ReadTimeoutError,
+    UpstreamTimeoutError,
+)
+from app.exchange import Exchange
 from app.logging import get_logger
 from app.metrics.recorder import NULL_METRICS, MetricsRecorder, outcome_of
-from app.providers.base import CallContext, Provider, Reply, UpstreamStream, has_images
+from app.providers.base import CallContext, Provider, UpstreamStream
+from app.pump import StreamSource, StreamStart, begin
 from app.resilience.retry import BreakerRegistry, RetryPolicy, client_retry_after, counts_as_failure
-from app.routing import Route, RoutingRule, choose, rule_route
+from app.routing import Route, Router, RoutingRule
 from app.storage.recorder import Recorder
 from app.storage.transcripts import record_exchange
 
 log = get_logger("orchestrator")
 T = TypeVar("T")
 BREAKER_RETRY_AFTER = "30"
+StreamDone = Callable[[StreamBuilder, LynkrError | None], None]
+
+
+@dataclass
+class Answer:
+    """A whole answer for the client, and the headers that go with it."""
+
+    message: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StreamAnswer:
+    """A stream that has begun: the pump reading its source, the client's builder, and the
+    callback its end reports to."""
+
+    start: StreamStart
+    builder: StreamBuilder
+    on_done: StreamDone
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Orchestrator:
-    """Routes requests to providers and records what happened."""
+    """Answers exchanges: routes them to providers, runs the agent loop, and records what happened."""
 
     def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder,
                  breakers: BreakerRegistry, retry: RetryPolicy, rules: list[RoutingRule] | None = None,
                  sleep: Callable[[float], None] = time.sleep, cache: PromptCache | None = None,
                  metrics: MetricsRecorder = NULL_METRICS, prices: PriceTable | None = None,
-                 budgets: Budgets | None = None) -> None:
+                 budgets: Budgets | None = None, agent: Agent | None = None) -> None:
         self.config = config
         self.providers = providers
         self.recorder = recorder
         self.breakers = breakers
         self.retry = retry
-        self.rules = rules or []
         self.sleep = sleep
         self.cache = cache if cache is not None else PromptCache(enabled=False)
         self.prices = prices or PriceTable()
         self.budgets = budgets
         self.metrics = metrics
-        self.on_fallback: Callable[[str, str, str], None] = metrics.fallback
+        self.agent = agent
+        self.router = Router(config, providers, breakers, rules or [], metrics.fallback)
 
-    def routes(self, request: dict[str, Any]) -> list[Route]:
-        """The candidates for ``request`` that can take it, in order.
+    # -- the exchange -----------------------------------------------------------------------------
 
-        A candidate whose model cannot take the request (images without vision, a prompt over
-        its context window, tools without tool support) is skipped while another remains; the
-        last one is kept so its own error reaches the client — except a prompt no candidate
-        can hold, which is refused in the wording on which Claude Code compacts.
+    def handle(self, ex: Exchange) -> Answer | StreamAnswer:
+        """Answer ``ex``: a whole message, or a stream that has begun.
+
+        A failure before the answer raises the :class:`LynkrError` for the client, with the
+        exchange already settled.
         """
-        chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
-        estimated = tokens.estimate_tokens(request)
-        ruled = rule_route(self.rules, request, estimated, has_images(request)) if self.rules else None
-        if ruled is not None:
-            chain = [ruled, *[r for r in chain if r.provider != ruled.provider]]
-        # An open breaker is passed over before its provider is asked anything (Ollama's
-        # capability probe would contact the failing server); the last candidate stays.
-        open_breakers = [r for r in chain if self.breakers.get(r.provider).rejecting()]
-        if len(open_breakers) < len(chain):
-            chain = [r for r in chain if r not in open_breakers]
-            for skipped in open_breakers:
-                self.on_fallback(skipped.provider, chain[0].provider, "circuit_breaker")
-        reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated, r.model) for r in chain}
-        kept = [r for r in chain if reasons[r.provider] is None]
-        for route in chain:
-            if reasons[route.provider] and kept:
-                self.on_fallback(route.provider, kept[0].provider, reasons[route.provider])
-        if kept:
-            return kept
-        if chain and all(reason == "context_too_long" for reason in reasons.values()):
-            window = max(self._context_window(r.provider, request) for r in chain)
-            raise PromptTooLongError(estimated, window)
-        return chain[-1:]
+        try:
+            routes = self.router.candidates(ex.body, ex.facts)
+            self._admit(ex, ex.body, routes)
+            turn = self.agent.prepare(ex.body, ex.record) if self.agent is not None else None
+            if turn is not None:
+                ex.use_upstream(turn.request)
+            hit = self._cached(ex, routes)
+            if hit is not None:
+                self.settle(ex, hit)
+                return Answer(hit, {"X-Lynkr-Cache": "hit"})
+            if ex.stream:
+                return self._stream(ex, routes, turn)
+            return self._complete(ex, routes, turn)
+        except LynkrError as exc:
+            self.settle(ex, failure=exc)
+            raise
+        except Exception:
+            self.settle(ex, failure=LynkrError("Internal server error"))
+            raise
 
-    def _context_window(self, name: str, request: dict[str, Any]) -> int:
-        provider = self.providers[name]
-        return provider.caps(provider.upstream_model(str(request.get("model", "")))).context_window
+    def settle(self, ex: Exchange, message: dict[str, Any] | None = None, *,
+               failure: LynkrError | None = None, status: int | None = None) -> None:
+        """End ``ex`` once: give its slot back, then record how it ended (later calls do nothing)."""
+        if not ex.settle():
+            return
+        record = ex.record
+        if failure is not None:
+            record.status, record.error_type = failure.status, failure.error_type
+        else:
+            record.status = status or 200
+        self.finish(record, ex.body, message, ex.started)
 
-    def _configured(self, name: str) -> bool:
-        provider = self.providers.get(name)
-        return provider is not None and provider.configured
+    def _complete(self, ex: Exchange, routes: list[Route], turn: Turn | None) -> Answer:
+        if turn is not None:
+            loop = self._loop(ex, routes, turn, streaming=False)
+            try:
+                message = run_to_message(loop, StreamBuilder(message_id=message_id_for(ex.record.request_id),
+                                                             model=ex.ctx.requested_model))
+            finally:
+                self._loop_ended(ex, loop)
+            if not loop.ran_server_tools:
+                self._store(ex, message)
+            self.settle(ex, message)
+            return Answer(message)
+        reply = self._run(ex, routes, lambda provider, ctx: provider.send(ex.upstream, ctx))
+        if ex.facts.cacheable and storable_answer(reply.message):
+            reply.message["usage"] = miss_usage(reply.message.get("usage") or {}, lambda: ex.facts.prompt_tokens)
+            self._store(ex, reply.message)
+        ex.record.model = reply.model
+        ex.record.usage = usage_counts(reply.message.get("usage"))
+        ex.record.attempts[-1].usage = ex.record.usage
+        self.settle(ex, reply.message)
+        return Answer(reply.message, reply.headers)
 
-    def complete(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-                 routes: list[Route] | None = None, *, cache: bool = True) -> Reply:
-        """A non-streaming answer from the first candidate that gives one.
+    def _stream(self, ex: Exchange, routes: list[Route], turn: Turn | None) -> StreamAnswer:
+        message_id = message_id_for(ex.record.request_id)
+        builder: StreamBuilder
+        if ex.facts.cacheable:
+            builder = MissStreamBuilder(prompt_tokens=lambda: ex.facts.prompt_tokens, message_id=message_id,
+                                        model=ex.ctx.requested_model)
+        else:
+            builder = StreamBuilder(message_id=message_id, model=ex.ctx.requested_model)
+        loop = self._loop(ex, routes, turn, streaming=True) if turn is not None else None
 
-        ``cache=False`` keeps the answer out of the prompt cache (agent-loop steps, whose
-        prompts hold tool results that describe the workspace at one moment).
-        """
-        reply = self._run(request, ctx, record, lambda provider, call_ctx: provider.send(request, call_ctx), routes)
-        if cache and self.cache.cacheable_request(request) and storable_answer(reply.message):
-            reply.message["usage"] = miss_usage(reply.message.get("usage") or {},
-                                                lambda: tokens.count_tokens(request))
-            self.cache.put(self.cache.key(request, reply.provider, reply.model), reply.message)
-        record.model = reply.model
-        record.usage = usage_counts(reply.message.get("usage"))
-        record.attempts[-1].usage = record.usage
-        return reply
+        def open_source() -> StreamSource:
+            first = self._run(ex, routes, lambda provider, ctx: provider.open_stream(ex.upstream, ctx))
+            ex.record.model = first.model
+            return AgentSource(loop, first) if loop is not None else first
 
-    def opener(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-               routes: list[Route] | None = None) -> Callable[[], UpstreamStream]:
-        """A function that opens the upstream stream (run on the stream's helper thread)."""
+        start = begin(open_source, self.config.keepalive_commit_ms / 1000)
 
-        def open_stream() -> UpstreamStream:
-            stream = self._run(request, ctx, record,
-                               lambda provider, call_ctx: provider.open_stream(request, call_ctx), routes)
-            record.model = stream.model
-            return stream
+        def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
+            self._stream_done(ex, finished, failure, loop)
 
-        return open_stream
+        return StreamAnswer(start, builder, done, dict(start.stream.headers) if start.stream else {})
 
-    def target(self, route: Route, requested_model: str) -> tuple[Provider, str]:
-        """The provider a candidate names and the upstream model it would call."""
-        provider = self.providers[route.provider]
-        return provider, route.model or provider.upstream_model(requested_model)
+    def _stream_done(self, ex: Exchange, builder: StreamBuilder, failure: LynkrError | None,
+                     loop: AgentLoop | None) -> None:
+        message = builder.accumulator.message or None
+        if loop is not None:
+            self._loop_ended(ex, loop)
+        if failure is not None:
+            if failure.provider and not isinstance(failure, TRANSPORT_ERRORS) and counts_as_failure(failure.status):
+                self.breakers.get(failure.provider).record_failure()
+            self.settle(ex, message, failure=failure)
+        elif not builder.grammar.stopped:
+            self.settle(ex, message, status=499)  # the client went away
+        else:
+            if message is not None and (loop is None or not loop.ran_server_tools):
+                self._store(ex, message)
+            self.settle(ex, message)
 
-    def admit(self, request: dict[str, Any], record: RequestRecord, routes: list[Route]) -> None:
+    def _loop(self, ex: Exchange, routes: list[Route], turn: Turn, *, streaming: bool) -> AgentLoop:
+        return AgentLoop(turn, _AgentSteps(self, ex, routes), LoopLimits.from_config(self.config),
+                         _AgentBudget(self, ex, routes), self.config, ex.record.session_id, streaming=streaming)
+
+    def _loop_ended(self, ex: Exchange, loop: AgentLoop) -> None:
+        """The loop's steps settled their own holds: release the one held for a step never made,
+        and record what all the steps used."""
+        record = ex.record
+        if self.budgets is not None and record.admission is not None:
+            self.budgets.settle(record.admission, record.model, {})
+            record.admission = None
+        record.usage = dict(loop.totals)
+
+    def _admit(self, ex: Exchange, request: dict[str, Any], routes: list[Route]) -> None:
         """Name the first candidate on the record, and hold the request's estimate on its budgets
         and rate limits; raises 402 or 429.
 
@@ -144,45 +231,47 @@ class Orchestrator:
         """
         if not routes:
             return
-        provider, model = self.target(routes[0], str(request.get("model", "")))
+        provider, model = self.router.target(routes[0], ex.ctx.requested_model)
+        record = ex.record
         record.provider, record.model, record.route_reason = provider.name, model, routes[0].reason
         if self.budgets is not None:
-            record.admission = self.budgets.admit(record.api_key, record.session_id, model, request)
+            estimated = ex.facts.estimated_tokens if request is ex.upstream else None
+            record.admission = self.budgets.admit(record.api_key, record.session_id, model, request,
+                                                  estimated_tokens=estimated)
 
     # -- the prompt cache -------------------------------------------------------------------------
 
-    def cached(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-               routes: list[Route]) -> dict[str, Any] | None:
-        """The stored answer of the first candidate to ``request``, shaped for this client, or None."""
-        if not routes or not self.cache.cacheable_request(request):
+    def _cached(self, ex: Exchange, routes: list[Route]) -> dict[str, Any] | None:
+        """The stored answer of the first candidate to the upstream request, shaped for this client."""
+        if not routes or not ex.facts.cacheable:
             return None
-        provider, model = self.target(routes[0], ctx.requested_model)
-        stored = self.cache.get(self.cache.key(request, provider.name, model))
+        provider, model = self.router.target(routes[0], ex.ctx.requested_model)
+        stored = self.cache.get(ex.facts.cache_key(provider.name, model))
         self.metrics.cache_lookup(hit=stored is not None)
         if stored is None:
             return None
+        record = ex.record
         record.provider, record.model, record.route_reason = provider.name, model, "prompt_cache"
-        hit = hit_message(stored, prompt_tokens=prompt_tokens_of(stored), request_id=ctx.request_id,
-                          requested_model=ctx.requested_model)
+        hit = hit_message(stored, prompt_tokens=prompt_tokens_of(stored), request_id=ex.ctx.request_id,
+                          requested_model=ex.ctx.requested_model)
         record.usage = usage_counts(hit["usage"])
         return hit
 
-    def stream_builder(self, request: dict[str, Any], *, message_id: str, model: str) -> StreamBuilder:
-        """The builder for a streamed answer; on a cacheable miss it completes the usage."""
-        if self.cache.cacheable_request(request):
-            return MissStreamBuilder(prompt_tokens=lambda: tokens.count_tokens(request),
-                                     message_id=message_id, model=model)
-        return StreamBuilder(message_id=message_id, model=model)
+    def _store(self, ex: Exchange, message: dict[str, Any]) -> None:
+        """Keep ``message`` as the answer of the model that gave it, when the request may be cached."""
+        record = ex.record
+        if ex.facts.cacheable and record.provider and record.model:
+            self.cache.put(ex.facts.cache_key(record.provider, record.model), message)
 
     # -- the candidate chain ----------------------------------------------------------------------
 
-    def _run(self, request: dict[str, Any], ctx: CallContext, record: RequestRecord,
-             call: Callable[[Provider, CallContext], T], routes: list[Route] | None = None) -> T:
-        routes = self.routes(request) if routes is None else routes
+    def _run(self, ex: Exchange, routes: list[Route], call: Callable[[Provider, CallContext], T]) -> T:
+        """``call`` on each candidate in turn until one answers; its attempts go on the record."""
+        ctx, record = ex.ctx, ex.record
         last_error: LynkrError | None = None
         handed_over: str | None = None  # why the previous candidate was left
         for position, route in enumerate(routes):
-            provider, model = self.target(route, ctx.requested_model)
+            provider, model = self.router.target(route, ctx.requested_model)
             record.provider, record.model, record.route_reason = provider.name, model, route.reason
             has_next = position + 1 < len(routes)
             call_ctx = replace(ctx, model_override=route.model) if route.model else ctx
@@ -196,7 +285,7 @@ class Orchestrator:
                     if position:
                         self.metrics.fallback_result(False)
                     raise
-                self.on_fallback(provider.name, routes[position + 1].provider, reason)
+                self.metrics.fallback(provider.name, routes[position + 1].provider, reason)
                 log.warning("falling back from %s to %s: %s", provider.name, routes[position + 1].provider,
                             reason, extra={"reason": reason})
                 continue
@@ -212,27 +301,27 @@ class Orchestrator:
         state = self.retry.start(has_fallback=has_fallback)
         while True:
             if not breaker.allow():
-                raise OverloadedError(f"{provider.name} is failing; its circuit breaker is open.", status=503,
-                                      headers={"retry-after": BREAKER_RETRY_AFTER}, provider=provider.name,
-                                      transport="circuit_open")
+                raise CircuitOpenError(f"{provider.name} is failing; its circuit breaker is open.",
+                                       headers={"retry-after": BREAKER_RETRY_AFTER}, provider=provider.name)
             started = time.perf_counter()
             try:
                 result = call(provider, ctx)
+            except ProviderNotConfiguredError:
+                breaker.release()
+                raise
             except LynkrError as exc:
-                if exc.transport == "not_configured":
-                    breaker.release()
-                    raise
                 attempt = self._attempt(record, provider, ctx, started, route_reason, status=exc.status,
                                         error_type=exc.error_type)
-                status = None if exc.transport else exc.status
-                outcome = outcome_of(status, exc.transport)
+                transport = isinstance(exc, TRANSPORT_ERRORS)
+                status = None if transport else exc.status
+                outcome = outcome_of(status, exc)
                 self.metrics.upstream_call(provider.name, attempt.model, outcome, (attempt.latency_ms or 0) / 1000)
-                if exc.transport or counts_as_failure(status):
+                if transport or counts_as_failure(status):
                     breaker.record_failure()
                 else:
                     breaker.release()
-                wait = state.should_retry(status, exc.transport in ("refused", "connect"), exc.retry_after,
-                                          refused=exc.transport == "refused")
+                wait = state.should_retry(status, isinstance(exc, ConnectFailedError), exc.retry_after,
+                                          refused=isinstance(exc, ConnectRefusedError))
                 if wait is None:
                     if state.over_budget is not None and not has_fallback:
                         raise past_budget(exc, state.over_budget) from exc
@@ -261,6 +350,7 @@ class Orchestrator:
             # A prompt-cache hit calls no upstream, so it spends nothing.
             self.budgets.settle(record.admission, record.model,
                                 {} if record.route_reason == "prompt_cache" else record.usage)
+            record.admission = None
         if record.provider:
             self.metrics.routed(record.provider, record.route_reason)
             self.metrics.tokens(record.provider, record.model, record.usage)
@@ -276,27 +366,6 @@ class Orchestrator:
                                 message if record.status == 200 else None)
 
         self.recorder.submit(job, holds_bytes=record.body_bytes if store_turns else 0)
-
-    def stream_done(self, record: RequestRecord, request: dict[str, Any], started: float,
-                    *, cache: bool = True) -> Callable[[StreamBuilder, LynkrError | None], None]:
-        """The callback a finished stream reports to (``cache=False``: never store the answer)."""
-
-        def done(builder: StreamBuilder, failure: LynkrError | None) -> None:
-            message = builder.accumulator.message or None
-            if failure is not None:
-                record.status, record.error_type = failure.status, failure.error_type
-                if failure.transport is None and counts_as_failure(failure.status) and record.provider:
-                    self.breakers.get(record.provider).record_failure()
-            elif not builder.grammar.stopped:
-                record.status, record.error_type = 499 if not builder.grammar.errored else 502, "incomplete"
-            else:
-                record.status = 200
-                if (cache and message is not None and record.provider and record.model
-                        and self.cache.cacheable_request(request)):
-                    self.cache.put(self.cache.key(request, record.provider, record.model), message)
-            self.finish(record, request, message, started)
-
-        return done
 
     def _cost(self, record: RequestRecord) -> None:
         for attempt in record.attempts:
@@ -349,23 +418,23 @@ def past_budget(error: LynkrError, wait_s: float) -> LynkrError:
     so the client backs off instead of retrying at once.
     """
     headers = {**error.headers, "retry-after": client_retry_after(wait_s)}
-    if error.transport is None and error.status in (429, 529):
+    if not isinstance(error, TRANSPORT_ERRORS) and error.status in (429, 529):
         return LynkrError(error.message, status=error.status, error_type=error.error_type, headers=headers,
                           body=error.body, provider=error.provider)
     return OverloadedError(f"{error.message} Retrying it would pass the retry budget (API_RETRY_BUDGET_MS); "
-                           f"retry later.", headers=headers, provider=error.provider, transport=error.transport)
+                           f"retry later.", headers=headers, provider=error.provider)
 
 
 def fallback_reason(error: LynkrError) -> str | None:
     """Why a failed candidate may hand over to the next, or None when it must not."""
-    if error.transport == "circuit_open":
+    if isinstance(error, CircuitOpenError):
         return "circuit_breaker"
-    if error.transport == "not_configured":
+    if isinstance(error, ProviderNotConfiguredError):
         return "not_configured"
-    if error.transport == "timeout" or error.status == 504:
-        return "timeout"
-    if error.transport in ("refused", "connect"):
+    if isinstance(error, ConnectFailedError) and not isinstance(error, UpstreamTimeoutError | ReadTimeoutError):
         return "service_unavailable"
+    if isinstance(error, UpstreamTimeoutError | ReadTimeoutError) or error.status == 504:
+        return "timeout"
     if error.status == 429:
         return "rate_limited"
     if error.status in (503, 529):
@@ -373,3 +442,45 @@ def fallback_reason(error: LynkrError) -> str | None:
     if error.status >= 500:
         return "error"
     return None
+
+
+class _AgentSteps:
+    """The agent loop's model calls for one exchange: candidates, retries, attempts on its record."""
+
+    def __init__(self, orchestrator: Orchestrator, ex: Exchange, routes: list[Route]) -> None:
+        self.orchestrator, self.ex, self.routes = orchestrator, ex, routes
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer to one step's ``request``."""
+        reply = self.orchestrator._run(self.ex, self.routes, lambda provider, ctx: provider.send(request, ctx))
+        self.ex.record.model = reply.model
+        return reply.message
+
+    def open(self, request: dict[str, Any]) -> UpstreamStream:
+        """An open stream answering one step's ``request``."""
+        stream = self.orchestrator._run(self.ex, self.routes,
+                                        lambda provider, ctx: provider.open_stream(request, ctx))
+        self.ex.record.model = stream.model
+        return stream
+
+
+class _AgentBudget:
+    """The exchange's budget holds across the loop's steps."""
+
+    def __init__(self, orchestrator: Orchestrator, ex: Exchange, routes: list[Route]) -> None:
+        self.orchestrator, self.ex, self.routes = orchestrator, ex, routes
+
+    def spent(self, usage: dict[str, int]) -> None:
+        """Settle the current hold to what the step used."""
+        budgets, record = self.orchestrator.budgets, self.ex.record
+        if budgets is not None and record.admission is not None:
+            budgets.settle(record.admission, record.model, usage)
+            record.admission = None
+
+    def admit(self, request: dict[str, Any]) -> str | None:
+        """Hold the next step's estimate; why it may not run, or None."""
+        try:
+            self.orchestrator._admit(self.ex, request, self.routes)
+        except (BillingError, RateLimitError) as exc:
+            return f"a budget or rate limit ({exc.message})"
+        return None

@@ -1,4 +1,4 @@
-"""Choosing the provider and model for a request.
+"""Choosing the provider and model for a request: the candidate chain and its filters.
 
 Model names follow one rule: a Claude model name from the client (``claude-*``, or one that
 contains haiku/sonnet/opus) maps to the model configured for the chosen provider — per tier
@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from app.errors import PromptTooLongError
+
 if TYPE_CHECKING:
     from app.config import Config
+    from app.exchange import RequestFacts
+    from app.providers.base import Provider
+    from app.resilience.breaker import BreakerRegistry
 
 TIERS = ("haiku", "sonnet", "opus")
 
@@ -174,3 +179,63 @@ def rule_route(rules: list[RoutingRule], request: Mapping[str, Any], estimated_t
         if rule.matches(request, estimated_tokens, has_images):
             return Route(rule.provider, f"rule:{number}", rule.model)
     return None
+
+
+class Router:
+    """The candidates that can take a request: the provider chain, routing rules, open breakers
+    passed over, and the capability checks (vision, context window)."""
+
+    def __init__(self, config: Config, providers: Mapping[str, Provider], breakers: BreakerRegistry,
+                 rules: list[RoutingRule], on_fallback: Callable[[str, str, str], None]) -> None:
+        self.config = config
+        self.providers = providers
+        self.breakers = breakers
+        self.rules = rules
+        self.on_fallback = on_fallback
+
+    def candidates(self, request: Mapping[str, Any], facts: RequestFacts) -> list[Route]:
+        """The candidates for ``request`` that can take it, in order.
+
+        A candidate whose model cannot take the request (images without vision, a prompt over
+        its context window) is skipped while another remains; the last one is kept so its own
+        error reaches the client — except a prompt no candidate can hold, which is refused in
+        the wording on which Claude Code compacts.
+        """
+        chain = [r for r in choose(request, self.config, self._configured) if r.provider in self.providers]
+        estimated = facts.estimated_tokens
+        ruled = rule_route(self.rules, request, estimated, facts.images) if self.rules else None
+        if ruled is not None:
+            chain = [ruled, *[r for r in chain if r.provider != ruled.provider]]
+        # An open breaker is passed over before its provider is asked anything (Ollama's
+        # capability probe would contact the failing server); the last candidate stays.
+        open_breakers = [r for r in chain if self.breakers.get(r.provider).rejecting()]
+        if len(open_breakers) < len(chain):
+            chain = [r for r in chain if r not in open_breakers]
+            for skipped in open_breakers:
+                self.on_fallback(skipped.provider, chain[0].provider, "circuit_breaker")
+        reasons = {r.provider: self.providers[r.provider].incompatibility(request, estimated, facts.images, r.model)
+                   for r in chain}
+        kept = [r for r in chain if reasons[r.provider] is None]
+        for route in chain:
+            reason = reasons[route.provider]
+            if reason and kept:
+                self.on_fallback(route.provider, kept[0].provider, reason)
+        if kept:
+            return kept
+        if chain and all(reason == "context_too_long" for reason in reasons.values()):
+            window = max(self._context_window(r.provider, request) for r in chain)
+            raise PromptTooLongError(estimated, window)
+        return chain[-1:]
+
+    def target(self, route: Route, requested_model: str) -> tuple[Provider, str]:
+        """The provider a candidate names and the upstream model it would call."""
+        provider = self.providers[route.provider]
+        return provider, route.model or provider.upstream_model(requested_model)
+
+    def _context_window(self, name: str, request: Mapping[str, Any]) -> int:
+        provider = self.providers[name]
+        return provider.caps(provider.upstream_model(str(request.get("model", "")))).context_window
+
+    def _configured(self, name: str) -> bool:
+        provider = self.providers.get(name)
+        return provider is not None and provider.configured

@@ -87,13 +87,16 @@ class Budgets:
         return bool(self.limits)
 
     def admit(self, key_id: str | None, session_id: str | None, model: str | None,
-              request: dict[str, Any]) -> Admission:
-        """Hold an estimate of ``request`` on every applicable limit; raises 402/429 when one is spent."""
+              request: dict[str, Any], *, estimated_tokens: int | None = None) -> Admission:
+        """Hold an estimate of ``request`` on every applicable limit; raises 402/429 when one is spent.
+
+        ``estimated_tokens`` is the routing estimate of the prompt when the caller has it already.
+        """
         admission = Admission()
         if not self.limits:
             return admission
         now = self.clock()
-        tokens = estimate_hold_tokens(request)
+        tokens = estimate_hold_tokens(request, estimated_tokens)
         try:
             for limit in self.limits:
                 if limit.owner == "session" and not session_id:
@@ -154,9 +157,9 @@ class Budgets:
         return max(1, math.ceil(cost * MICRO))
 
 
-def estimate_hold_tokens(request: dict[str, Any]) -> tuple[int, int]:
+def estimate_hold_tokens(request: dict[str, Any], estimated: int | None = None) -> tuple[int, int]:
     """(prompt, output) tokens to hold: the routing estimate (capped), and ``max_tokens``."""
-    prompt = min(estimate_tokens(request), HOLD_CAP_INPUT_TOKENS)
+    prompt = min(estimate_tokens(request) if estimated is None else estimated, HOLD_CAP_INPUT_TOKENS)
     return prompt, int(request.get("max_tokens") or 0)
 
 

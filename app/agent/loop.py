@@ -1,36 +1,36 @@
 """The server-side tool loop: call the model, run its server tool calls, feed the results back.
 
-The loop is a generator of *ops* — what the client should see next: ``("text", str)``,
-``("thinking", str)``, ``("signature", str)``, ``("tool", block)`` for a client tool call,
-``("block", block)`` for a visible server block (web search), ``("finish", stop_reason, usage)``.
-The same ops drive a :class:`~app.anthropic.events.StreamBuilder` for a JSON answer and, through
-:class:`AgentTranslator`, a live SSE stream, so both show the same message. Server tool calls
-never reach the client as ``tool_use`` blocks (Claude Code would try to run them): each shows
-as a short line of progress text. When the model answers, asks for a client tool, or a limit
-is reached, the turn ends; the steps behind it are stored for :mod:`app.agent.splice`.
+The loop is a generator of :mod:`app.agent.ops` — what the client should see next. The same ops
+drive a :class:`~app.anthropic.events.StreamBuilder` for a JSON answer and a live SSE stream, so
+both show the same message. Server tool calls never reach the client as ``tool_use`` blocks
+(Claude Code would try to run them): each shows as a short line of progress text. When the model
+answers, asks for a client tool, or a limit is reached, the turn ends; the steps behind it are
+stored for :mod:`app.agent.splice`. An upstream failure at any step ends the turn as that
+:class:`~app.errors.LynkrError` — an HTTP error before the first byte, an ``error`` event after
+it — never as an answer; what the server tools did before it stays in the session's trace.
+
+The loop gets everything it may use explicitly: its model calls (:class:`Steps`), its limits
+and its budget (:class:`StepBudget`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
-
-from app.accounting.usage import USAGE_KEYS, RequestRecord, usage_counts
+from app.accounting.usage import USAGE_KEYS, usage_counts
 from app.agent import runner, splice, websearch
+from app.agent.ops import ClientToolCall, Finish, Op, ServerBlock, Signature, StepBuilder, Text, Thinking, apply
 from app.agent.policy import LoopLimits, limit_message
 from app.anthropic.events import Event, StreamBuilder
-from app.errors import BillingError, LynkrError, RateLimitError
+from app.config import Config
+from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
 from app.logging import get_logger
-from app.orchestrator import Orchestrator
-from app.providers.base import CallContext, UpstreamStream
-from app.routing import Route
+from app.providers.base import UpstreamStream
 from app.tools.base import Tool, ToolContext
 
 log = get_logger("agent")
-Op = tuple[Any, ...]
 Ops = Generator[Op, None, None]
 PROGRESS_ARG_CHARS = 80
 
@@ -45,6 +45,26 @@ class Turn:
     web_search: dict[str, Any] | None = None  # the client's web-search server tool, run by the gateway
 
 
+class Steps(Protocol):
+    """The loop's model calls (retries, fallback and attempt records are the caller's)."""
+
+    def complete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer to ``request``."""
+
+    def open(self, request: dict[str, Any]) -> UpstreamStream:
+        """An open stream answering ``request``."""
+
+
+class StepBudget(Protocol):
+    """The request's budget across steps."""
+
+    def spent(self, usage: dict[str, int]) -> None:
+        """A step used ``usage``: settle what was held for it."""
+
+    def admit(self, request: dict[str, Any]) -> str | None:
+        """Hold the next step's estimate; why it may not run, or None."""
+
+
 @dataclass
 class _Shown:
     """What the client has been shown, for the trace's anchor."""
@@ -57,43 +77,37 @@ class _Shown:
         return {"role": "assistant", "content": blocks + [{"type": "tool_use", "id": i} for i in self.tool_ids]}
 
 
-class StepFailed(Exception):
-    """A model call after the first byte failed; the turn ends with the error shown."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
 class AgentLoop:
-    """Runs turns for one request: ``ops`` yields what to show, step by step."""
+    """Runs the turn of one request: :meth:`ops` yields what to show, step by step."""
 
-    def __init__(self, orchestrator: Orchestrator, turn: Turn, ctx: CallContext, record: RequestRecord,
-                 routes: list[Route], *, streaming: bool) -> None:
-        self.orchestrator = orchestrator
+    def __init__(self, turn: Turn, steps: Steps, limits: LoopLimits, budget: StepBudget, config: Config,
+                 session_id: str | None, *, streaming: bool) -> None:
         self.turn = turn
-        self.ctx = ctx
-        self.record = record
-        self.routes = routes
+        self.steps = steps
+        self.limits = limits
+        self.budget = budget
+        self.config = config
+        self.session_id = session_id
         self.streaming = streaming
-        self.limits = LoopLimits.from_config(orchestrator.config)
         self.totals = dict.fromkeys(USAGE_KEYS, 0)
+        self.ran_server_tools = False
         self.current: UpstreamStream | None = None
         self._shown = _Shown()
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def ops(self, opened: UpstreamStream | None = None) -> Ops:
-        """Everything the client sees for this turn, ending with a ``finish`` op."""
+        """Everything the client sees for this turn, ending with a :class:`Finish`."""
         request = self.turn.request
         produced: list[dict[str, Any]] = []
         self.limits.before_step()
         while True:
             try:
                 message = yield from self._step(request, opened)
-            except StepFailed as exc:
-                yield from self._end(produced, f"\n\n[Lynkr: the model call failed ({exc}).]")
-                return
+            except LynkrError:
+                if produced:
+                    self._save(produced, [])
+                raise
             opened = None
             server, client = self._split(message)
             history = _history(message)
@@ -106,6 +120,7 @@ class AgentLoop:
             if refused:
                 yield from self._end(produced, limit_message(refused))
                 return
+            self.ran_server_tools = True
             results = yield from self._run_server_calls(server)
             if client:
                 yield from self._client_calls(client)
@@ -118,29 +133,29 @@ class AgentLoop:
                 # The forced call has run; forcing it again would loop until a limit stops it.
                 request["tool_choice"] = {**request["tool_choice"], "type": "auto"}
                 request["tool_choice"].pop("name", None)
-            refused = self.limits.before_step() or self._admit_next(request)
+            refused = self.limits.before_step() or self.budget.admit(request)
             if refused:
                 yield from self._end(produced, limit_message(refused))
                 return
 
     def _end(self, produced: list[dict[str, Any]], note: str) -> Ops:
+        """A limit stopped the loop: the turn ends as an answer that says which."""
         yield from self._text(note)
         yield self._finish("end_turn")
         if produced:
             self._save([*produced, {"role": "assistant", "content": [{"type": "text", "text": note.strip()}]}], [])
 
-    def _finish(self, stop_reason: str) -> Op:
-        self.record.usage = dict(self.totals)
-        return ("finish", stop_reason, dict(self.totals))
+    def _finish(self, stop_reason: str) -> Finish:
+        return Finish(stop_reason, dict(self.totals))
 
     def _text(self, text: str) -> Ops:
         self._shown.text.append(text)
-        yield ("text", text)
+        yield Text(text)
 
     def _client_calls(self, calls: list[dict[str, Any]]) -> Ops:
         for call in calls:
             self._shown.tool_ids.append(str(call.get("id")))
-            yield ("tool", call)
+            yield ClientToolCall(call)
 
     def _split(self, message: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         calls = [b for b in message.get("content") or [] if b.get("type") == "tool_use"]
@@ -150,12 +165,11 @@ class AgentLoop:
 
     def _run_server_calls(self, calls: list[dict[str, Any]]) -> Generator[Op, None, list[dict[str, Any]]]:
         results = []
-        config = self.orchestrator.config
         for call in calls:
             if self.turn.web_search is not None and call.get("name") == websearch.NAME:
-                shown, result = websearch.run(config, call, self.turn.web_search)
+                shown, result = websearch.run(self.config, call, self.turn.web_search)
                 for block in shown:
-                    yield ("block", block)
+                    yield ServerBlock(block)
             else:
                 yield from self._text(_progress(call))
                 assert self.turn.tool_ctx is not None
@@ -168,60 +182,45 @@ class AgentLoop:
     # -- one model call ---------------------------------------------------------------------------
 
     def _step(self, request: dict[str, Any], opened: UpstreamStream | None) -> Generator[Op, None, dict[str, Any]]:
-        if not self.streaming:
-            try:
-                message = self.orchestrator.complete(request, self.ctx, self.record, self.routes, cache=False).message
-            except LynkrError as exc:
-                if self.limits.steps <= 1:
-                    raise
-                raise StepFailed(exc.error_type, exc.message) from exc
-            self._count(message)
+        if self.streaming:
+            message = yield from self._streamed_step(request, opened)
+        else:
+            message = self.steps.complete(request)
             for op in _content_ops(message):
-                if op[0] == "text":
-                    self._shown.text.append(op[1])
+                if isinstance(op, Text):
+                    self._shown.text.append(op.text)
                 yield op
-            return message
-        message = yield from self._streamed_step(request, opened)
         self._count(message)
         return message
 
     def _streamed_step(self, request: dict[str, Any],
                        opened: UpstreamStream | None) -> Generator[Op, None, dict[str, Any]]:
-        try:
-            stream = opened or self.orchestrator.opener(request, self.ctx, self.record, self.routes)()
-        except LynkrError as exc:
-            raise StepFailed(exc.error_type, exc.message) from exc
+        stream = opened or self.steps.open(request)
         self.current = stream
-        builder = StreamBuilder(message_id="step", model=stream.model)
+        builder = StepBuilder(model=stream.model)
         translator = stream.translator(builder)
         try:
             for item in stream.items:
-                yield from self._live(translator.feed(item))
-            yield from self._live(translator.close())
-        except (OSError, ValueError) as exc:
-            raise StepFailed("api_error", f"the upstream stream broke: {type(exc).__name__}") from exc
+                _fed(translator, item)
+                yield from self._visible(builder)
+            translator.close()
+            yield from self._visible(builder)
         finally:
             stream.release()
             self.current = None
         if not builder.grammar.stopped:
-            raise StepFailed("api_error", "the upstream stream ended early")
+            raise ConnectionBrokenError("The upstream stream ended before the model's answer was complete.",
+                                        provider=stream.provider)
         return builder.accumulator.message
 
-    def _live(self, events: list[Event]) -> Ops:
-        for event in events:
-            kind = event.get("type")
-            if kind == "error":
-                error = event.get("error") or {}
-                raise StepFailed(str(error.get("type")), str(error.get("message")))
-            delta = event.get("delta") or {}
-            if kind != "content_block_delta":
-                continue
-            if delta.get("type") == "text_delta":
-                yield from self._text(delta.get("text", ""))
-            elif delta.get("type") == "thinking_delta":
-                yield ("thinking", delta.get("thinking", ""))
-            elif delta.get("type") == "signature_delta":
-                yield ("signature", delta.get("signature", ""))
+    def _visible(self, builder: StepBuilder) -> Ops:
+        """The ops the step's last item produced; an upstream ``error`` event ends the turn."""
+        for op in builder.take():
+            if isinstance(op, Text):
+                self._shown.text.append(op.text)
+            yield op
+        if builder.failure is not None:
+            raise builder.failure
 
     # -- accounting -------------------------------------------------------------------------------
 
@@ -229,32 +228,29 @@ class AgentLoop:
         usage = usage_counts(message.get("usage"))
         for key in USAGE_KEYS:
             self.totals[key] += usage[key]
-        budgets = self.orchestrator.budgets
-        if budgets is not None and self.record.admission is not None:
-            budgets.settle(self.record.admission, self.record.model, usage)
-            self.record.admission = None
-
-    def _admit_next(self, request: dict[str, Any]) -> str | None:
-        try:
-            self.orchestrator.admit(request, self.record, self.routes)
-        except (BillingError, RateLimitError) as exc:
-            return f"a budget or rate limit ({exc.message})"
-        return None
+        self.budget.spent(usage)
 
     def _save(self, produced: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        ran_server_tools = len(produced) > 1 or bool(results)
-        if self.record.session_id and ran_server_tools:
-            splice.save_trace(self.record.session_id, self._shown.message(), produced, results)
+        if self.session_id and self.ran_server_tools:
+            splice.save_trace(self.session_id, self._shown.message(), produced, results)
+
+
+def _fed(translator: Any, item: Any) -> Any:
+    """Feed one upstream item to a format translator; a malformed item is an upstream error."""
+    try:
+        return translator.feed(item)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UpstreamError(f"The upstream stream was malformed: {exc}") from exc
 
 
 def _content_ops(message: dict[str, Any]) -> Iterator[Op]:
     for block in message.get("content") or []:
         if block.get("type") == "text" and block.get("text"):
-            yield ("text", block["text"])
+            yield Text(block["text"])
         elif block.get("type") == "thinking":
-            yield ("thinking", block.get("thinking", ""))
+            yield Thinking(block.get("thinking", ""))
             if block.get("signature"):
-                yield ("signature", block["signature"])
+                yield Signature(block["signature"])
 
 
 def _history(message: dict[str, Any]) -> dict[str, Any]:
@@ -270,7 +266,7 @@ def _progress(call: dict[str, Any]) -> str:
 
 
 class AgentTranslator:
-    """Applies ops to a :class:`StreamBuilder`: the loop's stream as Anthropic events."""
+    """Applies ops to the client's :class:`StreamBuilder`: the loop's turn as Anthropic events."""
 
     def __init__(self, builder: StreamBuilder) -> None:
         self.builder = builder
@@ -286,27 +282,45 @@ class AgentTranslator:
         return self.builder.error("api_error", "The tool loop ended without an answer.")
 
 
-def apply(builder: StreamBuilder, op: Op) -> list[Event]:
-    """Feed one op to ``builder``; the events it emits."""
-    kind = op[0]
-    if kind == "text":
-        return builder.text(op[1])
-    if kind == "thinking":
-        return builder.thinking(op[1])
-    if kind == "signature":
-        return builder.thinking_signature(op[1])
-    if kind == "tool":
-        call = op[1]
-        return (builder.tool_start(call["id"], call["id"], call["name"])
-                + builder.tool_args(call["id"], _json(call.get("input") or {})))
-    if kind == "block":
-        return builder.block(op[1])
-    _, stop_reason, usage = op
-    return builder.finish(stop_reason, usage)
+@dataclass
+class AgentSource:
+    """The loop's turn as a stream source for :mod:`app.pump`; its first step is already open."""
 
+    loop: AgentLoop
+    first: UpstreamStream
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    @property
+    def provider(self) -> str:
+        """The provider that answered the first step."""
+        return self.first.provider
+
+    @property
+    def model(self) -> str:
+        """The model that answered the first step."""
+        return self.first.model
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The first step's upstream headers the client may see."""
+        return self.first.headers
+
+    @property
+    def items(self) -> Iterator[Op]:
+        """The turn's ops."""
+        return self.loop.ops(self.first)
+
+    def translator(self, builder: StreamBuilder) -> AgentTranslator:
+        """Ops onto the client's builder."""
+        return AgentTranslator(builder)
+
+    def close(self) -> None:
+        """The client went away: abort the model call in progress (tools finish on their own)."""
+        current = self.loop.current
+        if current is not None:
+            current.close()
+
+    def release(self) -> None:
+        """Each step releases its own upstream connection."""
 
 
 def run_to_message(loop: AgentLoop, builder: StreamBuilder) -> dict[str, Any]:
@@ -314,4 +328,3 @@ def run_to_message(loop: AgentLoop, builder: StreamBuilder) -> dict[str, Any]:
     for op in loop.ops():
         apply(builder, op)
     return builder.accumulator.message
-

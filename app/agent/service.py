@@ -1,4 +1,4 @@
-"""The agent path of ``/v1/messages``: when it applies, and how a turn is answered.
+"""The agent path of ``/v1/messages``: when it applies, and the turn it runs.
 
 A request takes this path when the gateway has tools of its own to offer (``server`` mode, a
 ``WORKSPACE_ROOT``, a safe bind) or when it carries Claude Code's web-search server tool and
@@ -8,20 +8,15 @@ A request takes this path when the gateway has tools of its own to offer (``serv
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from app.accounting.usage import RequestRecord
 from app.agent import splice, websearch
-from app.agent.loop import AgentLoop, AgentTranslator, Turn, run_to_message
+from app.agent.loop import Turn
 from app.agent.policy import offered_tools
-from app.anthropic.events import StreamBuilder
 from app.config import Config
 from app.logging import get_logger
-from app.orchestrator import Orchestrator
-from app.providers.base import CallContext, UpstreamStream
-from app.routing import Route
 from app.tools.base import Tool, ToolContext
 from app.tools.paths import Workspace
 
@@ -39,28 +34,11 @@ def tools_off_reason(config: Config) -> str | None:
     return None
 
 
-@dataclass
-class AgentStream(UpstreamStream):
-    """The loop's ops as an upstream stream, so the streaming machinery serves it unchanged."""
-
-    loop: AgentLoop | None = None
-
-    def close(self) -> None:
-        """The client went away: abort the model call in progress (tools finish on their own)."""
-        current = self.loop.current if self.loop else None
-        if current is not None:
-            current.close()
-
-    def release(self) -> None:
-        """Each step releases its own upstream connection."""
-
-
 class Agent:
-    """Decides whether a request runs through the tool loop, and runs it."""
+    """Decides whether a request runs through the tool loop, and prepares its turn."""
 
-    def __init__(self, config: Config, orchestrator: Orchestrator) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.orchestrator = orchestrator
         self.off_reason = tools_off_reason(config)
         self.registry: Mapping[str, Tool] = {} if self.off_reason else _registry()
         self.workspace = None if self.off_reason else Workspace(
@@ -86,23 +64,6 @@ class Agent:
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
         return Turn(request, offered, tool_ctx, web)
-
-    def complete(self, turn: Turn, ctx: CallContext, record: RequestRecord, routes: list[Route],
-                 builder: StreamBuilder) -> dict[str, Any]:
-        """Run the turn to its end; the message the client gets."""
-        return run_to_message(AgentLoop(self.orchestrator, turn, ctx, record, routes, streaming=False), builder)
-
-    def opener(self, turn: Turn, ctx: CallContext, record: RequestRecord,
-               routes: list[Route]) -> Callable[[], UpstreamStream]:
-        """Opens the turn's first model call (raising before any byte, for fallback and status)."""
-        loop = AgentLoop(self.orchestrator, turn, ctx, record, routes, streaming=True)
-
-        def open_stream() -> UpstreamStream:
-            first = self.orchestrator.opener(turn.request, ctx, record, routes)()
-            return AgentStream(first.provider, first.model, first.response, loop.ops(first), AgentTranslator,
-                               first.headers, loop=loop)
-
-        return open_stream
 
 
 def _registry() -> Mapping[str, Tool]:

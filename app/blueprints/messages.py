@@ -8,23 +8,22 @@ ignored: Claude Code sends ``?beta=true``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import Blueprint, Response, request
 
 from app.accounting.usage import RequestRecord
-from app.agent.loop import Turn
 from app.anthropic import sse, tokens
 from app.anthropic.events import StreamBuilder
 from app.cache.prompt import hit_events
 from app.errors import InvalidRequestError, LynkrError, OverloadedError
+from app.exchange import Exchange
 from app.metrics.recorder import metrics_of
-from app.providers.base import CallContext, Reply, UpstreamStream
-from app.resilience.drain import Slot
+from app.orchestrator import StreamAnswer
+from app.providers.base import CallContext
+from app.pump import running_readers
 from app.resilience.retry import queued_ms_from_header
-from app.routing import Route
 from app.storage.sessions import session_id_from
 from app.web import streaming
 from app.web.schemas import validate_count_tokens_request, validate_messages_request
@@ -71,40 +70,30 @@ def create_message() -> Response:
         metrics_of().shed("concurrency")
         raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
                               headers={"retry-after": "1"})
-    started = time.perf_counter()
     record = _record(body)
     ctx = CallContext(request_id=record.request_id, requested_model=body["model"],
                       anthropic_version=request.headers.get("anthropic-version"),
                       anthropic_beta=request.headers.get("anthropic-beta"))
+    exchange = Exchange(body, ctx, record, svc.orchestrator.cache, slot.release)
     try:
-        routes = svc.orchestrator.routes(body)
-        svc.orchestrator.admit(body, record, routes)
-        turn = svc.agent.prepare(body, record)
-        if turn is not None:
-            return _agent(svc, turn, body, ctx, record, started, routes, slot)
-        hit = svc.orchestrator.cached(body, ctx, record, routes)
-        if hit is not None:
-            slot.release()
-            return _cached(svc, body, hit, record, started)
-        if body.get("stream"):
-            return _stream(svc, body, ctx, record, started, routes, slot)
-        response = _complete(svc, body, ctx, record, started, routes, slot)
-    except LynkrError as exc:
-        slot.release()
-        record.status, record.error_type = exc.status, exc.error_type
-        _lynkr_headers(record)
-        svc.orchestrator.finish(record, body, None, started)
-        raise
-    except Exception:
-        slot.release()  # a bug must not leak the worker's slot; the error handler answers 500
-        raise
-    return response
+        outcome = svc.orchestrator.handle(exchange)
+    finally:
+        _log_route(request.environ["lynkr.log"], record)
+    if isinstance(outcome, StreamAnswer):
+        return _sse(svc, outcome, record)
+    headers = {**outcome.headers, **_lynkr_headers(record)}
+    if exchange.stream:  # a prompt-cache hit, replayed as a stream
+        events = hit_events(outcome.message, StreamBuilder(message_id=outcome.message["id"],
+                                                           model=outcome.message["model"]))
+        return Response(b"".join(sse.encode(e) for e in events), status=200, mimetype="text/event-stream",
+                        headers={**SSE_HEADERS, **headers})
+    return json_response(outcome.message, headers=headers)
 
 
 def _shed(svc: Services) -> None:
     start = request.headers.get("X-Request-Start")
     queued = queued_ms_from_header(start, time.time()) if start else None
-    reason = svc.shedder.check(svc.limiter.in_flight, queued, streaming.running_readers())
+    reason = svc.shedder.check(svc.limiter.in_flight, queued, running_readers())
     if reason:
         metrics_of().shed(reason)
         raise OverloadedError(f"Lynkr is overloaded ({reason}); retry shortly.", status=503,
@@ -121,78 +110,26 @@ def _record(body: dict[str, Any]) -> RequestRecord:
 
 
 def _lynkr_headers(record: RequestRecord) -> dict[str, str]:
-    _log_route(request.environ["lynkr.log"], record)
     return {"X-Lynkr-Provider": record.provider or "", "X-Lynkr-Model": record.model or "",
             "X-Lynkr-Route-Reason": record.route_reason or ""}
 
 
-def _cached(svc: Services, body: dict[str, Any], hit: dict[str, Any], record: RequestRecord,
-            started: float) -> Response:
-    record.status = 200
-    svc.orchestrator.finish(record, body, hit, started)
-    headers = {**_lynkr_headers(record), "X-Lynkr-Cache": "hit"}
-    if body.get("stream"):
-        events = hit_events(hit, StreamBuilder(message_id=hit["id"], model=hit["model"]))
-        return Response(b"".join(sse.encode(e) for e in events), status=200, mimetype="text/event-stream",
-                        headers={**SSE_HEADERS, **headers})
-    return json_response(hit, headers=headers)
-
-
-def _complete(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-              started: float, routes: list[Route], slot: Slot) -> Response:
-    reply: Reply = svc.orchestrator.complete(body, ctx, record, routes)
-    slot.release()
-    record.status = 200
-    svc.orchestrator.finish(record, body, reply.message, started)
-    return json_response(reply.message, headers={**reply.headers, **_lynkr_headers(record)})
-
-
-def _stream(svc: Services, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-            started: float, routes: list[Route], slot: Slot) -> Response:
-    builder = svc.orchestrator.stream_builder(body, message_id=_message_id(record), model=body["model"])
-    return _sse(svc, svc.orchestrator.opener(body, ctx, record, routes), builder,
-                svc.orchestrator.stream_done(record, body, started), record, slot)
-
-
-def _agent(svc: Services, turn: Turn, body: dict[str, Any], ctx: CallContext, record: RequestRecord,
-           started: float, routes: list[Route], slot: Slot) -> Response:
-    """A turn through the server-side tool loop, as JSON or SSE; never prompt-cached."""
-    builder = StreamBuilder(message_id=_message_id(record), model=body["model"])
-    if body.get("stream"):
-        return _sse(svc, svc.agent.opener(turn, ctx, record, routes), builder,
-                    svc.orchestrator.stream_done(record, body, started, cache=False), record, slot)
-    message = svc.agent.complete(turn, ctx, record, routes, builder)
-    slot.release()
-    record.status = 200
-    svc.orchestrator.finish(record, body, message, started)
-    return json_response(message, headers=_lynkr_headers(record))
-
-
-def _sse(svc: Services, opener: Callable[[], UpstreamStream], builder: StreamBuilder,
-         report: Callable[[StreamBuilder, LynkrError | None], None], record: RequestRecord,
-         slot: Slot) -> Response:
-    config = svc.config
-    start = streaming.begin(opener, config.keepalive_commit_ms / 1000)
+def _sse(svc: Services, answer: StreamAnswer, record: RequestRecord) -> Response:
     log_fields = request.environ["lynkr.log"]
 
     def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
-        slot.release()
-        report(finished, failure)
+        answer.on_done(finished, failure)
         # The access line is written after the stream: it names who really answered.
         _log_route(log_fields, record)
 
-    headers = {**SSE_HEADERS, **(start.stream.headers if start.stream else {}), **_lynkr_headers(record)}
-    body_iter = streaming.generate(start, builder, config.ping_interval_ms / 1000, done)
-    return Response(body_iter, status=200, mimetype="text/event-stream", headers=headers)
+    body = streaming.generate(answer.start, answer.builder, svc.config.ping_interval_ms / 1000, done)
+    return Response(body, status=200, mimetype="text/event-stream",
+                    headers={**SSE_HEADERS, **answer.headers, **_lynkr_headers(record)})
 
 
 def _log_route(fields: dict[str, Any], record: RequestRecord) -> None:
     """Name who answered on the request's access log line."""
     fields.update(provider=record.provider, model=record.model, route_reason=record.route_reason)
-
-
-def _message_id(record: RequestRecord) -> str:
-    return "msg_" + record.request_id.removeprefix("req_")
 
 
 @bp.post("/v1/messages/count_tokens")

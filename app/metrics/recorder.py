@@ -25,6 +25,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
 from app.config import Config
+from app.errors import TRANSPORT_ERRORS, LynkrError, ReadTimeoutError
 from app.metrics.series import BREAKER_STATES, USAGE_KINDS, Series, process_series
 
 EXTENSION = "lynkr.metrics"
@@ -266,11 +267,11 @@ def route_template(environ: Mapping[str, Any]) -> str:
     return rule.rule if rule is not None else UNMATCHED
 
 
-def outcome_of(status: int | None, transport: str | None = None) -> str:
-    """A bounded label for how an upstream call ended."""
-    if transport == "timeout":
+def outcome_of(status: int | None, failure: LynkrError | None = None) -> str:
+    """A bounded label for how an upstream call ended (``failure``: the error it raised)."""
+    if isinstance(failure, ReadTimeoutError):
         return "timeout"
-    if transport is not None:
+    if isinstance(failure, TRANSPORT_ERRORS):
         return "connect_error"
     if status is None or status < 400:
         return "success"

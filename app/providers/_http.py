@@ -18,9 +18,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
-from app.errors import LynkrError, UpstreamError, UpstreamTimeoutError
+from app.errors import (
+    ConnectFailedError,
+    ConnectionBrokenError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
+    LynkrError,
+    ReadTimeoutError,
+    UpstreamError,
+)
 from app.resilience.retry import client_retry_after, parse_retry_after
 
 # Hop-by-hop and transport headers never copied from one side to the other.
@@ -88,23 +97,59 @@ def _prepared_url(url: str) -> str:
 
 @contextmanager
 def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
-    """Translate ``requests``/``urllib3`` failures into errors that name the provider."""
+    """Translate ``requests``/``urllib3`` failures of a request into the transport error classes.
+
+    Covers sending, reading the headers and reading a body (``response.content``): a body that
+    breaks off after the headers is a :class:`ConnectionBrokenError` or :class:`ReadTimeoutError`,
+    never a foreign exception.
+    """
     where = urlsplit(url).netloc or url
     try:
         yield
     except requests.ConnectTimeout as exc:
-        raise UpstreamTimeoutError(f"Timed out connecting to {provider} at {where}.",
-                                   provider=provider, transport="connect") from exc
+        raise ConnectTimeoutError(f"Timed out connecting to {provider} at {where}.", provider=provider) from exc
     except requests.ReadTimeout as exc:
-        raise UpstreamTimeoutError(f"{provider} at {where} did not answer in time.",
-                                   provider=provider, transport="timeout") from exc
+        raise ReadTimeoutError(f"{provider} at {where} did not answer in time.", provider=provider) from exc
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise ConnectionBrokenError(f"The connection to {provider} at {where} broke mid-answer.",
+                                    provider=provider) from exc
     except requests.ConnectionError as exc:
-        reason = _reason(exc)
-        raise UpstreamError(f"Could not connect to {provider} at {where}: {reason}.", provider=provider,
-                            transport="refused" if reason == "connection refused" else "connect") from exc
+        raise _connection_error(provider, where, exc) from exc
     except requests.RequestException as exc:
-        raise UpstreamError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider,
-                            transport="connect") from exc
+        raise ConnectFailedError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise _stream_error(provider, where, exc) from exc
+
+
+@contextmanager
+def map_stream_exceptions(provider: str, url: str = "") -> Iterator[None]:
+    """Translate a failure while reading an open stream (``urllib3`` or the socket's own)."""
+    where = urlsplit(url).netloc or url
+    try:
+        yield
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise _stream_error(provider, where, exc) from exc
+
+
+def _connection_error(provider: str, where: str, exc: requests.ConnectionError) -> UpstreamError:
+    """A ``requests.ConnectionError``: no connection, or one that broke or timed out mid-body."""
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
+        return ReadTimeoutError(f"{provider} at {where} did not answer in time.", provider=provider)
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return ConnectionBrokenError(f"The connection to {provider} at {where} broke mid-answer.",
+                                     provider=provider)
+    reason = _reason(exc)
+    error = ConnectRefusedError if reason == "connection refused" else ConnectFailedError
+    return error(f"Could not connect to {provider} at {where}: {reason}.", provider=provider)
+
+
+def _stream_error(provider: str, where: str, exc: BaseException) -> UpstreamError:
+    if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, requests.ReadTimeout, TimeoutError)):
+        return ReadTimeoutError(f"{provider} at {where} went silent mid-stream past the read timeout.",
+                                provider=provider)
+    return ConnectionBrokenError(f"The stream from {provider} at {where} broke: {type(exc).__name__}.",
+                                 provider=provider)
 
 
 def _reason(exc: BaseException) -> str:

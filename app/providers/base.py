@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,7 +30,13 @@ from app.anthropic.sse import SSEDecoder
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
-from app.providers._http import HttpClient, client_headers, shutdown_response
+from app.providers._http import (
+    HttpClient,
+    client_headers,
+    map_requests_exceptions,
+    map_stream_exceptions,
+    shutdown_response,
+)
 from app.providers.capabilities import CapabilityTable, ModelCapabilities
 from app.routing import resolve_model
 
@@ -145,10 +151,12 @@ class Provider(ABC):
         if missing:
             raise ProviderNotConfiguredError(self.name, missing)
 
-    def incompatibility(self, request: dict[str, Any], estimated_tokens: int, model: str | None = None) -> str | None:
-        """Why this provider's model (``model``, else the mapped one) cannot take ``request``."""
+    def incompatibility(self, request: Mapping[str, Any], estimated_tokens: int, images: bool,
+                        model: str | None = None) -> str | None:
+        """Why this provider's model (``model``, else the mapped one) cannot take ``request``
+        (``images``: whether it carries any)."""
         caps = self.caps(model or self.upstream_model(str(request.get("model", ""))))
-        if not caps.vision and has_images(request):
+        if not caps.vision and images:
             return "vision_incompatible"
         if estimated_tokens > caps.context_window:
             return "context_too_long"
@@ -185,7 +193,9 @@ class Provider(ABC):
         headers = client_headers(response.headers)
         if response.status_code >= 400:
             try:
-                error = self.error_for(response.status_code, response.content, headers)
+                with map_requests_exceptions(self.name, upstream.url):
+                    content = response.content
+                error = self.error_for(response.status_code, content, headers)
             finally:
                 response.close()
             error.retry_after = response.headers.get("retry-after")
@@ -196,7 +206,9 @@ class Provider(ABC):
         """Send a non-streaming request and return the complete answer."""
         upstream, response, headers = self._post(request, ctx, stream=False)
         try:
-            body = orjson.loads(response.content)
+            with map_requests_exceptions(self.name, upstream.url):
+                content = response.content
+            body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"{self.name} answered with a body that is not JSON.",
                                 provider=self.name) from exc
@@ -205,8 +217,18 @@ class Provider(ABC):
     def open_stream(self, request: dict[str, Any], ctx: CallContext) -> UpstreamStream:
         """Open a streaming request; raises before returning when the upstream refuses."""
         upstream, response, headers = self._post(request, ctx, stream=True)
-        return UpstreamStream(self.name, upstream.model, response, self.stream_items(response),
+        items = self._guarded(self.stream_items(response), upstream.url)
+        return UpstreamStream(self.name, upstream.model, response, items,
                               lambda builder: self.translator(builder, request, upstream.model), headers)
+
+    def _guarded(self, items: Iterator[Any], url: str) -> Iterator[Any]:
+        """``items`` with every read failure raised as this provider's :class:`LynkrError`."""
+        with map_stream_exceptions(self.name, url):
+            try:
+                yield from items
+            except ValueError as exc:  # an SSE or NDJSON payload that is not JSON
+                raise UpstreamError(f"{self.name} sent a stream event that is not valid JSON.",
+                                    provider=self.name) from exc
 
     def probe(self) -> dict[str, Any]:
         """A one-token request: reachable, authenticated, model known."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -118,11 +118,12 @@ class OllamaProvider(Provider):
 
     # -- what a model can do ----------------------------------------------------------------------
 
-    def incompatibility(self, request: dict[str, Any], estimated_tokens: int, model: str | None = None) -> str | None:
+    def incompatibility(self, request: Mapping[str, Any], estimated_tokens: int, images: bool,
+                        model: str | None = None) -> str | None:
         """Tools for a model without tool support make the request incompatible, too."""
         if request.get("tools") and not self.supports_tools(model or str(request.get("model", ""))):
             return "tool_incompatible"
-        return super().incompatibility(request, estimated_tokens, model)
+        return super().incompatibility(request, estimated_tokens, images, model)
 
     def supports_tools(self, model: str) -> bool:
         """Whether the Ollama model (or the one a Claude name maps to) takes ``tools``."""

@@ -18,7 +18,7 @@ from responses import registries
 
 from app.anthropic.events import validate_stream
 from app.anthropic.sse import SSEDecoder
-from app.web.streaming import running_readers
+from app.pump import running_readers
 from tests.conftest import DATABRICKS_URL
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.web.streaming import running_readers
+from app.pump import running_readers
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply
 from tests.integration.test_messages_anthropic import make_request

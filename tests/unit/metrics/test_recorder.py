@@ -16,6 +16,14 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.accounting.pricing import PriceTable
+from app.errors import (
+    ConnectFailedError,
+    ConnectionBrokenError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
+    LynkrError,
+    ReadTimeoutError,
+)
 from app.metrics.multiproc import prepare
 from app.metrics.recorder import NULL_METRICS, BoundedLabel, Metrics, NullMetrics, outcome_of
 from app.metrics.summary import quantile
@@ -364,10 +372,11 @@ def test_model_label_is_bounded() -> None:
 
 @pytest.mark.parametrize(("status", "transport", "outcome"), [
     (200, None, "success"), (429, None, "rate_limited"), (529, None, "overloaded"), (503, None, "overloaded"),
-    (500, None, "server_error"), (400, None, "client_error"), (None, "timeout", "timeout"),
-    (None, "refused", "connect_error"), (None, "connect", "connect_error"),
+    (500, None, "server_error"), (400, None, "client_error"), (None, ReadTimeoutError("t"), "timeout"),
+    (None, ConnectRefusedError("r"), "connect_error"), (None, ConnectFailedError("c"), "connect_error"),
+    (None, ConnectTimeoutError("ct"), "connect_error"), (None, ConnectionBrokenError("b"), "connect_error"),
 ])
-def test_upstream_outcomes(status: int | None, transport: str | None, outcome: str) -> None:
+def test_upstream_outcomes(status: int | None, transport: LynkrError | None, outcome: str) -> None:
     assert outcome_of(status, transport) == outcome
 
 

@@ -1,0 +1,101 @@
+"""One client request on its way through the gateway, and the facts of its body, computed once.
+
+The view builds an :class:`Exchange` (body, call context, usage record, the worker slot it
+holds) and hands it to :meth:`app.orchestrator.Orchestrator.handle`. Everything downstream reads
+the body's facts from :class:`RequestFacts` — the token estimate, whether it carries images,
+whether its answer may be cached, its cache key per target — so no consumer recomputes them.
+The exchange is settled exactly once (:meth:`Exchange.settle`): the slot is given back there and
+nowhere else, whatever the exit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from app.accounting.usage import RequestRecord
+from app.anthropic.tokens import count_tokens, estimate_tokens
+from app.cache.prompt import PromptCache
+from app.providers.base import CallContext, has_images
+
+
+class RequestFacts:
+    """Facts of one request body, each computed on first use and then kept."""
+
+    def __init__(self, request: dict[str, Any], cache: PromptCache) -> None:
+        self.request = request
+        self._cache = cache
+        self._keys: dict[tuple[str, str], str] = {}
+
+    @cached_property
+    def estimated_tokens(self) -> int:
+        """The routing estimate of the prompt's size."""
+        return estimate_tokens(self.request)
+
+    @cached_property
+    def prompt_tokens(self) -> int:
+        """The prompt counted with the tokenizer (for a cache miss's usage)."""
+        return count_tokens(self.request)
+
+    @cached_property
+    def images(self) -> bool:
+        """Whether any message carries an image."""
+        return has_images(self.request)
+
+    @cached_property
+    def cacheable(self) -> bool:
+        """Whether an answer to this request may be looked up in and stored to the prompt cache."""
+        return self._cache.cacheable_request(self.request)
+
+    def cache_key(self, provider: str, model: str) -> str:
+        """The prompt-cache key of this request as answered by ``model`` on ``provider``."""
+        target = (provider, model)
+        if target not in self._keys:
+            self._keys[target] = self._cache.key(self.request, provider, model)
+        return self._keys[target]
+
+
+@dataclass
+class Exchange:
+    """One ``/v1/messages`` request: what the client sent and what has happened to it so far.
+
+    ``upstream`` is the request the model is sent: the client's body, or the agent's turn with
+    Lynkr's tools added; ``facts`` describe it.
+    """
+
+    body: dict[str, Any]
+    ctx: CallContext
+    record: RequestRecord
+    cache: PromptCache
+    release_slot: Callable[[], None]
+    started: float = field(default_factory=time.perf_counter)
+    upstream: dict[str, Any] = field(init=False)
+    facts: RequestFacts = field(init=False)
+    _settled: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.use_upstream(self.body)
+
+    @property
+    def stream(self) -> bool:
+        """Whether the client asked for an SSE stream."""
+        return bool(self.body.get("stream"))
+
+    def use_upstream(self, request: dict[str, Any]) -> None:
+        """Send ``request`` upstream instead of the client's body (the agent's turn)."""
+        self.upstream = request
+        self.facts = RequestFacts(request, self.cache)
+
+    def settle(self) -> bool:
+        """Mark the exchange settled and give its slot back; False when it already was."""
+        with self._lock:
+            if self._settled:
+                return False
+            self._settled = True
+        self.release_slot()
+        return True
