@@ -98,22 +98,29 @@ class StdioTransport:
             os.killpg(process.pid, signal.SIGKILL)
 
     def _read_stdout(self, stdout: IO[bytes], sink: Sink) -> None:
-        for line in stdout:
-            if not line.strip():
-                continue
-            try:
-                payload = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.warning("MCP server %s wrote a line that is not JSON to stdout: %.200s", self.server_id,
-                            line.decode("utf-8", errors="replace").rstrip(), extra={"mcp_server": self.server_id})
-                continue
-            try:
-                sink.message(payload)
-            except ProtocolError as exc:
-                log.warning("MCP server %s: %s", self.server_id, exc, extra={"mcp_server": self.server_id})
+        with stdout:
+            for line in stdout:
+                if line.strip():
+                    self._deliver(line, sink)
         sink.closed(self._exit_reason())
 
+    def _deliver(self, line: bytes, sink: Sink) -> None:
+        try:
+            payload = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            log.warning("MCP server %s wrote a line that is not JSON to stdout: %.200s", self.server_id,
+                        line.decode("utf-8", errors="replace").rstrip(), extra={"mcp_server": self.server_id})
+            return
+        try:
+            sink.message(payload)
+        except ProtocolError as exc:
+            log.warning("MCP server %s: %s", self.server_id, exc, extra={"mcp_server": self.server_id})
+
     def _read_stderr(self, stderr: IO[bytes]) -> None:
+        with stderr:
+            self._log_stderr(stderr)
+
+    def _log_stderr(self, stderr: IO[bytes]) -> None:
         for line in stderr:
             text = line.decode("utf-8", errors="replace").rstrip()
             if text:

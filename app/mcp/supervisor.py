@@ -125,6 +125,7 @@ class ManagedServer:
                 self._announce("failed", failure)
             else:
                 client.wait_closed()
+                client.transport.close()  # reap the process and release its pipes
                 if self._stopping.is_set():
                     return
                 if time.monotonic() - started >= STABLE_AFTER_S:

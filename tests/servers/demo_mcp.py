@@ -69,7 +69,10 @@ def env(name: str) -> str:
 
 @server.tool(description="Write text to a file.")
 def write(path: str, text: str) -> str:
-    Path(path).write_text(text)
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise ToolError(f"{exc.strerror}: {path}") from exc
     return f"wrote {len(text)} characters to {path}"
 
 
