@@ -61,12 +61,21 @@ def migrate(config: Config, *, quiet: bool = False) -> int:
 
     ``lynkr serve`` runs ``lynkr migrate`` in a child process before gunicorn starts (see :func:`serve`).
     """
+    from app.console.progress import Progress
     from app.storage.db import bind, make_database
     from app.storage.migrate import migrate as apply
+    from app.storage.migrate import pending
 
     database = make_database(config)
     bind(database)
-    applied = apply(database)
+    with database.connection_context():
+        todo = len(pending(database))
+    # Off a terminal each migration is already one JSON log line (what `lynkr serve` keeps).
+    if quiet or not todo or not sys.stderr.isatty():
+        applied = apply(database)
+    else:
+        with Progress("migrating", total=todo) as progress:
+            applied = apply(database, on_applied=progress.advance)
     database.close_all()
     if not quiet:
         print(f"applied {len(applied)} migration(s)" + (f": {applied}" if applied else ""))
@@ -154,18 +163,23 @@ def serve(config: Config) -> int:
 
 def check(config: Config) -> int:
     """Print the masked configuration and the provider's status; non-zero when unusable."""
+    from app.console.progress import Progress
     from app.factory import capability_table
     from app.providers import build_providers
 
     print(json.dumps({"config": config.masked()}, indent=2, default=str))
     provider = build_providers(config, capability_table(config))[config.model_provider]
     missing = provider.missing_settings()
-    if missing:
-        result: dict[str, Any] = {"ok": False, "provider": provider.name,
-                                  "error": "not configured: set " + ", ".join(missing)}
-    else:
-        result = provider.probe()
-    print(json.dumps({"provider": result, "service": _service_status(config)}, indent=2))
+    with Progress("checking", total=2) as progress:
+        if missing:
+            result: dict[str, Any] = {"ok": False, "provider": provider.name,
+                                      "error": "not configured: set " + ", ".join(missing)}
+        else:
+            result = provider.probe()
+        progress.advance(f"provider {provider.name}")
+        service = _service_status(config)
+        progress.advance(f"gateway {service['url']}")
+    print(json.dumps({"provider": result, "service": service}, indent=2))
     return 0 if result.get("ok") else 1
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 
@@ -44,8 +44,11 @@ def pending(database: Database) -> list[tuple[int, str]]:
     return [(v, name) for v, name in available() if v not in done]
 
 
-def migrate(database: Database) -> list[int]:
-    """Apply every pending migration; returns the versions applied now."""
+def migrate(database: Database, on_applied: Callable[[str], None] | None = None) -> list[int]:
+    """Apply every pending migration; returns the versions applied now.
+
+    ``on_applied`` is called with each migration's name once it is applied (a progress display).
+    """
     done: list[int] = []
     with database.connection_context():
         if not pending(database):
@@ -59,6 +62,8 @@ def migrate(database: Database) -> list[int]:
                 database.execute_sql(insert, (version,))
                 log.info("applied migration %s", name)
                 done.append(version)
+                if on_applied is not None:
+                    on_applied(name)
     return done
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -180,6 +181,31 @@ def test_init_asks_checks_ollama_writes_env_and_probes(tmp_path: Path, ollama: F
     assert sorted(r.body["model"] for r in ollama.show_requests()) == ["gemma3:4b", "qwen2.5-coder:7b"]
     assert len(ollama.chat_requests()) == 1  # the probe `lynkr check` makes
     assert '"ok": true' in result.stdout
+    assert "checking: 1/2 provider ollama\n" in result.stderr  # progress off a terminal: plain lines
+
+
+def test_migrate_draws_a_bar_on_a_terminal(tmp_path: Path) -> None:
+    main, child = pty.openpty()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "PYTHONPATH": str(REPO),
+           "SESSION_DB_PATH": str(tmp_path / "fresh.db"), "LOG_LEVEL": "error"}
+    proc = subprocess.Popen([sys.executable, "-m", "app", "migrate"], cwd=tmp_path, env=env, stdin=child,
+                            stdout=child, stderr=child)
+    os.close(child)
+    output = b""
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    assert proc.wait(timeout=60) == 0
+    os.close(main)
+    text = output.decode()
+    versions = len(list((REPO / "migrations").glob("[0-9][0-9][0-9][0-9]_*.py")))
+    assert f"\r\x1b[2Kmigrating [{'#' * 28}] {versions}/{versions} " in text
+    assert f"applied {versions} migration(s)" in text
 
 
 def test_init_warns_about_a_model_without_tools_and_names_the_pull_for_a_missing_one(

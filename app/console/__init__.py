@@ -1,0 +1,1 @@
+"""What the ``lynkr`` command shows on a terminal while it works."""
