@@ -29,7 +29,7 @@ def plain(value: float) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
 
 
-def time_columns(columns: Sequence[Column], *, width: int = 720, height: int = 200,
+def time_columns(columns: Sequence[Column], *, width: int = 1080, height: int = 220,
                  label: str = "requests") -> Markup:
     """Stacked columns per time bucket: successful requests, errors on top, with a time axis."""
     left, bottom, top = 44, 22, 10
@@ -37,7 +37,7 @@ def time_columns(columns: Sequence[Column], *, width: int = 720, height: int = 2
     peak = max((c.total for c in columns), default=0)
     scale = _nice_ceiling(peak)
     step = plot_w / max(len(columns), 1)
-    parts = [_svg_open(width, height, f"{label} over time"),
+    parts = [_svg_open(width, height, f"{label} over time", "chart wide"),
              _hline(left, width - 8, top, "grid"), _hline(left, width - 8, top + plot_h, "axis"),
              _text(left - 6, top + 4, plain(scale), "tick", anchor="end"),
              _text(left - 6, top + plot_h, "0", "tick", anchor="end")]
@@ -50,16 +50,18 @@ def time_columns(columns: Sequence[Column], *, width: int = 720, height: int = 2
         parts.append(_rect(x, top + plot_h - ok_h, step * 0.8, ok_h, "bar", tip))
         if err_h:
             parts.append(_rect(x, top + plot_h - ok_h - err_h, step * 0.8, err_h, "bar-error", tip))
-    for i in _axis_ticks(len(columns)):
+    ticks = _axis_ticks(len(columns))
+    for i in ticks:
         x = left + i * step + step / 2
-        parts.append(_text(x, height - 6, columns[i].start.strftime("%H:%M"), "tick", anchor="middle"))
+        anchor = "end" if i == ticks[-1] and len(ticks) > 1 else "middle"
+        parts.append(_text(x, height - 6, _tick_label(columns, i), "tick", anchor=anchor))
     return _svg(parts)
 
 
 def bars(items: Sequence[tuple[str, float]], *, fmt: Format = plain, width: int = 460,
          css: str = "bar", title: str = "bar chart") -> Markup:
     """Horizontal bars, one per ``(label, value)``, each labelled with its formatted value."""
-    row, label_w, value_w = 24, 150, 90
+    row, label_w, value_w = 24, 180, 90
     height = max(len(items), 1) * row + 4
     peak = max((value for _, value in items), default=0)
     plot_w = width - label_w - value_w
@@ -67,7 +69,7 @@ def bars(items: Sequence[tuple[str, float]], *, fmt: Format = plain, width: int 
     for i, (name, value) in enumerate(items):
         y = i * row + 2
         bar_w = value / peak * plot_w if peak else 0
-        parts.append(_text(label_w - 8, y + 16, _clip(name, 22), "label", anchor="end"))
+        parts.append(_text(label_w - 8, y + 16, _clip(name, 26), "label", anchor="end"))
         parts.append(_rect(label_w, y + 4, max(bar_w, 1.0), row - 8, css, f"{name}: {fmt(value)}"))
         parts.append(_text(label_w + bar_w + 6, y + 16, fmt(value), "value"))
     if not items:
@@ -102,6 +104,12 @@ def _axis_ticks(count: int, ticks: int = 6) -> list[int]:
     return sorted({round(i * (count - 1) / (ticks - 1)) for i in range(ticks)})
 
 
+def _tick_label(columns: Sequence[Column], i: int) -> str:
+    """Hours and minutes; the date too when the columns span more than a day."""
+    span = columns[-1].start - columns[0].start
+    return columns[i].start.strftime("%m-%d %H:%M" if span.days >= 1 else "%H:%M")
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
@@ -114,9 +122,9 @@ def _svg(parts: list[Markup]) -> Markup:
     return Markup("").join([*parts, _CLOSE])
 
 
-def _svg_open(width: float, height: float, title: str) -> Markup:
-    return Markup('<svg class="chart" role="img" aria-label="{}" width="{}" height="{}" viewBox="0 0 {} {}" '
-                  'xmlns="http://www.w3.org/2000/svg">').format(title, width, height, width, height)
+def _svg_open(width: float, height: float, title: str, css: str = "chart") -> Markup:
+    return Markup('<svg class="{}" role="img" aria-label="{}" width="{}" height="{}" viewBox="0 0 {} {}" '
+                  'xmlns="http://www.w3.org/2000/svg">').format(css, title, width, height, width, height)
 
 
 def _rect(x: float, y: float, w: float, h: float, css: str, tip: str) -> Markup:

@@ -17,7 +17,7 @@ from typing import Any
 
 from app.anthropic import sse
 from app.anthropic.events import Event, StreamBuilder
-from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
+from app.errors import ConnectionBrokenError, LynkrError, UpstreamError, error_for_event
 from app.logging import get_logger
 from app.pump import END, ITEM, OPEN, StreamStart
 
@@ -101,11 +101,14 @@ def _events_for(kind: str, value: Any, builder: StreamBuilder,
     """The events for one queued item, and the failure it ended the stream with, if any."""
     if kind == ITEM:
         try:
-            return translator.feed(value), None
+            events = translator.feed(value)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("upstream stream broke the protocol: %s", exc)
             error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
             return builder.error(error.error_type, error.message), error
+        # An error frame the upstream sent mid-stream (relayed, or translated from its own form).
+        frame = next((e for e in events if e.get("type") == "error"), None)
+        return events, error_for_event(frame.get("error")) if frame is not None else None
     if kind == END:
         events = translator.close() if translator else []
         if builder.grammar.stopped:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +20,14 @@ import requests
 
 from tests.e2e.browser import ConsoleErrors, chromium, screenshot
 from tests.e2e.helpers import ANTHROPIC_HEADERS, Gateway, message_body, wait_until
-from tests.fakes.anthropic_upstream import ErrorReply, FakeAnthropicUpstream
+from tests.fakes import anthropic_events as ev
+from tests.fakes.anthropic_upstream import ErrorReply, FakeAnthropicUpstream, JsonReply
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ADMIN_KEY = "sk-e2e-dashboard-admin-0123456789"
 SESSION = "sess-dashboard-e2e-1"
+TASK_TITLE = "Check the dashboard"
 REVOKE_DEADLINE_S = 8.0
 # What each [data-metric] cell shows, as the JSON path into /metrics/observability.
 METRICS = ("latency.count", "latency.p50_ms", "latency.p95_ms", "latency.p99_ms", "latency.mean_ms",
@@ -33,25 +36,40 @@ METRICS = ("latency.count", "latency.p50_ms", "latency.p95_ms", "latency.p99_ms"
            "fallback.attempts_total", "fallback.successes_total", "fallback.failures_total")
 
 
-def send(gateway: Gateway, key: str, text: str, **extra: Any) -> requests.Response:
+def send(gateway: Gateway, key: str, text: str, history: list[dict[str, Any]] | None = None,
+         **extra: Any) -> requests.Response:
+    """POST /v1/messages in the test's session: ``history`` and then ``text`` as the user's turn."""
     headers = {**ANTHROPIC_HEADERS, "x-api-key": key, "x-session-id": SESSION}
-    return requests.post(gateway.url + "/v1/messages", json=message_body(text, **extra), headers=headers,
-                         timeout=30)
+    messages = [*(history or []), {"role": "user", "content": text}]
+    return requests.post(gateway.url + "/v1/messages", json=message_body(text, messages=messages, **extra),
+                         headers=headers, timeout=30)
 
 
 def scripted_traffic(gateway: Gateway, upstream: FakeAnthropicUpstream) -> int:
-    """Plain, streamed, repeated (a cache hit) and failing requests; how many were sent."""
-    sent = 0
+    """One conversation of plain and streamed turns, a repeated first turn (a prompt-cache hit) and a
+    turn the upstream fails; how many requests were sent."""
+    history: list[dict[str, Any]] = []
     for i in range(4):
-        assert send(gateway, ADMIN_KEY, f"Question {i}").status_code == 200
-        sent += 1
+        answer = send(gateway, ADMIN_KEY, f"Question {i}", history)
+        assert answer.status_code == 200
+        history += [{"role": "user", "content": f"Question {i}"},
+                     {"role": "assistant", "content": answer.json()["content"]}]
     assert send(gateway, ADMIN_KEY, "Question 0").status_code == 200  # answered from the prompt cache
-    streamed = send(gateway, ADMIN_KEY, "Stream it", stream=True)
+    streamed = send(gateway, ADMIN_KEY, "Stream it", history, stream=True)
     assert streamed.status_code == 200
     assert "message_stop" in streamed.text
+    history.append({"role": "user", "content": "Stream it"})
+    history.append({"role": "assistant", "content": "Streamed."})
+    # The model calls one of the gateway's own tools, which runs it and asks the model again.
+    upstream.script(JsonReply(ev.message([ev.tool_use_block("workspace_task_create", {"title": TASK_TITLE},
+                                                            "toolu_dashboard_1")], stop_reason="tool_use")))
+    tasked = send(gateway, ADMIN_KEY, "Record a task", history)
+    assert tasked.status_code == 200
+    history += [{"role": "user", "content": "Record a task"},
+                {"role": "assistant", "content": tasked.json()["content"]}]
     upstream.script(ErrorReply(status=500))
-    assert send(gateway, ADMIN_KEY, "This one fails").status_code >= 500
-    return sent + 3
+    assert send(gateway, ADMIN_KEY, "This one fails", history).status_code >= 500
+    return 8
 
 
 def usage_rows(gateway: Gateway) -> int:
@@ -72,10 +90,10 @@ def number(text: str) -> float | None:
     return None if cleaned == "—" else float(cleaned)
 
 
-def test_dashboard_pages_in_chromium(make_gateway: Callable[..., Gateway],
-                                     mocked_upstream: FakeAnthropicUpstream) -> None:
+def test_dashboard_pages_in_chromium(make_gateway: Callable[..., Gateway], mocked_upstream: FakeAnthropicUpstream,
+                                     tmp_path: Path) -> None:
     gateway = make_gateway(LYNKR_ADMIN_KEYS=ADMIN_KEY, PROMPT_CACHE_ENABLED="true", API_RETRY_MAX_RETRIES=0,
-                           FALLBACK_ENABLED="false", BUDGET_KEY_DAILY_TOKENS=100_000)
+                           FALLBACK_ENABLED="false", BUDGET_KEY_DAILY_TOKENS=100_000, WORKSPACE_ROOT=tmp_path)
     sent = scripted_traffic(gateway, mocked_upstream)
     assert wait_until(lambda: usage_rows(gateway) == sent, timeout=10, interval=0.1), \
         f"{usage_rows(gateway)} usage rows of {sent} written:\n{gateway.log_text()[-3000:]}"
@@ -115,7 +133,12 @@ def test_dashboard_pages_in_chromium(make_gateway: Callable[..., Gateway],
         stored = requests.get(f"{gateway.url}/v1/sessions/{SESSION}", headers={"x-api-key": ADMIN_KEY},
                               timeout=10).json()
         assert page.inner_text("#turn-count") == str(len(stored["turns"]))
-        assert "Stream it" in page.inner_text("ol.turns")
+        turns = page.inner_text("ol.turns")
+        assert all(f"Question {i}" in turns for i in range(4))
+        assert "Stream it" in turns
+        tools = page.inner_text("#server-tools")
+        assert "workspace_task_create" in tools
+        assert TASK_TITLE in tools
         assert len(page.query_selector_all("#session-requests tbody tr")) == sent
         screenshot(page, "dashboard-session")
 

@@ -16,7 +16,7 @@ def heights(svg: str, css: str) -> list[float]:
 def test_columns_stack_errors_on_successes_scaled_to_a_round_maximum() -> None:
     columns = [Column(START + timedelta(minutes=i), total, errors)
                for i, (total, errors) in enumerate([(4, 1), (0, 0), (7, 0)])]
-    svg = str(time_columns(columns, height=200))
+    svg = str(time_columns(columns, width=720, height=200))
     plot = 200 - 22 - 10
     assert heights(svg, "bar") == [round(3 / 10 * plot, 1), 0.0, round(7 / 10 * plot, 1)]
     assert heights(svg, "bar-error") == [round(1 / 10 * plot, 1)]
@@ -30,7 +30,7 @@ def test_bars_escape_labels_and_scale_to_the_largest() -> None:
     assert "<script>" not in svg
     assert "&lt;script&gt;" in svg
     widths = [float(w) for w in re.findall(r'<rect class="bar" x="[\d.]+" y="[\d.]+" width="([\d.]+)"', svg)]
-    assert widths == [80.0, 160.0]  # plot width 400 - 150 - 90
+    assert widths == [65.0, 130.0]  # plot width 400 - 180 - 90
 
 
 def test_empty_bars_say_so() -> None:
