@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peewee import fn
+from peewee import SqliteDatabase, fn
 
 from app.storage.db import db
 from app.tools.base import ToolError
@@ -49,6 +49,7 @@ BATCH_FILES = 200
 INSERT_CHUNK = 500
 SNIFF_BYTES = 8192
 PATH_MAX = 1024  # index_files.path's width
+FILE_COLUMNS = ("language", "size", "mtime", "hash", "lines", "error")
 
 Progress = Callable[[int, int], None]  # (files looked at, files found)
 
@@ -202,6 +203,10 @@ def _run(workspace: Workspace, root: str, max_file_bytes: int, renew: Callable[[
     with db.connection_context():
         stats.files = IndexedFile.select().where(IndexedFile.root == root).count()
         stats.symbols = IndexedSymbol.select().join(IndexedFile).where(IndexedFile.root == root).count()
+        if isinstance(db.obj, SqliteDatabase) and (stats.parsed + stats.removed) * 10 > stats.files:
+            # without statistics SQLite filters symbols by root (every row) rather than by name
+            db.execute_sql("ANALYZE index_files")
+            db.execute_sql("ANALYZE index_symbols")
     return stats
 
 
@@ -238,18 +243,21 @@ def _store(root: str, changed: Sequence[_Changed]) -> None:
         return
     with db.connection_context(), db.atomic():
         _delete_children([entry.old_id for entry in changed if entry.old_id is not None])
+        fresh = [entry for entry in changed if entry.old_id is None]
+        updates = [(*_file_values(entry), entry.old_id) for entry in changed if entry.old_id is not None]
+        if updates:
+            columns = ", ".join(f'"{name}" = {db.param}' for name in FILE_COLUMNS)
+            db.cursor().executemany(f"UPDATE index_files SET {columns} WHERE id = {db.param}", updates)  # noqa: S608
+        _insert("index_files", ("root", "path", *FILE_COLUMNS),
+                [(root, entry.found.path, *_file_values(entry)) for entry in fresh])
+        ids = _ids(root, [entry.found.path for entry in fresh])
+        for entry in fresh:
+            entry.old_id = ids[entry.found.path]
         symbols: list[tuple[Any, ...]] = []
         references: list[tuple[Any, ...]] = []
         imports: list[tuple[Any, ...]] = []
         for entry in changed:
-            item, extraction = entry.found, entry.extraction
-            values = {"language": item.language, "size": item.size, "mtime": item.mtime, "hash": entry.digest,
-                      "lines": extraction.lines if extraction else 0, "error": entry.error}
-            if entry.old_id is None:
-                file_id = IndexedFile.insert(root=root, path=item.path, **values).execute()
-            else:
-                file_id = entry.old_id
-                IndexedFile.update(**values).where(IndexedFile.id == file_id).execute()
+            file_id, extraction = entry.old_id, entry.extraction
             if extraction is None:
                 continue
             symbols.extend((file_id, s.name[:NAME_MAX], s.name[:NAME_MAX].lower(), s.kind, s.line, s.column,
@@ -257,17 +265,32 @@ def _store(root: str, changed: Sequence[_Changed]) -> None:
             references.extend((file_id, name[:NAME_MAX], " ".join(f"{line}:{column}" for line, column in spots))
                               for name, spots in extraction.references.items())
             imports.extend((file_id, module[:512], line) for module, line in extraction.imports)
-        _insert(IndexedSymbol, symbols, (IndexedSymbol.file, IndexedSymbol.name, IndexedSymbol.name_lower,
-                                         IndexedSymbol.kind, IndexedSymbol.line, IndexedSymbol.column,
-                                         IndexedSymbol.end_line, IndexedSymbol.parent))
-        _insert(IndexedReference, references, (IndexedReference.file, IndexedReference.name,
-                                               IndexedReference.positions))
-        _insert(IndexedImport, imports, (IndexedImport.file, IndexedImport.module, IndexedImport.line))
+        _insert("index_symbols", ("file_id", "name", "name_lower", "kind", "line", "column", "end_line", "parent"),
+                symbols)
+        _insert("index_references", ("file_id", "name", "positions"), references)
+        _insert("index_imports", ("file_id", "module", "line"), imports)
 
 
-def _insert(model: Any, rows: list[tuple[Any, ...]], fields: tuple[Any, ...]) -> None:
-    for start in range(0, len(rows), INSERT_CHUNK):
-        model.insert_many(rows[start:start + INSERT_CHUNK], fields=list(fields)).execute()
+def _file_values(entry: _Changed) -> tuple[Any, ...]:
+    item, extraction = entry.found, entry.extraction
+    return (item.language, item.size, item.mtime, entry.digest, extraction.lines if extraction else 0, entry.error)
+
+
+def _insert(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with one prepared statement (peewee's per-row SQL building costs more than the insert)."""
+    if rows:
+        names = ", ".join(f'"{column}"' for column in columns)
+        marks = ", ".join(db.param for _ in columns)
+        db.cursor().executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def _ids(root: str, paths: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(paths), INSERT_CHUNK):
+        query = IndexedFile.select(IndexedFile.path, IndexedFile.id).where(
+            (IndexedFile.root == root) & IndexedFile.path.in_(paths[start:start + INSERT_CHUNK]))
+        found.update(dict(rows_of(query)))
+    return found
 
 
 def _delete_children(file_ids: Sequence[int]) -> None:

@@ -49,7 +49,7 @@ class ProgressReport:
 
 def run_index(config: Config, directory: str | None, out: TextIO, err: TextIO) -> int:
     """Rebuild the index of ``directory`` (default ``WORKSPACE_ROOT``); 0 on success, 2 on bad input."""
-    from app.storage.db import bind, make_database
+    from app.storage.db import bind, close_all, make_database
     from app.storage.migrate import migrate
     from app.tools.index.tools import rebuild_workspace
 
@@ -72,7 +72,7 @@ def run_index(config: Config, directory: str | None, out: TextIO, err: TextIO) -
         err.write(f"lynkr: {exc}\n")
         return 1
     finally:
-        database.close_all()
+        close_all()
     report.finish()
     for path, reason in stats.failed:
         err.write(f"failed: {path}: {reason}\n")

@@ -7,7 +7,9 @@ fuzzily (the letters in order, anywhere in the name, e.g. ``usrsvc`` finds ``Use
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, Literal
 from peewee import Expression
 
 from app.storage.db import db
+from app.tools.index.build import last_rebuild
 from app.tools.index.models import IndexedFile, IndexedReference, IndexedSymbol, rows_of
 
 MatchMode = Literal["auto", "exact", "prefix", "fuzzy"]
@@ -81,8 +84,10 @@ def _query(root: Path, query: str, mode: MatchMode, filters: Filters, fetch: int
     elif mode == "prefix":
         condition = (IndexedSymbol.name_lower >= lowered) & (IndexedSymbol.name_lower < lowered + _HIGHEST)
     else:
-        # LIKE's '_' matches any letter, so the few extra rows it lets through are filtered below
-        condition = IndexedSymbol.name_lower ** ("%" + "%".join(lowered.replace("%", "_")) + "%")
+        names = _fuzzy_names(root, lowered, fetch)
+        if not names:
+            return []
+        condition = IndexedSymbol.name_lower.in_(names)
     condition &= IndexedFile.root == str(root)
     if filters.kind:
         condition &= IndexedSymbol.kind == filters.kind
@@ -94,15 +99,42 @@ def _query(root: Path, query: str, mode: MatchMode, filters: Filters, fetch: int
         rows = (IndexedSymbol.select(IndexedSymbol.name, IndexedSymbol.kind, IndexedFile.path, IndexedFile.language,
                                      IndexedSymbol.line, IndexedSymbol.column, IndexedSymbol.end_line,
                                      IndexedSymbol.parent)
-                .join(IndexedFile).where(condition).order_by(IndexedSymbol.name_lower, IndexedFile.path,
-                                                             IndexedSymbol.line).limit(fetch))
-        hits = [SymbolHit(*row) for row in rows_of(rows)]
-    return [hit for hit in hits if _subsequence(lowered, hit.name.lower())] if mode == "fuzzy" else hits
+                .join(IndexedFile).where(condition).order_by(IndexedSymbol.name_lower).limit(fetch))
+        return [SymbolHit(*row) for row in rows_of(rows)]
 
 
-def _subsequence(needle: str, name: str) -> bool:
-    letters = iter(name)
-    return all(letter in letters for letter in needle)
+@dataclass(frozen=True)
+class _NameList:
+    """A root's distinct lower-case symbol names, one per line, as of one rebuild."""
+
+    rebuilt_at: float | None
+    text: str
+
+
+_name_lists: dict[str, _NameList] = {}
+_name_lists_lock = threading.Lock()
+
+
+def _fuzzy_names(root: Path, lowered: str, fetch: int) -> list[str]:
+    """Names holding the letters of ``lowered`` in order, shortest first.
+
+    A regular expression runs over every distinct name of the root at once (kept per process
+    until the next rebuild), which is far quicker than a LIKE scan of every symbol row.
+    """
+    rebuilt_at = last_rebuild(root)
+    with _name_lists_lock:
+        names = _name_lists.get(str(root))
+        if names is None or names.rebuilt_at != rebuilt_at:
+            with db.connection_context():
+                query = (IndexedSymbol.select(IndexedSymbol.name_lower).distinct().join(IndexedFile)
+                         .where(IndexedFile.root == str(root)))
+                names = _NameList(rebuilt_at, "\n".join(sorted(row[0] for row in rows_of(query))))
+            _name_lists[str(root)] = names
+    # each gap excludes the next letter, so a line is read once, without backtracking
+    gaps = "".join(f"[^\\n{re.escape(letter)}]*{re.escape(letter)}" for letter in lowered)
+    pattern = re.compile(f"^{gaps}[^\\n]*$", re.MULTILINE)
+    found = [match.group() for match in itertools.islice(pattern.finditer(names.text), fetch * 4)]
+    return sorted(found, key=len)[:fetch]
 
 
 def _ranked(hits: list[SymbolHit], query: str, limit: int) -> list[SymbolHit]:
