@@ -1,36 +1,49 @@
 #!/usr/bin/env bash
-# Installs (Debian) and starts PostgreSQL and Redis on 127.0.0.1 for the database- and
-# Redis-marked tests, and prints the URLs to export. Needs root, as CI runs.
+# Starts PostgreSQL and Redis on 127.0.0.1 for the tests marked postgres/redis (`services`) and
+# prints the exports for this run: a database of its own (created here) and a Redis database of
+# its own (claimed here, among 1-15), so concurrent runs never share state. Needs root (Debian's
+# cluster tools); scripts/stop-services.sh drops both. With LYNKR_TEST_DATABASE_URL and
+# LYNKR_TEST_REDIS_URL already set, those servers are used as they are. Any failure exits
+# non-zero with its reason on stderr.
 set -euo pipefail
+fail() { echo "start-services.sh: $*" >&2; exit 1; }
+
 if [ -n "${LYNKR_TEST_DATABASE_URL:-}" ] && [ -n "${LYNKR_TEST_REDIS_URL:-}" ]; then
   echo "export LYNKR_TEST_DATABASE_URL=$LYNKR_TEST_DATABASE_URL"
   echo "export LYNKR_TEST_REDIS_URL=$LYNKR_TEST_REDIS_URL"
   exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "start-services.sh installs and starts PostgreSQL and Redis and needs root; or run your own" \
-       "and set LYNKR_TEST_DATABASE_URL and LYNKR_TEST_REDIS_URL" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq postgresql redis-server >/dev/null
-fi
+[ "$(id -u)" = 0 ] || fail "starting PostgreSQL and Redis needs root; or run your own and set" \
+                          "LYNKR_TEST_DATABASE_URL and LYNKR_TEST_REDIS_URL (or run pytest -m 'not services')"
+command -v pg_ctlcluster >/dev/null 2>&1 || fail "PostgreSQL is not installed (bash scripts/prerequisites.sh test)"
+command -v redis-server >/dev/null 2>&1 || fail "Redis is not installed (bash scripts/prerequisites.sh test)"
 
 version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
 if ! pg_lsclusters -h | grep -q "^$version main"; then
-  pg_createcluster "$version" main >/dev/null
+  pg_createcluster "$version" main >/dev/null || fail "pg_createcluster $version main failed"
 fi
-pg_ctlcluster "$version" main start >/dev/null 2>&1 || true
+if ! pg_lsclusters -h | grep -q "^$version main .* online"; then
+  pg_ctlcluster "$version" main start >&2 || fail "PostgreSQL $version did not start (see the lines above)"
+fi
 for _ in $(seq 1 30); do su postgres -c "pg_isready -q -h 127.0.0.1" && break; sleep 1; done
-su postgres -c "psql -q -tc \"SELECT 1 FROM pg_roles WHERE rolname = 'lynkr'\"" | grep -q 1 \
-  || su postgres -c "psql -q -c \"CREATE ROLE lynkr LOGIN PASSWORD 'lynkr'\""
-su postgres -c "psql -q -tc \"SELECT 1 FROM pg_database WHERE datname = 'lynkr_test'\"" | grep -q 1 \
-  || su postgres -c "createdb -O lynkr lynkr_test"
+su postgres -c "pg_isready -q -h 127.0.0.1" || fail "PostgreSQL does not answer on 127.0.0.1:5432"
+psql_do() { su postgres -c "psql -q -v ON_ERROR_STOP=1 -tc \"$1\""; }
+psql_do "SELECT 1 FROM pg_roles WHERE rolname = 'lynkr'" | grep -q 1 \
+  || psql_do "CREATE ROLE lynkr LOGIN PASSWORD 'lynkr'" >/dev/null || fail "could not create the lynkr role"
+run="lynkr_test_$(date +%s)_$$"
+su postgres -c "createdb -O lynkr $run" || fail "could not create the database $run"
 
-redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --bind 127.0.0.1 --port 6379 --daemonize yes >/dev/null
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes >/dev/null || fail "redis-server did not start"
+fi
 for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.2; done
+redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || fail "Redis does not answer on 127.0.0.1:6379"
+redis_db=""
+for n in $(seq 1 15); do
+  if [ "$(redis-cli -h 127.0.0.1 -n "$n" SET lynkr:test-run "$run" NX EX 7200)" = OK ]; then redis_db=$n; break; fi
+done
+[ -n "$redis_db" ] || fail "Redis databases 1-15 are all claimed by other test runs (key lynkr:test-run)"
 
-echo "export LYNKR_TEST_DATABASE_URL=postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test"
-echo "export LYNKR_TEST_REDIS_URL=redis://127.0.0.1:6379/15"
+echo "export LYNKR_TEST_DATABASE_URL=postgresql://lynkr:lynkr@127.0.0.1:5432/$run"
+echo "export LYNKR_TEST_REDIS_URL=redis://127.0.0.1:6379/$redis_db"
+echo "export LYNKR_TEST_RUN_DATABASE=$run LYNKR_TEST_RUN_REDIS_DB=$redis_db"

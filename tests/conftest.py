@@ -105,3 +105,10 @@ def load_fixture(name: str) -> dict[str, Any]:
     if not path.is_file():
         pytest.fail(f"recorded fixture {path} is missing: the shared/ folder must sit beside the repository")
     return json.loads(path.read_text())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``postgres`` or ``redis`` are also ``services``: ``-m "not services"`` runs without either."""
+    for item in items:
+        if item.get_closest_marker("postgres") or item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.services)

@@ -18,6 +18,7 @@ from peewee import Database, DatabaseProxy
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from app.config import Config, ConfigError
+from app.storage.extras import require
 
 db = DatabaseProxy()
 
@@ -47,6 +48,7 @@ def _postgres(url: str, threads: int) -> Database:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
         raise ConfigError("DATABASE_URL must start with postgresql:// (or be unset for SQLite).")
+    require("psycopg2", "postgres", "DATABASE_URL")
     return PooledPostgresqlDatabase(
         parsed.path.lstrip("/"),
         user=unquote(parsed.username or "") or None,

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from app.storage.extras import require
+
 RETRY_AFTER_S = 5.0
 WARN_EVERY_S = 60.0
 SOCKET_TIMEOUT_S = 0.2
@@ -25,8 +27,9 @@ T = TypeVar("T")
 @functools.cache
 def connect(url: str) -> Any:
     """The process's client for ``url`` (``redis://…``); connects lazily, so an absent server is no
-    error. redis-py is imported only here (~8 MB per worker), when ``REDIS_URL`` is set."""
-    import redis
+    error. redis-py is imported only here (~8 MB per worker), when ``REDIS_URL`` is set; without
+    it, :class:`~app.storage.extras.MissingExtra` names the extra to install."""
+    redis = require("redis", "redis", "REDIS_URL")
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 

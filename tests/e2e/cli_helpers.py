@@ -85,6 +85,11 @@ def claude_binary() -> Path:
     return CLAUDE
 
 
+def node_path() -> str:
+    """PATH with ``node_modules/.bin`` first: the Node.js the CLI declares (>= 22) comes from npm there."""
+    return f"{CLAUDE.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+
+
 def run_claude(base_url: str, api_key: str, workspace: Path, tmp: Path, prompt: str,
                *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Run ``claude -p`` with a fresh HOME and only the variables it needs; returns the result and debug log."""
@@ -92,7 +97,7 @@ def run_claude(base_url: str, api_key: str, workspace: Path, tmp: Path, prompt: 
     home.mkdir(exist_ok=True)
     debug_log = tmp / "debug.log"
     env = {
-        "HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home), "PATH": node_path(),
         "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": api_key,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1",
         "DISABLE_ERROR_REPORTING": "1", "IS_SANDBOX": "1",
