@@ -49,6 +49,7 @@ from app.errors import (
     ProviderNotConfiguredError,
     RateLimitError,
     ReadTimeoutError,
+    UpstreamError,
     UpstreamTimeoutError,
 )
 from app.exchange import Exchange
@@ -197,8 +198,9 @@ class Orchestrator:
         if loop is not None:
             self._loop_ended(ex, loop)
         if failure is not None:
-            if failure.provider and not isinstance(failure, TRANSPORT_ERRORS) and counts_as_failure(failure.status):
-                self.breakers.get(failure.provider).record_failure()
+            provider = failure.provider or ex.record.provider
+            if provider and isinstance(failure, UpstreamError) and counts_as_failure(failure.status):
+                self.breakers.get(provider).record_failure()
             self.settle(ex, message, failure=failure)
         elif not builder.grammar.stopped:
             self.settle(ex, message, status=499)  # the client went away

@@ -29,12 +29,17 @@ class Hang:
 
 @dataclass
 class JsonReply:
-    """A JSON answer; ``body=None`` is the fake's short text answer echoing the request's model."""
+    """A JSON answer; ``body=None`` is the fake's short text answer echoing the request's model.
+
+    ``cut_after`` sends only that many bytes of the body (the headers announce all of it), then
+    drops the socket: a body that breaks off after the headers.
+    """
 
     body: dict[str, Any] | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    cut_after: int | None = None
 
 
 @dataclass

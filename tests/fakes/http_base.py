@@ -219,7 +219,8 @@ class FakeHandler(BaseHTTPRequestHandler, ABC):
             self._send_bytes(behaviour.status, payload, behaviour.headers)
         elif isinstance(behaviour, JsonReply):
             self._wait(behaviour.delay)
-            self._send_json(behaviour.status, self._json_payload(request, behaviour), behaviour.headers)
+            self._send_json(behaviour.status, self._json_payload(request, behaviour), behaviour.headers,
+                            cut_after=behaviour.cut_after)
         else:
             self._stream(request, behaviour)
 
@@ -240,16 +241,24 @@ class FakeHandler(BaseHTTPRequestHandler, ABC):
             self._wait(0.05)
         self.close_connection = True
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, json.dumps(body).encode(), headers or {})
+    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None, *,
+                   cut_after: int | None = None) -> None:
+        self._send_bytes(status, json.dumps(body).encode(), headers or {}, cut_after=cut_after)
 
-    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str], *,
+                    cut_after: int | None = None) -> None:
         self.send_response(status)
         for name, value in {"Content-Type": self.json_content_type, **self._stamp_headers(), **headers}.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self._write(payload)
+        if cut_after is None:
+            self._write(payload)
+            return
+        self._write(payload[:cut_after])
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _start_chunked(self, status: int, content_type: str, headers: dict[str, str]) -> None:
         """Send the status line and headers of a chunked answer."""
