@@ -63,6 +63,7 @@ class ManagedServer:
         self.reason = ""
         self.restarts = 0
         self.client: McpClient | None = None
+        self._connecting: McpClient | None = None
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,10 +81,10 @@ class ManagedServer:
         """Stop the server and its thread; waiting callers get :class:`McpUnavailable`."""
         self._stopping.set()
         with self._changed:
-            client = self.client
+            client = self.client or self._connecting
             self._set("stopped", "the gateway is stopping")
         if client is not None:
-            client.close()
+            client.close()  # also ends a handshake in progress, so a hung server is not waited for
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
 
@@ -142,12 +143,15 @@ class ManagedServer:
     def _connect(self) -> McpClient:
         transport = self.factory(self.spec, self.config)
         client = McpClient(self.spec.id, transport, on_tools_changed=self._tools_changed)
+        with self._changed:
+            self._connecting = client
         try:
             client.connect(self.config.mcp_startup_timeout_ms / 1000)
         except McpError:
             client.close()
             raise
         with self._changed:
+            self._connecting = None
             if self._stopping.is_set():
                 client.close()
                 raise McpUnavailable("the gateway is stopping")

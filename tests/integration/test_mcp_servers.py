@@ -24,6 +24,7 @@ from app.mcp.stdio import StdioTransport
 from app.mcp.supervisor import ManagedServer
 from tests.servers import demo_mcp
 
+pytestmark = pytest.mark.slow
 DEMO = Path(demo_mcp.__file__)
 DEMO_TOOLS = ["echo", "pixel", "fail", "slow", "crash", "env", "write", "grow"]
 
