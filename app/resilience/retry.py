@@ -9,9 +9,11 @@ Everything here takes its clock, sleep-free delays and randomness as arguments, 
                                      | RedisBreakerStore across instances (app.resilience.redis)
     LoadShedder                      app.resilience.shed: whether to refuse a new request
 
-The ``circuitbreaker`` package is not used: it has no success threshold, no lock, and lets
-every caller through while half-open, and its state lives in one process while ours must be
-shared by all gunicorn workers (and, with ``REDIS_URL``, all instances).
+The providers' breakers are not the ``circuitbreaker`` package's: it has no success threshold,
+no lock, and lets every caller through while half-open, and its state lives in one process while
+ours must be shared by all gunicorn workers (and, with ``REDIS_URL``, all instances). That
+per-process breaker is exactly right for skipping an unreachable Redis tier, where it is used
+(:mod:`app.storage.redis_health`).
 
 Retry rules: 429, 500, 502, 503, 504, 529 and connect errors are retried; any other 4xx never.
 A stream is retried only before its first byte reached the client — after that a retry would

@@ -3,8 +3,11 @@
 The prompt cache, the circuit breakers and the budget counters each use Redis as a shared tier
 that may go away: :func:`connect` gives them one client per URL (short socket timeouts, no
 retries) and :meth:`RedisHealth.call` falls back when it fails. After a failure the tier is
-skipped for :data:`RETRY_AFTER_S` (an unreachable host must not cost every request a timeout);
-the outage is logged once, then at most every :data:`WARN_EVERY_S` with a count, and its end once.
+skipped for :data:`RETRY_AFTER_S` (an unreachable host must not cost every request a timeout):
+that is a per-process circuit breaker, the ``circuitbreaker`` package's, opened by one failure
+and half-open after the wait (the providers' breakers, shared by every worker and instance, are
+:mod:`app.resilience.breaker`). The outage is logged once, then at most every
+:data:`WARN_EVERY_S` with a count, and its end once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from circuitbreaker import STATE_OPEN, CircuitBreaker
 
 from app.storage.extras import require
 
@@ -37,6 +42,26 @@ def connect(url: str) -> Any:
                                 retry=Retry(NoBackoff(), 0))
 
 
+class OutageBreaker(CircuitBreaker):  # type: ignore[misc]  # the package ships no type hints
+    """``circuitbreaker``'s breaker, opened by one failure, on an injectable clock (tests drive it)."""
+
+    def __init__(self, timer: Callable[[], float], expected: tuple[type[BaseException], ...]) -> None:
+        super().__init__(failure_threshold=1, recovery_timeout=RETRY_AFTER_S, expected_exception=expected)
+        self.timer = timer
+        self.expected = expected
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+        super().__exit__(exc_type, exc_value, traceback)
+        if exc_type is not None and self._state == STATE_OPEN:
+            self._opened = self.timer()
+        return False
+
+    @property
+    def open_remaining(self) -> float:
+        """Seconds the breaker stays open (on :attr:`timer`, not the package's own clock)."""
+        return float(self._opened + self._recovery_timeout - self.timer())
+
+
 class RedisHealth:
     """Failure bookkeeping for one Redis tier (``what`` names it in ``log``, ``event`` prefixes its events)."""
 
@@ -44,35 +69,36 @@ class RedisHealth:
                  timer: Callable[[], float] = time.monotonic) -> None:
         self.what, self.fallback, self.event, self.log = what, fallback, event, log
         self.timer = timer
+        self._breaker: OutageBreaker | None = None
         self._lock = threading.Lock()
-        self._skip_until = float("-inf")
         self._next_warning = float("-inf")
         self._failures = 0
         self._down = False
 
     def call(self, action: Callable[[], T], fallback: Callable[[], T]) -> T:
         """``action()`` against Redis, or ``fallback()`` when Redis is skipped or the call fails."""
-        import redis
-
-        if self.available():
+        breaker = self._outage_breaker()
+        if not breaker.opened:
             try:
-                result = action()
-            except (redis.RedisError, OSError) as exc:
+                result: T = breaker.call(action)
+            except breaker.expected as exc:
                 self.failed(exc)
             else:
                 self.succeeded()
                 return result
         return fallback()
 
-    def available(self) -> bool:
-        """Whether to ask Redis now (False for a while after a failure)."""
-        return self.timer() >= self._skip_until
+    def _outage_breaker(self) -> OutageBreaker:
+        if self._breaker is None:
+            import redis  # only once a Redis tier is in use
+
+            self._breaker = OutageBreaker(self.timer, (redis.RedisError, OSError))
+        return self._breaker
 
     def failed(self, exc: BaseException) -> None:
-        """Note a failed call: skip Redis for a while; warn now and then."""
+        """Note a failed call: warn now and then (the breaker skips Redis for a while)."""
         now = self.timer()
         with self._lock:
-            self._skip_until = now + RETRY_AFTER_S
             self._down = True
             self._failures += 1
             if now < self._next_warning:
