@@ -84,11 +84,16 @@ def _with_grammar(found: Grammar, source: bytes, lines: int) -> Extraction:
         if earlier is None or earlier[2] == "variable":  # `const f = () => …` is a function, not a variable
             definitions[name.start_point] = (captures[kind][0], name, kind.removeprefix("definition."))
     result.symbols = _nest(list(definitions.values()))
-    for node in QueryCursor(found.references).captures(tree.root_node).get("reference", []):
+    usages = QueryCursor(found.references).captures(tree.root_node).get("reference", [])
+    for node in sorted(usages, key=_start):  # captures of an alternation come grouped by node type
         point = node.start_point
         if point not in definitions:
             result.add_reference(_text(node), point[0] + 1, point[1] + 1)
     return result
+
+
+def _start(node: Node) -> int:
+    return node.start_byte
 
 
 def _text(node: Node) -> str:
