@@ -126,7 +126,8 @@ def _languages(ctx: ToolContext) -> list[str]:
     mix = language_mix(ctx.workspace.root)
     if not mix:
         return ["no source files indexed"]
-    return [f"{language}: {files} file{'s' if files != 1 else ''}, {lines:,} lines" for language, files, lines in mix]
+    return [f"{language}: {files} file{'s' if files != 1 else ''}, {lines:,} line{'s' if lines != 1 else ''}"
+            for language, files, lines in mix]
 
 
 def _indexed_paths(ctx: ToolContext) -> list[str]:
