@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import TextIO
 
 from app.config import Config
@@ -45,6 +46,7 @@ def call_tool(config: Config, server_id: str, tool: str, arguments_json: str, ou
     if not isinstance(arguments, dict):
         print("lynkr: the arguments must be a JSON object", file=err)
         return 2
+    config = replace(config, mcp_start="lazy")  # start only the server called
     supervisor = supervisor_for(config)
     try:
         output = call(config, server_id, tool, arguments)
