@@ -1,5 +1,10 @@
 """Gunicorn settings for Lynkr, flat, from the same configuration the app reads.
 
+``lynkr serve`` runs gunicorn with this file, and ``gunicorn -c gunicorn.conf.py
+app.wsgi:application`` gets the same semantics from it: the master hooks of :mod:`app.master`
+prepare what every worker shares (metrics, circuit breakers, the drain flag) before the first
+fork, and turn SIGTERM into a drain followed by a graceful stop.
+
 gthread workers: each thread holds one request or one minutes-long Claude Code stream, so a
 worker has many threads (LYNKR_THREADS, 32) and the app caps model requests below that so
 health checks always find a free thread.
@@ -9,6 +14,7 @@ import signal
 
 from app.config import load_config
 from app.host import default_workers
+from app.master import on_exit, on_starting  # noqa: F401 - gunicorn reads its hooks from this namespace
 
 _config = load_config()
 

@@ -157,7 +157,7 @@ def serve(config: Config) -> int:
     done = subprocess.run([sys.executable, "-m", "app", "migrate"], stdout=subprocess.DEVNULL, check=False)
     if done.returncode != 0:
         return done.returncode
-    server.run(config.prestop_delay_ms)
+    server.run()
     return 0
 
 
