@@ -1,0 +1,84 @@
+"""The migration runner: the numbered files in order, each applied once, even by two processes at once."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from playhouse.pool import PooledSqliteDatabase
+
+from app.config import Config
+from app.storage.db import make_database
+from app.storage.migrate import applied, available, migrate, pending
+
+PG_URL = os.environ.get("LYNKR_TEST_DATABASE_URL", "postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test")
+ALL = [(1, "migrations.0001_initial"), (2, "migrations.0002_keys_budgets"), (3, "migrations.0003_agent_tools"),
+       (4, "migrations.0004_code_index")]
+
+
+def test_available_lists_the_numbered_files_in_order() -> None:
+    assert available()[:4] == ALL
+    versions = [version for version, _ in available()]
+    assert versions == sorted(set(versions))
+
+
+def test_a_fresh_database_gets_every_migration_once(tmp_path: Path) -> None:
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+    names: list[str] = []
+    with database.connection_context():
+        assert pending(database) == available()
+        assert applied(database) == set()
+    every = [version for version, _ in available()]
+    assert migrate(database, on_applied=names.append) == every
+    assert names == [name for _, name in available()]
+    assert migrate(database, on_applied=names.append) == []
+    assert len(names) == len(every)
+    with database.connection_context():
+        assert applied(database) == set(every)
+        assert pending(database) == []
+        assert {"sessions", "turns", "client_requests", "api_keys", "usage_counters", "tool_executions",
+                "index_roots", "schema_migrations"} <= set(database.get_tables())
+    database.close_all()
+
+
+def test_only_the_missing_versions_are_applied(tmp_path: Path) -> None:
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+    migrate(database)
+    with database.connection_context():
+        database.execute_sql("DELETE FROM schema_migrations WHERE version = 4")
+        database.execute_sql("DROP TABLE index_roots")
+    assert migrate(database) == [4]
+    with database.connection_context():
+        assert "index_roots" in database.get_tables()
+    database.close_all()
+
+
+def test_two_processes_starting_together_apply_each_migration_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "race.db")
+    results: list[list[int]] = []
+    barrier = threading.Barrier(2)
+
+    def start() -> None:
+        database = make_database(Config(session_db_path=path))
+        barrier.wait()
+        results.append(migrate(database))
+        database.close_all()
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results[0] + results[1]) == [version for version, _ in available()]
+
+
+@pytest.mark.postgres
+def test_postgres_ends_with_nothing_pending() -> None:
+    database = make_database(Config(database_url=PG_URL))
+    migrate(database)
+    with database.connection_context():
+        assert pending(database) == []
+        assert {version for version, _ in available()} <= applied(database)
+    database.close_all()
