@@ -356,18 +356,17 @@ class Orchestrator:
         if record.provider:
             self.metrics.routed(record.provider, record.route_reason)
             self.metrics.tokens(record.provider, record.model, record.usage)
-        store_turns = self.config.session_store_enabled and record.session_id
+        session_id = record.session_id if self.config.session_store_enabled else None
         # Only a job that stores turns holds on to the messages: a queued job must not keep a
         # large body alive while the writer catches up.
-        messages = (request.get("messages") or []) if store_turns else []
+        messages = (request.get("messages") or []) if session_id else []
 
         def job() -> None:
             write_record(record)
-            if store_turns:
-                record_exchange(record.session_id, record.api_key, messages,
-                                message if record.status == 200 else None)
+            if session_id:
+                record_exchange(session_id, record.api_key, messages, message if record.status == 200 else None)
 
-        self.recorder.submit(job, holds_bytes=record.body_bytes if store_turns else 0)
+        self.recorder.submit(job, holds_bytes=record.body_bytes if session_id else 0)
 
     def _cost(self, record: RequestRecord) -> None:
         for attempt in record.attempts:

@@ -36,16 +36,26 @@ _yield_core = getattr(os, "sched_yield", lambda: None)  # absent on Windows (``f
 class StreamSource(Protocol):
     """What the pump reads: an open upstream stream, or the agent loop's turn."""
 
-    provider: str
-    model: str
-    headers: dict[str, str]
+    @property
+    def provider(self) -> str:
+        """The provider answering."""
+
+    @property
+    def model(self) -> str:
+        """The upstream model answering."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Upstream headers the client may see."""
 
     @property
     def items(self) -> Iterator[Any]:
         """The source's items, raising :class:`LynkrError` when it breaks."""
 
-    def translator(self, builder: StreamBuilder) -> Any:
-        """Turns the items into Anthropic events on ``builder`` (``feed(item)``, ``close()``)."""
+    @property
+    def translator(self) -> Callable[[StreamBuilder], Any]:
+        """Makes the translator of the items into Anthropic events on a builder
+        (``feed(item)``, ``close()``)."""
 
     def close(self) -> None:
         """Abort: wake a reader blocked on the source."""

@@ -15,7 +15,7 @@ and its budget (:class:`StepBudget`).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -260,7 +260,8 @@ def _history(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _progress(call: dict[str, Any]) -> str:
-    args = call.get("input") if isinstance(call.get("input"), dict) else {}
+    given = call.get("input")
+    args: dict[str, Any] = given if isinstance(given, dict) else {}
     shown = ", ".join(f"{k}={str(v)[:PROGRESS_ARG_CHARS]}" for k, v in list(args.items())[:3])
     return f"\n⚙ {call.get('name')}({shown})\n"
 
@@ -288,6 +289,7 @@ class AgentSource:
 
     loop: AgentLoop
     first: UpstreamStream
+    translator: Callable[[StreamBuilder], AgentTranslator] = AgentTranslator
 
     @property
     def provider(self) -> str:
@@ -308,10 +310,6 @@ class AgentSource:
     def items(self) -> Iterator[Op]:
         """The turn's ops."""
         return self.loop.ops(self.first)
-
-    def translator(self, builder: StreamBuilder) -> AgentTranslator:
-        """Ops onto the client's builder."""
-        return AgentTranslator(builder)
 
     def close(self) -> None:
         """The client went away: abort the model call in progress (tools finish on their own)."""

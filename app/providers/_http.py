@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from app.errors import (
     ConnectFailedError,
@@ -72,7 +73,7 @@ class HttpClient:
         """POST ``body``; connection failures and timeouts raise :class:`LynkrError`."""
         prepared = requests.PreparedRequest()
         prepared.method = "POST"
-        prepared.headers = self.session.headers.copy()  # requests' defaults (Accept-Encoding, …)
+        prepared.headers = CaseInsensitiveDict(self.session.headers)  # requests' defaults (Accept-Encoding, …)
         prepared.headers.update(headers)
         prepared.headers["Content-Length"] = str(len(body))
         prepared.body = body
@@ -92,7 +93,7 @@ def _prepared_url(url: str) -> str:
     """``url`` as ``requests`` would send it (IDNA host, quoted path), prepared once per URL."""
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, None)
-    return prepared.url
+    return prepared.url or url
 
 
 @contextmanager

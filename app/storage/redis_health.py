@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from circuitbreaker import STATE_OPEN, CircuitBreaker
 
@@ -50,7 +50,7 @@ class OutageBreaker(CircuitBreaker):  # type: ignore[misc]  # the package ships 
         self.timer = timer
         self.expected = expected
 
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         super().__exit__(exc_type, exc_value, traceback)
         if exc_type is not None and self._state == STATE_OPEN:
             self._opened = self.timer()
