@@ -104,7 +104,8 @@ def pushes_to_git(command: str) -> bool:
             return True
         if re.fullmatch(_SHELL_NAME, name) and "-c" in args[:-1] and pushes_to_git(args[args.index("-c") + 1]):
             return True
-        if name == "git" and _git_subcommand(args) == "push":
+        # a quoted `sh -c '… && git push'` is cut at the && first, leaving the quote on the word
+        if name.strip("'\"") == "git" and (_git_subcommand(args) or "").strip("'\"") == "push":
             return True
     return False
 

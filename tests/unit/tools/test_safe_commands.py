@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tools.safe_commands import check_command
+from app.tools.safe_commands import check_command, pushes_to_git
 
 
 @pytest.mark.parametrize(("command", "reason"), [
@@ -70,3 +70,13 @@ def test_destructive_commands_are_refused_with_a_reason(command: str, reason: st
 ])
 def test_ordinary_commands_pass(command: str) -> None:
     assert check_command(command) is None
+
+
+@pytest.mark.parametrize(("command", "pushes"), [
+    ("git push", True), ("git push origin main", True), ("git -C sub push", True), ("sudo git push", True),
+    ("cd app && git push", True), ("/usr/bin/git push", True), ("bash -c 'git add . && git push'", True),
+    ("eval git push", True), ("env GIT_TRACE=1 git --git-dir .git push", True),
+    ("git commit -m push", False), ("git status", False), ("echo git push", False), ("git pull", False),
+])
+def test_git_push_is_recognised_wherever_it_is_typed(command: str, pushes: bool) -> None:
+    assert pushes_to_git(command) is pushes

@@ -244,3 +244,9 @@ def test_a_sandboxed_command_can_commit_but_not_plant_hooks_or_git_config(make_c
     assert git(workspace_dir, "log", "--format=%s").stdout == "first\n"
     assert not (workspace_dir / ".git" / "hooks" / "post-commit").exists()
     assert (workspace_dir / ".git" / "config").read_text() == config_before
+
+
+def test_git_push_follows_the_push_policy_even_with_the_safety_filter_off(make_ctx: Any) -> None:
+    with pytest.raises(ToolError, match=r"refused: pushing is disabled by the gateway's policy "
+                                        r"\(POLICY_GIT_ALLOW_PUSH=false\)"):
+        shell(make_ctx(policy_safe_commands_enabled=False), "git add -A && git push origin main")
