@@ -76,6 +76,11 @@ def _csrf(_: Exception) -> tuple[str, int]:
     return _page("denied.html", reason="The form was stale or came from another site; reload and try again."), 403
 
 
+@bp.errorhandler(NotFound)
+def _not_found(error: NotFound) -> tuple[str, int]:
+    return _page("denied.html", reason=error.description or "Not found."), 404
+
+
 @bp.get("/signin")
 @bp.post("/signin")
 def sign_in() -> Any:
@@ -168,8 +173,10 @@ def keys() -> str:
 def create() -> Any:
     """Create a key and show it once."""
     _require_admin()
+    # Without any key yet, the first one must be an admin key: once it exists every page needs one.
+    admin = request.form.get("admin") == "on" or _viewer().open_mode
     try:
-        row, key = create_key(request.form.get("name", ""), admin=request.form.get("admin") == "on")
+        row, key = create_key(request.form.get("name", ""), admin=admin)
     except ValueError as exc:
         return _page("keys.html", keys=list_keys(), created=None, error=str(exc)), 400
     created = {"name": row.name, "key": key, "admin": bool(row.admin)}

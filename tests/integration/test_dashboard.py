@@ -11,11 +11,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.accounting.auth import key_id
-from app.accounting.keys import hash_key
+from app.accounting.keys import CACHE_TTL_S, KeyStore, hash_key
+from app.factory import create_app
+from app.resilience.drain import DrainFlag
+from app.resilience.retry import InProcessStore
 from app.storage.db import db
 from app.storage.models import ApiKey, ClientRequest, ToolExecution
 from app.storage.transcripts import record_exchange
 from app.web.signin import CSRF_COOKIE, KEY_COOKIE
+from tests.fakes.clock import FakeClock
 
 ADMIN, CLIENT = "sk-dash-admin-000000001", "sk-dash-client-00000002"
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
@@ -145,3 +149,32 @@ def test_without_keys_loopback_clients_are_admins_and_others_are_refused(make_ap
     remote = client.get("/dashboard/", environ_base={"REMOTE_ADDR": "192.0.2.7"})
     assert remote.status_code == 403
     assert b"loopback" in remote.data
+
+
+def test_the_first_key_made_in_open_mode_is_an_admin_key_and_closes_open_mode(make_config: Any) -> None:
+    clock = FakeClock()
+    app = create_app(make_config(), drain=DrainFlag(), breaker_store=InProcessStore(),
+                     key_store=KeyStore(clock=clock))
+    client = app.test_client()
+    token = csrf(client)
+    created = client.post("/dashboard/keys", data={"name": "first", "csrf_token": token}, environ_base=LOOPBACK)
+    assert created.status_code == 200
+    key = created.get_data(as_text=True).split('id="new-key">', 1)[1].split("<", 1)[0]
+    with app.app_context(), db.connection_context():
+        assert ApiKey.get(ApiKey.name == "first").admin
+    clock.advance(CACHE_TTL_S)  # the gateway sees a stored key within the key cache's TTL
+    assert client.get("/dashboard/", environ_base=LOOPBACK).headers["Location"] == "/dashboard/signin"
+    assert signed_in(app, key).get("/dashboard/keys").status_code == 200
+
+
+def test_an_unknown_session_is_a_page_not_json(keyed: Flask) -> None:
+    response = signed_in(keyed, ADMIN).get("/dashboard/sessions/nope")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "No session &#39;nope&#39;." in response.get_data(as_text=True)
+
+
+def test_with_metrics_off_the_overview_says_so(make_app: Any) -> None:
+    page = make_app(metrics_enabled=False).test_client().get("/dashboard/", environ_base=LOOPBACK)
+    assert page.status_code == 200
+    assert "METRICS_ENABLED is off" in page.get_data(as_text=True)
