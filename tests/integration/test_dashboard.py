@@ -20,6 +20,7 @@ from app.storage.models import ApiKey, ClientRequest, ToolExecution
 from app.storage.transcripts import record_exchange
 from app.web.signin import CSRF_COOKIE, KEY_COOKIE
 from tests.fakes.clock import FakeClock
+from tests.integration.test_postgres import pg_app  # noqa: F401 - the PostgreSQL app fixture
 
 ADMIN, CLIENT = "sk-dash-admin-000000001", "sk-dash-client-00000002"
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
@@ -178,3 +179,20 @@ def test_with_metrics_off_the_overview_says_so(make_app: Any) -> None:
     page = make_app(metrics_enabled=False).test_client().get("/dashboard/", environ_base=LOOPBACK)
     assert page.status_code == 200
     assert "METRICS_ENABLED is off" in page.get_data(as_text=True)
+
+
+@pytest.mark.postgres
+def test_the_pages_read_postgresql(pg_app: Flask) -> None:
+    with pg_app.app_context(), db.connection_context():
+        record_exchange("pg-dash", None, [{"role": "user", "content": "On PostgreSQL"}], None)
+        ClientRequest.create(request_id="pg-dash-1", session_id="pg-dash", path="/v1/messages", provider="databricks",
+                             model="claude-sonnet-4-5", status=500, input_tokens=7, output_tokens=3, cost_usd=0.5)
+    client = pg_app.test_client()
+    overview = client.get("/dashboard/?window=1h", environ_base=LOOPBACK).get_data(as_text=True)
+    assert ('<tr><td>databricks</td><td>claude-sonnet-4-5</td><td>(no key)</td><td class="num">1</td>'
+            '\n          <td class="num">7</td><td class="num">3</td><td class="num">$0.500000</td></tr>') in overview
+    assert "1 requests, 1 errors</title>" in overview
+    sessions = client.get("/dashboard/sessions", environ_base=LOOPBACK).get_data(as_text=True)
+    assert '<td class="num">1</td>\n        <td class="num">1</td>\n        <td class="num">$0.5000</td>' in sessions
+    transcript = client.get("/dashboard/sessions/pg-dash", environ_base=LOOPBACK).get_data(as_text=True)
+    assert "On PostgreSQL" in transcript
