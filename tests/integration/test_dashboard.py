@@ -182,7 +182,7 @@ def test_with_metrics_off_the_overview_says_so(make_app: Any) -> None:
 
 
 @pytest.mark.postgres
-def test_the_pages_read_postgresql(pg_app: Flask) -> None:
+def test_the_pages_read_postgresql(pg_app: Flask) -> None:  # noqa: F811 - pytest passes the imported fixture
     with pg_app.app_context(), db.connection_context():
         record_exchange("pg-dash", None, [{"role": "user", "content": "On PostgreSQL"}], None)
         ClientRequest.create(request_id="pg-dash-1", session_id="pg-dash", path="/v1/messages", provider="databricks",
