@@ -107,10 +107,10 @@ class McpClient:
         self.notify("notifications/initialized")
         self.tools = self.list_tools(timeout_s)
 
-    def close(self) -> None:
-        """Stop the transport; callers still waiting get :class:`McpUnavailable`."""
+    def close(self, reason: str = "the gateway closed the connection") -> None:
+        """Stop the transport; callers still waiting get :class:`McpUnavailable` with ``reason``."""
+        self.closed(reason)
         self.transport.close()
-        self.closed("the gateway closed the connection")
 
     @property
     def is_closed(self) -> bool:

@@ -1,9 +1,10 @@
 """The MCP servers of one gunicorn worker: started, watched, restarted with backoff, stopped.
 
 Each declared server gets one :class:`ManagedServer` and one long-lived thread that owns its
-lifecycle: connect (spawn the process, run the handshake), wait for the connection to end, back
-off, connect again. That thread also spawns the process, so the parent-death signal bwrap and
-``setpriv`` set is tied to a thread that lives as long as the server. Request threads never do
+lifecycle: connect (spawn the process, run the handshake), wait for the connection to end
+(pinging the server meanwhile: one that stops answering is dropped), back off, connect again.
+That thread also spawns the process, so the parent-death signal bwrap and ``setpriv`` set is
+tied to a thread that lives as long as the server. Request threads never do
 any of this: they read the state, or wait (bounded) for a server they are about to call.
 
 One :class:`Supervisor` per process (:func:`supervisor_for`): a forked worker never touches its
@@ -36,6 +37,7 @@ State = Literal["stopped", "starting", "ready", "failed", "restarting"]
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 60.0  # a server up this long has its backoff reset
+PING_INTERVAL_S = 30.0  # how often a connected server is pinged (and how long it has to answer)
 TransportFactory = Callable[[ServerSpec, Config], Transport]
 
 
@@ -55,10 +57,12 @@ class ServerStatus:
 class ManagedServer:
     """One declared server and the thread that keeps it running."""
 
-    def __init__(self, spec: ServerSpec, config: Config, factory: TransportFactory = transport_for) -> None:
+    def __init__(self, spec: ServerSpec, config: Config, factory: TransportFactory = transport_for, *,
+                 ping_interval_s: float = PING_INTERVAL_S) -> None:
         self.spec = spec
         self.config = config
         self.factory = factory
+        self.ping_interval_s = ping_interval_s
         self.state: State = "stopped"
         self.reason = ""
         self.restarts = 0
@@ -125,7 +129,7 @@ class ManagedServer:
                 failure = f"{exc}; retrying in {delay:g} s"
                 self._announce("failed", failure)
             else:
-                client.wait_closed()
+                self._watch(client)
                 client.transport.close()  # reap the process and release its pipes
                 if self._stopping.is_set():
                     return
@@ -139,6 +143,15 @@ class ManagedServer:
             with self._changed:
                 if self.state == "failed":
                     self._set("restarting", self.reason)
+
+    def _watch(self, client: McpClient) -> None:
+        """Wait until the connection ends, pinging the server while it is idle; no answer ends it."""
+        while not client.wait_closed(self.ping_interval_s):
+            try:
+                client.ping(self.ping_interval_s)
+            except McpError as exc:
+                if not client.is_closed:
+                    client.close(f"it did not answer ping ({exc})")
 
     def _connect(self) -> McpClient:
         transport = self.factory(self.spec, self.config)

@@ -44,9 +44,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def http_url() -> Iterator[str]:
-    port = free_port()
+def start_http_server(port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen([sys.executable, str(DEMO), "http", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
 
@@ -57,12 +55,23 @@ def http_url() -> Iterator[str]:
             return False
         return True
 
+    assert wait_for(accepting, timeout=30), "the demo HTTP server did not start"
+    return server
+
+
+def stop_http_server(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def http_url() -> Iterator[str]:
+    port = free_port()
+    server = start_http_server(port)
     try:
-        assert wait_for(accepting), "the demo HTTP server did not start"
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop_http_server(server)
 
 
 @pytest.fixture(params=["stdio", "http"])
@@ -237,3 +246,22 @@ def test_with_the_sandbox_on_and_no_runtime_the_server_fails_and_is_not_run(
     time.sleep(1.5)  # no retry: it stays failed rather than running unconfined
     assert server.status().state == "failed"
     assert server.status().restarts == 0
+
+
+def test_an_http_server_that_goes_away_is_noticed_by_ping_and_reconnected(
+        managed: Callable[..., ManagedServer], tmp_path: Path) -> None:
+    port = free_port()
+    server = start_http_server(port)
+    spec = ServerSpec("web", "http", tmp_path / "m.json", url=f"http://127.0.0.1:{port}/mcp")
+    watched = managed(spec, Config(), ping_interval_s=0.3)
+    try:
+        first = watched.ready_client(30)
+        stop_http_server(server)
+        assert wait_for(lambda: watched.status().state != "ready")
+        assert first.closed_reason is not None
+        assert first.closed_reason.startswith("it did not answer ping (MCP server 'web': could not reach")
+        server = start_http_server(port)
+        assert wait_for(lambda: watched.status().state == "ready", timeout=30)
+        assert call_text(watched, "echo", {"text": "again"}) == ("echo: again", False)
+    finally:
+        stop_http_server(server)
