@@ -8,7 +8,7 @@ with; the cookie is never readable by scripts nor sent to another path or site.
 
 With no key configured or stored (the loopback default) the gateway lets every client through,
 so the dashboard does the same for clients on the loopback interface only, as an admin, and
-refuses every other address.
+refuses every other address and every request a reverse proxy forwarded.
 
 Every form carries a CSRF token: a random value kept in its own ``SameSite=Strict`` cookie,
 which a POST must repeat in its ``csrf_token`` field (double submit).
@@ -32,6 +32,7 @@ CSRF_COOKIE = "lynkr_csrf"
 CSRF_FIELD = "csrf_token"
 COOKIE_PATH = "/dashboard"
 SIGN_IN_MAX_AGE_S = 12 * 3600
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 
 class DashboardAccessError(Exception):
@@ -74,7 +75,7 @@ class Viewer:
 def current_viewer(request: Request, keys: KeyChecker) -> Viewer:
     """The viewer of ``request``; raises :class:`SignInRequired` or :class:`RemoteOpenAccess`."""
     if not keys.enabled:
-        if not is_loopback(request.remote_addr):
+        if not is_loopback(request.remote_addr) or _proxied(request):
             raise RemoteOpenAccess(request.remote_addr or "")
         return Viewer(key_id=None, admin=True)
     key = request.cookies.get(KEY_COOKIE)
@@ -110,6 +111,12 @@ def is_loopback(address: str | None) -> bool:
         return False
     mapped = getattr(ip, "ipv4_mapped", None)
     return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _proxied(request: Request) -> bool:
+    # A reverse proxy on the same host connects from loopback on behalf of anyone: a request it
+    # forwarded says so in one of these headers, and is not treated as a local one.
+    return any(name in request.headers for name in PROXY_HEADERS)
 
 
 def remember_key(response: Response, key: str, *, secure: bool) -> None:

@@ -14,9 +14,9 @@ TOKEN = "t" * 43
 
 
 def make_request(*, remote: str = "127.0.0.1", cookies: dict[str, str] | None = None,
-                 form: dict[str, str] | None = None) -> Request:
+                 form: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Request:
     builder = EnvironBuilder(method="POST" if form is not None else "GET", data=form,
-                             environ_base={"REMOTE_ADDR": remote})
+                             environ_base={"REMOTE_ADDR": remote}, headers=headers)
     for name, value in (cookies or {}).items():
         builder.headers.add("Cookie", f"{name}={value}")
     return Request(builder.get_environ())
@@ -54,6 +54,12 @@ def test_without_keys_a_loopback_client_is_an_admin(remote: str) -> None:
 def test_without_keys_other_addresses_are_refused(remote: str) -> None:
     with pytest.raises(signin.RemoteOpenAccess):
         signin.current_viewer(make_request(remote=remote), OPEN)
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "X-Real-IP", "Forwarded"])
+def test_without_keys_a_request_a_local_proxy_forwarded_is_refused(header: str) -> None:
+    with pytest.raises(signin.RemoteOpenAccess):
+        signin.current_viewer(make_request(headers={header: "203.0.113.9"}), OPEN)
 
 
 def test_sign_in_checks_the_key() -> None:
