@@ -61,3 +61,11 @@ def test_without_root_missing_packages_are_named_with_the_command(tmp_path: Path
     assert done.returncode == 1
     assert done.stderr.strip() == ("make serve needs these Debian packages: "
                                    "sudo apt-get install -y --no-install-recommends python3-venv")
+
+
+def test_make_serve_installs_the_runtime_only(tmp_path: Path) -> None:
+    planned = subprocess.run(["make", "-n", "serve", f"VENV={tmp_path / 'venv'}"], cwd=REPO, capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+    installs = [line for line in planned.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e '.[postgres,redis]'"]
+    assert "bash scripts/prerequisites.sh runtime" in planned.splitlines()
