@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.helpers import ANTHROPIC_HEADERS, Gateway, message_body, wait_until
+from tests.e2e.helpers import ANTHROPIC_HEADERS, Gateway, json_lines, message_body, wait_until
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import Behaviour, FakeAnthropicUpstream, JsonReply, RecordedRequest
 from tests.servers import demo_mcp
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 FILESYSTEM_SERVER = (Path(__file__).parent / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist"
                      / "index.js")
 READ_ID = "toolu_e2e_mcp_read_0001"
+LEAKED = "sk-live-0123456789abcdef"  # credential-shaped: the log must redact it
 
 
 class ReadFileModel:
@@ -114,7 +115,8 @@ def test_each_worker_runs_its_servers_and_none_is_left_after_sigterm(
     workspace.mkdir()
     manifest = tmp_path / "servers.json"
     manifest.write_text(json.dumps({"servers": [
-        {"id": "demo", "command": sys.executable, "args": [demo_mcp.__file__, "stdio"]}]}))
+        {"id": "demo", "command": sys.executable, "args": [demo_mcp.__file__, "stdio"],
+         "env": {"DEMO_STDERR": f"starting with token {LEAKED}"}}]}))
     gateway = make_gateway(TOOL_EXECUTION_MODE="server", WORKSPACE_ROOT=str(workspace), WEB_CONCURRENCY="2",
                            MCP_MANIFEST_DIRS="", MCP_SERVER_MANIFEST=str(manifest))
     wait_ready(gateway, "demo", workers=2)
@@ -122,6 +124,11 @@ def test_each_worker_runs_its_servers_and_none_is_left_after_sigterm(
     servers = [pid for pid, cmdline in below.items()
                if cmdline.startswith(sys.executable) and "demo_mcp.py stdio" in cmdline]
     assert len(servers) == 2, below
+
+    said = [line for line in json_lines(gateway.log_text()) if line.get("mcp_server") == "demo"
+            and line["message"].startswith("[demo] starting with token")]
+    assert len(said) == 2  # the server's stderr, once per worker, with its id
+    assert LEAKED not in gateway.log_text()
 
     assert gateway.stop(signal.SIGTERM) == 0
     assert wait_until(lambda: not any(alive(pid) for pid in below), timeout=10), [

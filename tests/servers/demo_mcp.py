@@ -87,6 +87,8 @@ async def grow(ctx: Context) -> str:
 
 
 if __name__ == "__main__":
+    if os.environ.get("DEMO_STDERR"):  # a line for the gateway's log
+        print(os.environ["DEMO_STDERR"], file=sys.stderr, flush=True)
     if sys.argv[1:2] == ["http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:
