@@ -125,3 +125,23 @@ def test_a_hung_server_does_not_hold_up_a_request_that_does_not_use_it(
     assert result_of(upstream.bodies[3]) == {
         "type": "tool_result", "tool_use_id": "toolu_2", "is_error": True,
         "content": "MCP server 'hung' is starting: it did not become ready within 1 s"}
+
+
+def test_lazy_servers_start_with_the_first_request_and_are_offered_once_ready(
+        make_app: Callable[..., Flask], workspace: Path, tmp_path: Path, mocked: Any) -> None:
+    manifest = tmp_path / "lazy.json"
+    manifest.write_text(json.dumps([{"id": "demo", **DEMO}]))
+    app = make_app(workspace_root=str(workspace), mcp_manifest_dirs="", mcp_server_manifest=str(manifest),
+                   mcp_start="lazy")
+    try:
+        supervisor = supervisor_for(app.extensions["lynkr"].config)
+        assert [status.state for status in supervisor.statuses()] == ["stopped"]
+        upstream = ScriptedUpstream(mocked, [answer(text("one")), answer(text("two"))])
+        client = app.test_client()
+        assert ask(client, [{"role": "user", "content": "hi"}]).status_code == 200
+        assert not [n for n in tool_names(upstream.bodies[0]) if n.startswith("mcp_demo_")]
+        supervisor.servers["demo"].ready_client(30)
+        assert ask(client, [{"role": "user", "content": "hi"}]).status_code == 200
+        assert "mcp_demo_echo" in tool_names(upstream.bodies[1])
+    finally:
+        shutdown()
