@@ -32,6 +32,7 @@ RUN_OUTPUT_MAX_BYTES = 1024**2  # run_process keeps both ends, so the summary at
 HISTORY_DEFAULT = 10
 HISTORY_MAX = 50
 COVERAGE_KINDS = ("lines", "statements", "functions", "branches")
+COUNTS_UNKNOWN = "counts unknown"
 
 
 def resolve_test_command(ctx: ToolContext, profile: str | None) -> list[str]:
@@ -116,11 +117,17 @@ def run_status(result: ProcessResult, counts: TestCounts | None) -> str:
 def _describe_run(run: TestRun, counts: TestCounts | None, timeout_ms: int) -> str:
     if run.status == "timeout":
         return f"Test run #{run.id}: timed out after {timeout_ms} ms (the runner was killed)"
-    found = _counts_text(run) if counts is not None else "no test counts found in the output"
+    found = counts_text(run) if counts is not None else f"{COUNTS_UNKNOWN} (no test counts found in the output)"
     return f"Test run #{run.id}: {run.status} — {found} (exit code {run.exit_code}, {run.duration_ms / 1000:.1f} s)"
 
 
-def _counts_text(run: TestRun) -> str:
+def counts_text(run: TestRun) -> str:
+    """``"1 passed, 0 failed, 0 skipped, 0 errors"``, or ``"counts unknown"`` when the run's output had none.
+
+    The row stores zeros for a run without counts; its stored output tail tells the two apart.
+    """
+    if not (run.passed or run.failed or run.skipped or run.errors) and parse_test_output(run.output or "") is None:
+        return COUNTS_UNKNOWN
     return f"{run.passed} passed, {run.failed} failed, {run.skipped} skipped, {run.errors} errors"
 
 
@@ -144,7 +151,7 @@ def _history_line(run: TestRun) -> str:
     profile = f" [{run.profile}]" if run.profile else ""
     command = shlex.join(json.loads(run.command))
     seconds = (run.duration_ms or 0) / 1000
-    return f"#{run.id} {when} {run.status}: {_counts_text(run)} ({seconds:.1f} s){profile} $ {command}"
+    return f"#{run.id} {when} {run.status}: {counts_text(run)} ({seconds:.1f} s){profile} $ {command}"
 
 
 def summarise_tests(ctx: ToolContext, args: Mapping[str, Any]) -> str:
@@ -164,7 +171,7 @@ def _describe_latest(run: TestRun | None) -> str:
     if run is None:
         return "Latest run: none yet in this session (workspace_test_run runs the tests)."
     when = run.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    return f"Latest run: #{run.id} at {when} UTC, {run.status} — {_counts_text(run)}"
+    return f"Latest run: #{run.id} at {when} UTC, {run.status} — {counts_text(run)}"
 
 
 def _coverage_line(entry: Mapping[str, Any]) -> str:

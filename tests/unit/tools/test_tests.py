@@ -134,8 +134,26 @@ def test_a_run_past_its_timeout_is_killed_and_stored_as_timeout(make_ctx: Any, d
 
 def test_a_run_that_prints_no_counts_is_an_error(make_ctx: Any, database: Any) -> None:
     ctx = make_ctx(workspace_test_command=shlex.join([sys.executable, "-c", "raise SystemExit('no runner')"]))
-    assert "error — no test counts found in the output (exit code 1" in call(ctx, "workspace_test_run")
+    assert "error — counts unknown (no test counts found in the output) (exit code 1" in call(ctx, "workspace_test_run")
     assert TestRun.get().status == "error"
+
+
+def test_history_and_summary_say_counts_unknown_for_a_run_without_counts(make_ctx: Any, database: Any) -> None:
+    ctx = make_ctx(workspace_test_command=shlex.join([sys.executable, "-c", "print('built, nothing counted')"]))
+    call(ctx, "workspace_test_run")
+    (line,) = call(ctx, "workspace_test_history").splitlines()
+    assert line.startswith("#1 ")
+    assert " passed: counts unknown (" in line
+    assert "0 passed" not in line
+    latest = call(ctx, "workspace_test_summary").splitlines()[0]
+    assert latest.endswith("passed — counts unknown")
+
+
+def test_a_run_that_counted_no_tests_still_says_zero(make_ctx: Any, workspace_dir: Path, database: Any) -> None:
+    (workspace_dir / "test_empty.py").write_text("")
+    ctx = make_ctx(workspace_test_command=shlex.join([*PYTEST, "test_empty.py"]))
+    call(ctx, "workspace_test_run")
+    assert ": 0 passed, 0 failed, 0 skipped, 0 errors (" in call(ctx, "workspace_test_history")
 
 
 def test_always_sandboxed_runs_refuse_without_a_sandbox(make_ctx: Any, database: Any) -> None:
