@@ -1,5 +1,6 @@
 """The ``lynkr`` command: ``serve`` (also ``start``, and the default), ``migrate``, ``check``, ``keys``, ``mcp``;
-``init``, ``env`` and ``claude`` live in :mod:`app.onboarding.commands`."""
+``index`` lives in :mod:`app.tools.index.command`; ``init``, ``env`` and ``claude`` in
+:mod:`app.onboarding.commands`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from app.config import Config, ConfigError, load_config
 from app.onboarding import commands as onboarding
+from app.tools.index import command as index_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check", help="print the resolved configuration and probe the provider")
     _keys_parser(sub)
     _mcp_parser(sub)
+    index_command.add_parser(sub)
     onboarding.add_parsers(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after `lynkr claude` belongs to Claude Code: argparse must not read its options.
@@ -40,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return keys(config, args)
     if command == "mcp":
         return mcp(config, args)
+    if command == "index":
+        return index_command.run(config, args, sys.stdout, sys.stderr)
     if command in onboarding.COMMANDS:
         return onboarding.run(config, args, argv[1:], check)
     # `migrate` (which `serve` runs first, in a child) and `check` read the settings files first:

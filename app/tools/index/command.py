@@ -7,8 +7,9 @@ counts and time on stdout.
 
 from __future__ import annotations
 
+import argparse
 import os
-from typing import TextIO
+from typing import Any, TextIO
 
 from app.config import Config
 from app.tools.base import ToolContext, ToolError
@@ -45,6 +46,17 @@ class ProgressReport:
         if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def add_parser(sub: Any) -> None:
+    """Declare ``lynkr index [--workspace DIR]`` on the CLI's subcommands."""
+    parser = sub.add_parser("index", help="rebuild the code index of the workspace (and its CLAUDE.md summary)")
+    parser.add_argument("--workspace", metavar="DIR", help="the directory to index (default: WORKSPACE_ROOT)")
+
+
+def run(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``lynkr index`` with parsed arguments."""
+    return run_index(config, args.workspace, out, err)
 
 
 def run_index(config: Config, directory: str | None, out: TextIO, err: TextIO) -> int:

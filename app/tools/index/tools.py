@@ -79,9 +79,9 @@ def _search(ctx: ToolContext, args: Mapping[str, Any]) -> str:
     if not query:
         raise ToolError("argument 'query' is empty")
     match = str_arg(args, "match", default="auto")
-    if match not in MATCH_MODES:
+    mode: MatchMode | None = next((known for known in MATCH_MODES if known == match), None)
+    if mode is None:
         raise ToolError(f"argument 'match' must be one of {', '.join(MATCH_MODES)}")
-    mode: MatchMode = match  # type: ignore[assignment]  # checked against MATCH_MODES just above
     filters = Filters(str_arg(args, "kind"), str_arg(args, "language", "lang"), _relative_path(ctx, args))
     limit = min(int_arg(args, "limit", default=SEARCH_DEFAULT, minimum=1) or SEARCH_DEFAULT, SEARCH_MAX)
     _ensure_index(ctx)

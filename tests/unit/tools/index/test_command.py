@@ -6,6 +6,9 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
+from app.cli import main
 from app.config import Config
 from app.tools.index.command import ProgressReport, run_index
 
@@ -57,3 +60,17 @@ def test_run_index_needs_a_workspace(tmp_path: Path) -> None:
     assert err.getvalue() == "lynkr: no workspace: set WORKSPACE_ROOT or pass --workspace DIR\n"
     assert run_index(Config(session_db_path=str(tmp_path / "l.db")), str(tmp_path / "nope"), out, err) == 2
     assert err.getvalue().endswith(f"lynkr: {tmp_path / 'nope'} is not a directory\n")
+
+
+def test_lynkr_index_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "cart.rb").write_text("class Cart\n  def total\n  end\nend\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SESSION_DB_PATH", str(tmp_path / "lynkr.db"))
+    assert main(["index", "--workspace", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "CLAUDE.md: the project summary section was written"
+    assert out[1].startswith("Indexed 1 files (1 parsed, 0 unchanged, 0 removed, 0 skipped, 0 failed): 2 symbols in ")
+    assert (root / "CLAUDE.md").read_text().count("- ruby: 1 file, 4 lines") == 1
