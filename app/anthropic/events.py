@@ -15,10 +15,13 @@ runs over every stream; :class:`MessageAccumulator` folds events into the final 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from app.anthropic.types import TextBlock, ThinkingBlock, ToolUseBlock
 
 Event = dict[str, Any]
 
@@ -205,7 +208,7 @@ class StreamBuilder:
         """Emit ``message_start`` (idempotent; every other method calls it first)."""
         out: list[Event] = []
         if not self.grammar.started:
-            message = {
+            message: dict[str, Any] = {  # a Message, with whatever usage the caller reports
                 "id": self.message_id,
                 "type": "message",
                 "role": "assistant",
@@ -253,7 +256,8 @@ class StreamBuilder:
             self._held.append(("tool", tool))
             return out
         self._close(out)
-        self._open_block(out, {"type": "tool_use", "id": tool_id, "name": name, "input": {}})
+        tool_use: ToolUseBlock = {"type": "tool_use", "id": tool_id, "name": name, "input": {}}
+        self._open_block(out, tool_use)
         self._open, self._open_tool = "tool", key
         return out
 
@@ -349,15 +353,17 @@ class StreamBuilder:
             return out
         if self._open != kind:
             self._close(out)
-            block = ({"type": "text", "text": ""} if kind == "text"
-                     else {"type": "thinking", "thinking": "", "signature": ""})
+            block: TextBlock | ThinkingBlock = (
+                {"type": "text", "text": ""} if kind == "text"
+                else {"type": "thinking", "thinking": "", "signature": ""}
+            )
             self._open_block(out, block)
             self._open = kind
         key = "text" if kind == "text" else "thinking"
         self._emit(out, self._block_delta({"type": f"{key}_delta", key: text}))
         return out
 
-    def _open_block(self, out: list[Event], block: dict[str, Any]) -> None:
+    def _open_block(self, out: list[Event], block: Mapping[str, Any]) -> None:
         event = {"type": "content_block_start", "index": self._next_index, "content_block": block}
         self._emit(out, event)
 
@@ -376,8 +382,8 @@ class StreamBuilder:
         for kind, item in held:
             if kind == "tool":
                 self._close(out)
-                block = {"type": "tool_use", "id": item.id, "name": item.name, "input": {}}
-                self._open_block(out, block)
+                tool_use: ToolUseBlock = {"type": "tool_use", "id": item.id, "name": item.name, "input": {}}
+                self._open_block(out, tool_use)
                 self._open = "tool"
                 args = "".join(item.args)
                 if args:

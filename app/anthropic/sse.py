@@ -4,12 +4,13 @@ Encoding is the only place that writes ``event: …\\ndata: …`` bytes. Decodin
 WHATWG "event stream interpretation" rules: lines end at CRLF, LF or CR (and only those —
 U+2028 inside a JSON string is data), a CRLF may be split across reads, multi-byte UTF-8
 may be split across reads, a leading BOM is dropped, ``:`` lines are comments, and an event
-is dispatched on a blank line.
+is dispatched on a blank line. Decoding is linear in the stream's size and, given a limit,
+bounded in memory.
 """
 
 from __future__ import annotations
 
-import codecs
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,8 @@ class ServerSentEvent:
 
 def encode(event: dict[str, Any]) -> bytes:
     """One Anthropic stream event as an SSE frame, named after its ``type``."""
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def comment(text: str = "keepalive") -> bytes:
@@ -40,57 +42,85 @@ def comment(text: str = "keepalive") -> bytes:
     return b": " + text.encode() + b"\n\n"
 
 
-class SSEDecoder:
-    """Incremental decoder: feed raw bytes, get complete events back."""
+class EventTooLargeError(Exception):
+    """A line, or an event's data, grew past the decoder's limit before it ended."""
 
-    def __init__(self) -> None:
-        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an SSE line or event is larger than {limit} bytes")
+        self.limit = limit
+
+
+_LINE_END = re.compile(rb"\r\n?|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+class SSEDecoder:
+    """Incremental decoder: feed raw bytes, get complete events back.
+
+    Work is linear in the bytes fed: only each new read is searched for line ends, and the
+    pieces of an unfinished line are kept as a list and joined once, when the line ends. CR and
+    LF never occur inside a multi-byte UTF-8 sequence, so lines are split as bytes and each
+    complete line is decoded on its own (a character split across reads is whole by then).
+    ``max_event_bytes`` bounds one line and one event's data; past it :meth:`feed` raises
+    :class:`EventTooLargeError` (memory stays near the limit).
+    """
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._head = b""  # the first bytes, until a leading BOM can be told apart
         self._started = False
         self._pending_cr = False
+        self._partial: list[bytes] = []
+        self._partial_size = 0
         self._event = ""
         self._data: list[str] = []
+        self._data_size = 0
         self._last_id: str | None = None
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completes, in order."""
-        text = self._utf8.decode(chunk)
-        if not self._started and text:
-            self._started = True
-            if text[0] == "\ufeff":
-                text = text[1:]
-        if self._pending_cr and text.startswith("\n"):
-            text = text[1:]
-        self._pending_cr = False
-        self._buffer += text
-        return self._drain_lines()
-
-    def _drain_lines(self) -> list[ServerSentEvent]:
+        if not self._started:
+            chunk = self._head + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._head = chunk
+                return []
+            self._started, self._head = True, b""
+            chunk = chunk.removeprefix(_BOM)
+        if self._pending_cr:
+            self._pending_cr = False
+            chunk = chunk.removeprefix(b"\n")
         events: list[ServerSentEvent] = []
-        buffer = self._buffer
         start = 0
-        size = len(buffer)
-        while start < size:
-            lf = buffer.find("\n", start)
-            cr = buffer.find("\r", start, lf if lf >= 0 else size)
-            if cr >= 0:
-                end, nxt = cr, cr + 1
-                if nxt < size and buffer[nxt] == "\n":
-                    nxt += 1
-                elif nxt == size:
-                    # A CR at the end of a read may be the first half of a CRLF.
-                    self._pending_cr = True
-            elif lf >= 0:
-                end, nxt = lf, lf + 1
-            else:
-                break
-            event = self._process_line(buffer[start:end])
+        for match in _LINE_END.finditer(chunk):
+            event = self._process_line(self._line(chunk[start:match.start()]))
             if event is not None:
                 events.append(event)
-            start = nxt
-        self._buffer = buffer[start:]
+            start = match.end()
+        if start and chunk[start - 1:start] == b"\r":
+            self._pending_cr = True  # a CR at the end of a read may be the first half of a CRLF
+        if start < len(chunk):
+            self._keep(chunk[start:])
         return events
+
+    def _keep(self, piece: bytes) -> None:
+        self._partial.append(piece)
+        self._partial_size += len(piece)
+        self._check(self._partial_size)
+
+    def _line(self, tail: bytes) -> str:
+        if self._partial:
+            self._check(self._partial_size + len(tail))
+            self._partial.append(tail)
+            tail = b"".join(self._partial)
+            self._partial, self._partial_size = [], 0
+        else:
+            self._check(len(tail))
+        return tail.decode("utf-8", "replace")
+
+    def _check(self, size: int) -> None:
+        if self.max_event_bytes is not None and size > self.max_event_bytes:
+            raise EventTooLargeError(self.max_event_bytes)
 
     def _process_line(self, line: str) -> ServerSentEvent | None:
         if not line:
@@ -101,6 +131,8 @@ class SSEDecoder:
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_size += len(value) + 1
+            self._check(self._data_size)
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -123,4 +155,5 @@ class SSEDecoder:
         )
         self._event = ""
         self._data = []
+        self._data_size = 0
         return event
