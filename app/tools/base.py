@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from app.tools.paths import Workspace
 
 ToolOutput = str | list[dict[str, Any]]
+ModelCall = Callable[[str, str], str]
+"""Asks the configured model (system prompt, user prompt) for a text answer, through the gateway's
+routing, fallback and budgets like any other model call; tools that need a model (diff review,
+release notes) get one in :attr:`ToolContext.ask_model`."""
 
 
 class ToolError(Exception):
@@ -34,6 +38,7 @@ class ToolContext:
     session_id: str | None = None
     api_key: str | None = None
     request_id: str = ""
+    ask_model: ModelCall | None = None
 
 
 @dataclass(frozen=True)
