@@ -80,9 +80,9 @@ class DrainingStop:
             if self.stop_at is not None and time.monotonic() >= self.stop_at:
                 raise StopIteration
 
-        arbiter.handle_term = lambda: self.begin("SIGTERM")
-        arbiter.handle_int = lambda: self.begin("SIGINT")
-        arbiter.murder_workers = murder_workers
+        arbiter.handle_term = lambda: self.begin("SIGTERM")  # type: ignore[method-assign]
+        arbiter.handle_int = lambda: self.begin("SIGINT")  # type: ignore[method-assign]
+        arbiter.murder_workers = murder_workers  # type: ignore[method-assign]
 
     def begin(self, signal_name: str) -> None:
         """Start draining; a second signal stops at once."""
