@@ -1,0 +1,39 @@
+"""gunicorn's logger without its access log, even where stock gunicorn would turn it on."""
+
+from __future__ import annotations
+
+import logging
+
+from gunicorn import glogging
+from gunicorn.config import Config
+
+from app.gunicorn_logger import Logger
+
+
+def config_with_logconfig() -> Config:
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("logconfig_dict", {"version": 1, "disable_existing_loggers": False})
+    return cfg
+
+
+def test_the_access_log_is_off_where_stock_gunicorn_would_write_it() -> None:
+    assert glogging.Logger(config_with_logconfig()).access_log_enabled is True
+    assert Logger(config_with_logconfig()).access_log_enabled is False
+
+
+def test_access_builds_nothing_and_writes_nothing() -> None:
+    logger = Logger(config_with_logconfig())
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.access_log.addHandler(handler)
+    # Stock gunicorn would read these objects; ours returns before touching them.
+    assert logger.access(None, None, None, None) is None
+    assert records == []
+
+
+def test_error_logging_is_gunicorns() -> None:
+    logger = Logger(config_with_logconfig())
+    assert logger.error_log.name == "gunicorn.error"
+    assert logger.loglevel == logging.INFO
