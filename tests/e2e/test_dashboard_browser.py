@@ -110,7 +110,8 @@ def test_dashboard_pages_in_chromium(make_gateway: Callable[..., Gateway], mocke
 
         shown = {cell.get_attribute("data-metric"): cell.inner_text()
                  for cell in page.query_selector_all("[data-metric]")}
-        summary = requests.get(gateway.url + "/metrics/observability", timeout=10).json()
+        summary = requests.get(gateway.url + "/metrics/observability", headers={"x-api-key": ADMIN_KEY},
+                               timeout=10).json()
         for path in METRICS:
             assert number(shown[path]) == pytest.approx(metric(summary, path)), path
         for reason, count in summary["routing"]["by_reason"].items():
