@@ -17,7 +17,7 @@ from app.accounting.usage import RequestRecord
 from app.anthropic import sse, tokens
 from app.anthropic.events import StreamBuilder
 from app.cache.prompt import hit_events
-from app.errors import InvalidRequestError, LynkrError, OverloadedError
+from app.errors import LynkrError, OverloadedError, RequestTooLargeError
 from app.exchange import Exchange
 from app.metrics.recorder import metrics_of
 from app.orchestrator import StreamAnswer
@@ -26,12 +26,19 @@ from app.pump import running_readers
 from app.resilience.retry import queued_ms_from_header
 from app.storage.sessions import session_id_from
 from app.web import streaming
-from app.web.schemas import validate_count_tokens_request, validate_messages_request
+from app.web.schemas import (
+    adopt_seed_shapes,
+    parse_json,
+    validate_count_tokens_request,
+    validate_messages_request,
+)
 from app.web.services import Services, services
 
 bp = Blueprint("messages", __name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DRAIN_RETRY_AFTER = "5"
+READ_CHUNK = 64 * 1024
+TOO_LARGE = "Request body is larger than the limit (REQUEST_JSON_LIMIT)."
 SHED_RETRY_AFTER = "5"
 
 
@@ -47,12 +54,34 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def _parse_body() -> Any:
-    raw = request.get_data(cache=False)
+    raw = _read_body()
     request.environ["lynkr.body_bytes"] = len(raw)
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
+    return parse_json(raw)
+
+
+def _read_body() -> bytes:
+    """The request body; 413 when it is over ``REQUEST_JSON_LIMIT``, announced or not.
+
+    Werkzeug stops a body without ``Content-Length`` (chunked) silently at the limit, which
+    would turn an oversized upload into truncated JSON; here one byte past the limit is a 413.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None:
+        if limit is not None and request.content_length is not None and request.content_length > limit:
+            raise RequestTooLargeError(TOO_LARGE)
+        return request.get_data(cache=False)
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # a server that cannot end a body of unknown length: read nothing, as Werkzeug does
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    raise RequestTooLargeError(TOO_LARGE)
 
 
 @bp.post("/v1/messages")
@@ -63,7 +92,7 @@ def create_message() -> Response:
         metrics_of().shed("draining")
         raise OverloadedError("Lynkr is shutting down; retry shortly.", status=503,
                               headers={"retry-after": DRAIN_RETRY_AFTER})
-    body = validate_messages_request(_parse_body())
+    body = validate_messages_request(adopt_seed_shapes(_parse_body(), _max_output_tokens))
     _shed(svc)
     slot = svc.limiter.slot()
     if slot is None:
@@ -88,6 +117,12 @@ def create_message() -> Response:
         return Response(b"".join(sse.encode(e) for e in events), status=200, mimetype="text/event-stream",
                         headers={**SSE_HEADERS, **headers})
     return json_response(outcome.message, headers=headers)
+
+
+def _max_output_tokens(model: str) -> int:
+    """The default ``max_tokens``: what the default provider's model for ``model`` can produce."""
+    provider = services().provider
+    return provider.caps(provider.upstream_model(model)).max_output_tokens
 
 
 def _shed(svc: Services) -> None:

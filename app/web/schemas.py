@@ -1,37 +1,250 @@
-"""Ingress validation: only the fields we must trust, everything else carried as sent.
+"""Ingress validation: every field the gateway reads is type-checked, everything else is carried as sent.
 
-Lenient on purpose: Claude Code adds request fields and block types every month, so only
-``model``, ``max_tokens`` and ``messages`` are required and type-checked, and below that only
-the shape of ``content`` (a string or a list of objects): nothing inside a block is validated
-(marshmallow does not carry ``unknown=INCLUDE`` into ``Nested``, so a nested schema would turn
-a new field inside a content block into a 400).
+Lenient on purpose: Claude Code adds request fields and block types every month, so unknown
+fields, unknown block types and unknown keys inside known objects pass untouched. What the
+translators, the token counter, routing and the session store read is checked for its type
+here, so a wrong type is a 400 naming the field (``messages.0.content.1.source: Not a valid
+mapping type.``) instead of a crash further in. Nested schemas are *instances* made with
+``unknown=INCLUDE``: marshmallow does not carry a class's ``Meta.unknown`` into ``Nested``.
+
+The body is parsed here too (:func:`parse_json`), with its nesting capped at
+:data:`MAX_JSON_DEPTH`, and two shapes the seed project accepted are made Anthropic's
+(:func:`adopt_seed_shapes`): an OpenAI-style ``tool_choice`` and a missing ``max_tokens``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
 from app.errors import InvalidRequestError
 
+# orjson serialises at most 254 levels; the pipeline wraps a body (upstream requests, cache keys,
+# transcripts) a few levels deeper and walks content recursively, so a client gets half of that.
+MAX_JSON_DEPTH = 128
+MAX_MODEL_CHARS = 128  # the width of the usage rows' model column
+ROLES = ("user", "assistant", "system")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The parsed body; raises :class:`InvalidRequestError` for bad JSON or nesting past :data:`MAX_JSON_DEPTH`."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
+    if json_depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"Request body nests deeper than {MAX_JSON_DEPTH} levels.")
+    return value
+
+
+def json_depth(value: Any, stop_after: int) -> int:
+    """The nesting depth of arrays and objects in ``value`` (a scalar is 0), counted no further than
+    ``stop_after + 1``; iterative, so no input can exhaust the stack."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        depth += 1
+        if depth > stop_after:
+            return depth
+        deepest = max(deepest, depth)
+        pending.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+# -- fields -----------------------------------------------------------------------------------
+
+
+class StrictNumber(fields.Field):
+    """An int or a float, never a string or a boolean."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Not a valid number.")
+        return value
+
+
+class Content(fields.Field):
+    """Message content: a string, or a list of content blocks each checked by its ``type``."""
+
+    def __init__(self, *, text_allowed: bool = True, **kwargs: Any) -> None:
+        self.text_allowed = text_allowed
+        self.shape = "must be a string or a list of content blocks" if text_allowed else \
+            "must be a list of content blocks"
+        super().__init__(error_messages={"null": self.shape}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and self.text_allowed:
+            return value
+        if not isinstance(value, list):
+            raise ValidationError(self.shape)
+        problems = {index: errors for index, block in enumerate(value) if (errors := block_errors(block))}
+        if problems:
+            raise ValidationError(problems)
+        return value
+
+
+def block_errors(block: Any) -> dict[str, Any] | list[str]:
+    """What is wrong with one content block (empty when nothing): its known fields' types."""
+    if not isinstance(block, dict):
+        return ["must be a content block object"]
+    kind = block.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return {"type": ["Not a valid string."]}
+    schema = _BLOCKS.get(kind) if kind else None
+    return schema.validate(block) if schema is not None else {}
+
+
+def _nested(schema: type[Schema], **kwargs: Any) -> fields.Nested:
+    return fields.Nested(schema(unknown=INCLUDE), **kwargs)
+
+
+# -- content blocks ---------------------------------------------------------------------------
+
 
 class _Lenient(Schema):
+    error_messages = {"type": "must be an object"}
+
     class Meta:
         unknown = INCLUDE
 
 
-class MessagesRequestSchema(_Lenient):
-    model = fields.String(required=True, validate=validate.Length(min=1))
+class MediaSource(_Lenient):
+    type = fields.String(required=True)
+    data = fields.String()
+    url = fields.String()
+    media_type = fields.String()
+    file_id = fields.String()
+    content = Content()
+
+
+class TextBlock(_Lenient):
+    text = fields.String(required=True)
+
+
+class ImageBlock(_Lenient):
+    source = _nested(MediaSource, required=True)
+
+
+class DocumentBlock(_Lenient):
+    source = _nested(MediaSource, required=True)
+    title = fields.String(allow_none=True)
+    context = fields.String(allow_none=True)
+
+
+class ToolUseBlock(_Lenient):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    input = fields.Dict()
+
+
+class ToolResultBlock(_Lenient):
+    tool_use_id = fields.String(required=True)
+    content = Content()
+    is_error = fields.Boolean()
+
+
+class ThinkingBlock(_Lenient):
+    thinking = fields.String(required=True)
+    signature = fields.String()
+
+
+class RedactedThinkingBlock(_Lenient):
+    data = fields.String(required=True)
+
+
+class ToolReferenceBlock(_Lenient):
+    tool_name = fields.String(required=True)
+
+
+class SearchResultBlock(_Lenient):
+    title = fields.String()
+    source = fields.String()
+    content = Content(text_allowed=False)
+
+
+_BLOCKS: dict[str, Schema] = {
+    kind: schema(unknown=INCLUDE) for kind, schema in {
+        "text": TextBlock,
+        "image": ImageBlock,
+        "document": DocumentBlock,
+        "tool_use": ToolUseBlock,
+        "server_tool_use": ToolUseBlock,
+        "mcp_tool_use": ToolUseBlock,
+        "tool_result": ToolResultBlock,
+        "mcp_tool_result": ToolResultBlock,
+        "thinking": ThinkingBlock,
+        "redacted_thinking": RedactedThinkingBlock,
+        "tool_reference": ToolReferenceBlock,
+        "search_result": SearchResultBlock,
+    }.items()
+}
+
+
+# -- the request ------------------------------------------------------------------------------
+
+
+class Message(_Lenient):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES, error="must be user or assistant"))
+    content = Content(required=True)
+
+
+class Metadata(_Lenient):
+    user_id = fields.String(allow_none=True)
+
+
+class Thinking(_Lenient):
+    type = fields.String(required=True)
+    budget_tokens = fields.Integer(strict=True)
+
+
+class OutputConfig(_Lenient):
+    effort = fields.String()
+    format = fields.Dict(allow_none=True)
+
+
+class ToolChoice(_Lenient):
+    type = fields.String(required=True)
+    name = fields.String()
+    disable_parallel_tool_use = fields.Boolean()
+
+
+class Tool(_Lenient):
+    type = fields.String(allow_none=True)
+    name = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    input_schema = fields.Dict()
+
+
+class _Conversation(_Lenient):
+    model = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MODEL_CHARS))
+    messages = fields.List(_nested(Message), required=True)
+    system = Content()
+    tools = fields.List(_nested(Tool))
+    tool_choice = _nested(ToolChoice)
+    thinking = _nested(Thinking)
+    metadata = _nested(Metadata)
+    output_config = _nested(OutputConfig)
+
+
+class MessagesRequestSchema(_Conversation):
     max_tokens = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    messages = fields.List(fields.Dict(), required=True)
     stream = fields.Boolean()
-    system = fields.Raw()
+    temperature = StrictNumber()
+    top_p = StrictNumber()
+    top_k = StrictNumber()
+    stop_sequences = fields.List(fields.String())
+    context_management = fields.Dict()
 
 
-class CountTokensRequestSchema(_Lenient):
-    model = fields.String(required=True, validate=validate.Length(min=1))
-    messages = fields.List(fields.Dict(), required=True)
+class CountTokensRequestSchema(_Conversation):
+    pass
 
 
 _MESSAGES = MessagesRequestSchema()
@@ -53,33 +266,53 @@ def _check(schema: Schema, body: Any) -> dict[str, Any]:
         raise InvalidRequestError("Request body must be a JSON object.")
     errors = schema.validate(body)
     if errors:
-        field, problems = next(iter(sorted(errors.items())))
-        raise InvalidRequestError(f"{field}: {_first(problems)}")
-    for index, message in enumerate(body["messages"]):
-        if message.get("role") not in ("user", "assistant", "system"):
-            raise InvalidRequestError(f"messages.{index}.role: must be user or assistant")
-        _check_content(index, message.get("content"))
+        raise InvalidRequestError(first_problem(errors))
     return body
 
 
-def _check_content(index: int, content: Any) -> None:
-    """Content is a string or a list of blocks (objects); what is inside a block is not checked."""
-    if isinstance(content, str):
-        return
-    if not isinstance(content, list):
-        raise InvalidRequestError(f"messages.{index}.content: must be a string or a list of content blocks")
-    for position, block in enumerate(content):
-        if not isinstance(block, dict):
-            raise InvalidRequestError(f"messages.{index}.content.{position}: must be a content block object")
+def first_problem(errors: Any, path: str = "") -> str:
+    """The first of marshmallow's nested errors as ``dotted.path: message``."""
+    if isinstance(errors, dict) and errors:
+        key, value = min(errors.items(), key=lambda item: str(item[0]))
+        if key == "_schema":  # the object itself, not one of its fields
+            return first_problem(value, path)
+        return first_problem(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list) and errors:
+        return first_problem(errors[0], path)
+    return f"{path}: {errors}" if path else str(errors)
 
 
-def _first(problems: Any) -> str:
-    if isinstance(problems, list) and problems:
-        return str(problems[0])
-    if isinstance(problems, dict) and problems:
-        key, value = next(iter(problems.items()))
-        return f"{key}: {_first(value)}"
-    return str(problems)
+# -- the seed project's shapes -----------------------------------------------------------------
+
+_OPENAI_CHOICE_MODES = {"auto": "auto", "none": "none", "required": "any"}
 
 
-__all__ = ["ValidationError", "validate_count_tokens_request", "validate_messages_request"]
+def adopt_seed_shapes(body: Any, max_output_tokens: Callable[[str], int]) -> Any:
+    """``body`` with the seed project's shapes made Anthropic's: a missing ``max_tokens`` becomes
+    ``max_output_tokens(model)``, and an OpenAI ``tool_choice`` (``{"type": "function",
+    "function": {"name": …}}``, ``"auto"``, ``"required"``, ``"none"``) becomes Anthropic's.
+    Anything else, a body that is not an object included, is returned as it came."""
+    if not isinstance(body, dict):
+        return body
+    model = body.get("model")
+    if "max_tokens" not in body and isinstance(model, str) and model:
+        body["max_tokens"] = max_output_tokens(model)
+    choice = body.get("tool_choice")
+    if isinstance(choice, str) and choice in _OPENAI_CHOICE_MODES:
+        body["tool_choice"] = {"type": _OPENAI_CHOICE_MODES[choice]}
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str):
+            body["tool_choice"] = {"type": "tool", "name": name}
+    return body
+
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "ValidationError",
+    "adopt_seed_shapes",
+    "parse_json",
+    "validate_count_tokens_request",
+    "validate_messages_request",
+]

@@ -160,7 +160,7 @@ def test_invented_fields_and_blocks_at_every_depth_are_accepted(client: FlaskCli
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"model": "m", "messages": []}, "max_tokens"),
+    ({"model": "m", "max_tokens": None, "messages": []}, "max_tokens"),
     ({"model": "m", "max_tokens": "10", "messages": []}, "max_tokens"),
     ({"max_tokens": 10, "messages": []}, "model"),
     ({"model": "m", "max_tokens": 10, "messages": "hi"}, "messages"),
