@@ -11,11 +11,13 @@ service starts and says which variables to set.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -46,6 +48,7 @@ class Config:
     keepalive_commit_ms: int = 10000
     ping_interval_ms: int = 15000
     request_json_limit: int = 32 * 1024**2
+    max_upstream_event_bytes: int = 16 * 1024**2
     api_keys: tuple[str, ...] = ()
     admin_keys: tuple[str, ...] = ()
     allow_open: bool = False
@@ -148,8 +151,10 @@ class Config:
     web_fetch_body_preview_max: int = 10000
     web_fetch_allow_private: bool = False
     metrics_enabled: bool = True
+    metrics_public: bool = False
     prometheus_multiproc_dir: str = ""
     health_check_enabled: bool = True
+    health_deep_cache_ms: int = 10000
     request_logging_enabled: bool = True
     log_level: str = "info"
     session_store_enabled: bool = True
@@ -180,15 +185,24 @@ class Config:
     @property
     def is_loopback(self) -> bool:
         """Whether the bind address only accepts local connections."""
-        return self.host in {"127.0.0.1", "localhost", "::1"} or self.host.startswith("127.")
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:  # a host name: only "localhost" is known to be local
+            return False
 
     def secrets(self) -> list[str]:
-        """Every secret value configured, for log redaction."""
+        """Every secret value configured — secret settings, and the userinfo and password of any URL
+        setting — for redaction from logs, client answers and rows."""
         values: list[str] = []
         for setting in SETTINGS:
+            value = getattr(self, setting.attr)
             if setting.secret:
-                value = getattr(self, setting.attr)
                 values.extend(value if isinstance(value, tuple) else [value])
+            if isinstance(value, str) and "://" in value and "@" in value:
+                parts = urlsplit(value)
+                values += [parts.password or "", parts.netloc.rpartition("@")[0]]
         return [v for v in values if v and len(v) >= 4]
 
     def masked(self) -> dict[str, Any]:

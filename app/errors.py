@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.logging import redact, redact_value
+
 STATUS_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -88,11 +90,18 @@ class LynkrError(Exception):
         # client's copy in whole seconds).
         self.retry_after: str | None = None
 
+    @property
+    def client_message(self) -> str:
+        """The message as a client may see it: configured secrets and credentials masked (an
+        upstream may echo the key it was sent)."""
+        return redact(self.message)
+
     def envelope(self, request_id: str | None) -> dict[str, Any]:
-        """The Anthropic error body, or the upstream's own Anthropic error body."""
+        """The Anthropic error body, or the upstream's own Anthropic error body, secrets masked."""
         if self.body is not None:
-            return self.body
-        return error_envelope(self.error_type, self.message, request_id)
+            body: dict[str, Any] = redact_value(self.body)
+            return body
+        return error_envelope(self.error_type, self.client_message, request_id)
 
 
 class InvalidRequestError(LynkrError):

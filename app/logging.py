@@ -25,10 +25,11 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer)(?:(?:basic|digest|token)\s+)?[^\s\"',]+"),
     re.compile(r"()\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"()\bdapi[0-9a-f]{16,}\b"),
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/\s@\"']+(?=@)"),  # userinfo in a URL
 ]
 # Every pattern above needs one of these (in lower case): a line without any skips the
 # patterns, which would otherwise cost more than formatting the line itself.
-_PATTERN_TRIGGERS = ("bearer", "api-key", "api_key", "authorization", "sk-", "pk-", "rk-", "dapi")
+_PATTERN_TRIGGERS = ("bearer", "api-key", "api_key", "authorization", "sk-", "pk-", "rk-", "dapi", "@")
 REDACTED = "[REDACTED]"
 
 
@@ -47,6 +48,26 @@ class Redactor:
             for pattern in _SECRET_PATTERNS:
                 text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         return text
+
+
+_CLIENT_REDACTOR = Redactor()
+
+
+def redact(text: str) -> str:
+    """``text`` with every configured secret and credential-shaped value masked: for anything a
+    client, a log line or a row may show (the secrets are those :func:`configure_logging` got)."""
+    return _CLIENT_REDACTOR(text)
+
+
+def redact_value(value: Any) -> Any:
+    """:func:`redact` applied to every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_value(item) for item in value]
+    return value
 
 
 class RequestIdFilter(logging.Filter):
@@ -88,7 +109,9 @@ class StderrHandler(logging.StreamHandler):
 def configure_logging(level: str = "info", secrets: Iterable[str] = ()) -> None:
     """Send the ``lynkr`` loggers' records to stderr as JSON lines (idempotent)."""
     handler = StderrHandler()
-    handler.setFormatter(RedactingJsonFormatter(Redactor(secrets)))
+    global _CLIENT_REDACTOR
+    _CLIENT_REDACTOR = Redactor(secrets)
+    handler.setFormatter(RedactingJsonFormatter(_CLIENT_REDACTOR))
     handler.addFilter(RequestIdFilter())
     logger = logging.getLogger("lynkr")
     logger.handlers = [handler]

@@ -1,7 +1,8 @@
 """Operational views: ``/metrics/prometheus`` (text exposition), ``/metrics/observability`` (the
 Node Lynkr's JSON summary) and ``/metrics/circuit-breakers`` (state of every provider's breaker).
 
-Registered only with ``METRICS_ENABLED`` (the factory decides). Under ``lynkr serve`` both
+Registered only with ``METRICS_ENABLED`` (the factory decides). With keys set they need one, as a
+bearer token for Prometheus (``authorization: credentials``), unless ``METRICS_PUBLIC=true``. Under ``lynkr serve`` both
 metric views read every worker's values, whichever worker answers the scrape.
 """
 
@@ -15,6 +16,14 @@ from app.metrics.summary import observability as summarise
 from app.web.services import services
 
 bp = Blueprint("metrics", __name__)
+
+
+@bp.before_request
+def _authenticate() -> None:
+    """With keys set, the metrics (traffic, cost, models) need one unless ``METRICS_PUBLIC``."""
+    svc = services()
+    if not svc.config.metrics_public:
+        svc.keys.check(request.headers)
 
 
 @bp.get("/metrics/prometheus")

@@ -31,6 +31,7 @@ from app.errors import (
     ReadTimeoutError,
     UpstreamError,
 )
+from app.logging import redact
 from app.resilience.retry import client_retry_after, parse_retry_after
 
 # Hop-by-hop and transport headers never copied from one side to the other.
@@ -104,7 +105,7 @@ def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
     breaks off after the headers is a :class:`ConnectionBrokenError` or :class:`ReadTimeoutError`,
     never a foreign exception.
     """
-    where = urlsplit(url).netloc or url
+    where = host_of(url)
     try:
         yield
     except requests.ConnectTimeout as exc:
@@ -125,11 +126,20 @@ def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
 @contextmanager
 def map_stream_exceptions(provider: str, url: str = "") -> Iterator[None]:
     """Translate a failure while reading an open stream (``urllib3`` or the socket's own)."""
-    where = urlsplit(url).netloc or url
+    where = host_of(url)
     try:
         yield
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         raise _stream_error(provider, where, exc) from exc
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of ``url``, never its userinfo (how an endpoint is named to anyone)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return redact(url)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{parts.port}" if parts.port else host
 
 
 def _connection_error(provider: str, where: str, exc: requests.ConnectionError) -> UpstreamError:

@@ -18,7 +18,7 @@ from typing import Any
 from app.anthropic import sse
 from app.anthropic.events import Event, StreamBuilder
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError, error_for_event
-from app.logging import get_logger
+from app.logging import get_logger, redact_value
 from app.pump import END, ITEM, OPEN, StreamStart
 
 log = get_logger("streaming")
@@ -105,15 +105,19 @@ def _events_for(kind: str, value: Any, builder: StreamBuilder,
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("upstream stream broke the protocol: %s", exc)
             error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
-            return builder.error(error.error_type, error.message), error
-        # An error frame the upstream sent mid-stream (relayed, or translated from its own form).
+            return builder.error(error.error_type, error.client_message), error
+        # An error frame the upstream sent mid-stream (relayed, or translated from its own form):
+        # it ends the stream as a failure, and may echo the credential the upstream was sent.
         frame = next((e for e in events if e.get("type") == "error"), None)
-        return events, error_for_event(frame.get("error")) if frame is not None else None
+        if frame is None:
+            return events, None
+        frame["error"] = redact_value(frame.get("error"))
+        return events, error_for_event(frame["error"])
     if kind == END:
         events = translator.close() if translator else []
         if builder.grammar.stopped:
             return events, None
         error = ConnectionBrokenError("The upstream stream ended before the message was complete.")
-        return events + builder.error(error.error_type, error.message), error
+        return events + builder.error(error.error_type, error.client_message), error
     error = value
-    return builder.error(error.error_type, error.message), error
+    return builder.error(error.error_type, error.client_message), error

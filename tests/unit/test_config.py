@@ -79,3 +79,9 @@ def test_env_example_lists_every_variable_and_matches_the_committed_file() -> No
         assert f"\n{commented}{setting.env}=" in text
     assert "\n# HOST=127.0.0.1\n" in text
     assert (ROOT / ".env.example").read_text() == text
+
+
+def test_secrets_include_the_userinfo_of_every_url_setting() -> None:
+    config = Config(databricks_api_base="https://bob:hunter22@example.com", database_url="postgresql://u:pw99@db/x")
+    secrets = config.secrets()
+    assert {"hunter22", "bob:hunter22", "pw99", "u:pw99"} <= set(secrets)

@@ -29,3 +29,10 @@ def test_configured_secrets_are_masked_wherever_they_appear() -> None:
 def test_a_line_without_secrets_is_unchanged() -> None:
     line = '{"level":"INFO","logger":"lynkr.access","message":"request","status":200,"path":"/v1/messages"}'
     assert Redactor(["s3cr3t-value"])(line) == line
+
+
+def test_userinfo_in_any_url_is_masked_and_plain_at_signs_are_kept() -> None:
+    redact = Redactor()
+    assert redact("connect postgresql://lynkr:pw@db:5432/x") == "connect postgresql://[REDACTED]@db:5432/x"
+    assert redact("redis://:secret@cache:6379/0 ok") == "redis://[REDACTED]@cache:6379/0 ok"
+    assert redact("write to a@b.example") == "write to a@b.example"
