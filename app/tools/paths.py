@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +35,11 @@ class PathRefused(ToolError, ValueError):
     """
 
 
+def _any_of(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One expression matching what any of the shell-style ``patterns`` matches (never, when there are none)."""
+    return re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns) or "(?!)")
+
+
 class Workspace:
     """The directory server-side tools work in, and what they may not touch there."""
 
@@ -41,9 +47,10 @@ class Workspace:
                  protected: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(os.path.realpath(root))
         self.deny = (*BUILTIN_DENY, *(pattern.strip("/") for pattern in deny if pattern.strip("/")))
-        # a pattern with a '/' names a path from the root (and all below it); one without, any name
-        self._deny_paths = tuple(pattern for pattern in self.deny if "/" in pattern)
-        self._deny_names = tuple(pattern for pattern in self.deny if "/" not in pattern)
+        # a pattern with a '/' names a path from the root (and all below it); one without, any name.
+        # Each kind is one regular expression: a crawl of the workspace checks every file.
+        self._deny_paths = _any_of(pattern for pattern in self.deny if "/" in pattern)
+        self._deny_names = _any_of(pattern for pattern in self.deny if "/" not in pattern)
         self.protected = tuple(Path(os.path.realpath(p)) for p in protected if str(p))
 
     def resolve(self, path: str, *, allow_root: bool = True) -> Path:
@@ -71,10 +78,10 @@ class Workspace:
             if real == protected or real.is_relative_to(protected):
                 raise PathRefused(f"'{shown}' is protected by the gateway")
         parts = real.relative_to(self.root).parts
-        denied = any(fnmatch.fnmatch(name, pattern) for pattern in self._deny_names for name in parts)
-        if not denied and self._deny_paths:
+        denied = any(self._deny_names.match(name) for name in parts)
+        if not denied:
             prefixes = ["/".join(parts[:count]) for count in range(1, len(parts) + 1)]
-            denied = any(fnmatch.fnmatch(prefix, pattern) for pattern in self._deny_paths for prefix in prefixes)
+            denied = any(self._deny_paths.match(prefix) for prefix in prefixes)
         if denied:
             raise PathRefused(f"'{shown}' matches the deny list and cannot be used by tools")
 
