@@ -144,6 +144,7 @@ def test_the_overview_shows_usage_by_provider_model_and_key(keyed: Flask) -> Non
 def test_without_keys_loopback_clients_are_admins_and_others_are_refused(make_app: Any) -> None:
     app = make_app()
     client = app.test_client()
+    assert client.get("/dashboard", environ_base=LOOPBACK).headers["Location"].endswith("/dashboard/")
     assert client.get("/dashboard/", environ_base=LOOPBACK).status_code == 200
     assert client.get("/dashboard/keys", environ_base=LOOPBACK).status_code == 200
     assert client.get("/dashboard/signin", environ_base=LOOPBACK).headers["Location"] == "/dashboard/"
