@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from app.anthropic.sse import ServerSentEvent, SSEDecoder, comment, encode
+from app.anthropic.sse import EventTooLargeError, ServerSentEvent, SSEDecoder, comment, encode
 
 
 def feed_all(chunks: list[bytes]) -> list[ServerSentEvent]:
@@ -54,3 +56,44 @@ def test_event_without_data_is_not_dispatched_and_eof_discards_partial() -> None
     decoder = SSEDecoder()
     assert decoder.feed(b"event: lonely\n\n") == []
     assert decoder.feed(b"data: partial") == []
+
+
+def test_a_bom_split_across_reads_is_still_dropped() -> None:
+    assert feed_all([b"\xef", b"\xbb", b"\xbfdata: 1\n\n"]) == [ServerSentEvent("message", "1")]
+    assert feed_all([b"\xef\xbb", b"x: 1\n"]) == []  # not a BOM: the bytes are kept as a line
+
+
+def test_a_line_over_the_limit_raises_before_it_ends() -> None:
+    decoder = SSEDecoder(max_event_bytes=1000)
+    decoder.feed(b"data: " + b"a" * 500)
+    with pytest.raises(EventTooLargeError) as raised:
+        decoder.feed(b"a" * 600)
+    assert raised.value.limit == 1000
+
+
+def test_a_whole_line_over_the_limit_in_one_read_raises() -> None:
+    with pytest.raises(EventTooLargeError):
+        SSEDecoder(max_event_bytes=100).feed(b"data: " + b"a" * 200 + b"\n\n")
+
+
+def test_an_event_whose_data_lines_add_up_past_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    assert decoder.feed(b"data: " + b"a" * 60 + b"\n\n") == [ServerSentEvent("message", "a" * 60)]
+    with pytest.raises(EventTooLargeError):
+        decoder.feed(b"data: " + b"a" * 60 + b"\ndata: " + b"b" * 60 + b"\n")
+
+
+def test_lines_at_the_limit_pass() -> None:
+    line = b"data: " + b"a" * 94
+    assert SSEDecoder(max_event_bytes=100).feed(line + b"\n\n") == [ServerSentEvent("message", "a" * 94)]
+
+
+def test_a_long_line_in_small_reads_is_decoded_in_linear_time() -> None:
+    # 4 MB in 1 KB reads: rescanning the buffer on each read did 4096 passes over up to 4 MB
+    # (seconds); reading each byte once takes milliseconds.
+    raw = b'data: "' + b"a" * (4 * 1024**2) + b'"\n\n'
+    decoder = SSEDecoder()
+    started = time.perf_counter()
+    events = [event for offset in range(0, len(raw), 1024) for event in decoder.feed(raw[offset:offset + 1024])]
+    assert time.perf_counter() - started < 1.0
+    assert [len(event.data) for event in events] == [4 * 1024**2 + 2]
