@@ -275,7 +275,7 @@ class StreamBuilder:
     def finish(
         self,
         stop_reason: str | None,
-        usage: dict[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
         stop_sequence: str | None = None,
     ) -> list[Event]:
         """Close everything and emit ``message_delta`` + ``message_stop``."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -247,7 +247,7 @@ class MissStreamBuilder(StreamBuilder):
         super().__init__(**kwargs)
         self.prompt_tokens = prompt_tokens
 
-    def finish(self, stop_reason: str | None, usage: dict[str, Any] | None = None,
+    def finish(self, stop_reason: str | None, usage: Mapping[str, Any] | None = None,
                stop_sequence: str | None = None) -> list[Event]:
         """Close the message as :meth:`StreamBuilder.finish`, with the usage completed."""
         if stop_reason in STORABLE_STOP_REASONS and not self.has_tool_use:

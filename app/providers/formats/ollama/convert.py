@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.anthropic.types import Usage
 from app.providers.capabilities import ModelCapabilities
 from app.providers.formats.ollama.messages import convert_messages
 from app.providers.formats.ollama.reply import ollama_usage, upstream_error
@@ -102,7 +103,9 @@ def wants_thinking(request: dict[str, Any]) -> bool:
 def dropped_notes(request: dict[str, Any]) -> list[str]:
     """Sentences naming what Ollama cannot honour in ``request``, for the provider to log."""
     choice = request.get("tool_choice")
-    kind = choice.get("type") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict):
+        return []
+    kind = choice.get("type")
     if kind == "any" and wants_tools(request):
         return ["tool_choice any dropped: Ollama cannot force a tool call, the model may answer in text"]
     if kind == "tool" and wants_tools(request):
@@ -149,7 +152,7 @@ def from_upstream(
     """
     if not isinstance(body, dict) or body.get("error"):
         raise UpstreamFormatError(*upstream_error(500, body, context_window=caps.context_window))
-    message = body.get("message") if isinstance(body.get("message"), dict) else {}
+    message = given if isinstance(given := body.get("message"), dict) else {}
     thinking, text = split_think(content_text(message.get("content")))
     if isinstance(message.get("thinking"), str):
         thinking = message["thinking"] + thinking
@@ -158,10 +161,11 @@ def from_upstream(
     if names:
         text, printed = _printed_calls(text, names)
         calls += [{**block, "id": tool_id(message_id, n)} for n, block in enumerate(printed, start=len(calls))]
+    counts = ollama_usage(body)
+    usage: Usage = {"input_tokens": counts.get("input_tokens", 0), "output_tokens": counts.get("output_tokens", 0)}
     return anthropic_message(
         message_id=message_id, model=model, thinking=thinking, text=text, calls=calls,
-        stop=stop_reason(body.get("done_reason"), has_tool_use=bool(calls)),
-        usage={"input_tokens": 0, "output_tokens": 0, **ollama_usage(body)},
+        stop=stop_reason(body.get("done_reason"), has_tool_use=bool(calls)), usage=usage,
     )
 
 

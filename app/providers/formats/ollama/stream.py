@@ -42,8 +42,8 @@ class StreamTranslator(ReasoningText):
         if self.builder.finished or not isinstance(item, dict):
             return []
         if item.get("error"):
-            _, error_type, message = upstream_error(500, item, context_window=self.caps.context_window)
-            return self.builder.error(error_type, message)
+            _, error_type, error_message = upstream_error(500, item, context_window=self.caps.context_window)
+            return self.builder.error(error_type, error_message)
         out = self.builder.start()
         message = item.get("message")
         if isinstance(message, dict):

@@ -63,5 +63,5 @@ def call_parts(call: Any) -> tuple[str, dict[str, Any] | None]:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict):
         return "", None
-    name = function.get("name") if isinstance(function.get("name"), str) else ""
+    name = given if isinstance(given := function.get("name"), str) else ""
     return name, parse_arguments(function.get("arguments"))

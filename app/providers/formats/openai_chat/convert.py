@@ -97,8 +97,9 @@ def to_upstream(
 def max_tokens(request: dict[str, Any], caps: ModelCapabilities) -> int:
     """``max_tokens`` clamped to what the model can produce."""
     wanted = request.get("max_tokens")
-    valid = isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0
-    return min(wanted, caps.max_output_tokens) if valid else caps.max_output_tokens
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+        return min(wanted, caps.max_output_tokens)
+    return caps.max_output_tokens
 
 
 def reasoning_effort(request: dict[str, Any]) -> str | None:
@@ -166,13 +167,13 @@ def from_upstream(
     is typed by its code) or when tool arguments cannot be parsed or repaired.
     """
     choice = _choice(body, caps)
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = given if isinstance(given := choice.get("message"), dict) else {}
     finish_reason = choice.get("finish_reason")
     if finish_reason == "error":  # OpenRouter ends a failed generation this way
         raise UpstreamFormatError(500, "api_error", "upstream reported an error while generating")
     thinking, text = split_think(content_text(message.get("content")))
     thinking = reasoning_of(message) + thinking
-    text = text or (message.get("refusal") if isinstance(message.get("refusal"), str) else "")
+    text = text or (refusal if isinstance(refusal := message.get("refusal"), str) else "")
     calls = _tool_uses(message.get("tool_calls"), message_id, request, repair=finish_reason != "length")
     if caps.text_tool_calls and text_call_names(request):
         text, printed = _printed_calls(text, message_id, request, start=len(calls))
@@ -200,7 +201,7 @@ def _tool_uses(calls: Any, message_id: str, request: dict[str, Any], *, repair: 
     names = tool_name_map(request)
     blocks: list[dict[str, Any]] = []
     for position, call in enumerate(c for c in calls or [] if isinstance(c, dict)):
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        function = given if isinstance(given := call.get("function"), dict) else {}
         name = names.get(function.get("name") or "", function.get("name") or "")
         arguments = parse_arguments(function.get("arguments"), repair=repair)
         if not name:

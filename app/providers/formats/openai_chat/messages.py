@@ -115,7 +115,7 @@ def document_part(block: dict[str, Any], caps: ModelCapabilities) -> dict[str, A
     if not caps.pdf_input:
         return _text(PDF_OMITTED)
     if kind == "base64" and source.get("media_type", "application/pdf") == "application/pdf":
-        title = block.get("title") if isinstance(block.get("title"), str) else "document"
+        title = given if isinstance(given := block.get("title"), str) else "document"
         filename = title if title.lower().endswith(".pdf") else f"{title}.pdf"
         data = f"data:application/pdf;base64,{source.get('data', '')}"
         return {"type": "file", "file": {"filename": filename, "file_data": data}}
@@ -239,7 +239,7 @@ def _answered(calls: list[dict[str, Any]], window: list[Msg]) -> list[Msg]:
     rest: list[Msg] = []
     for message in window:
         call_id = message.get("tool_call_id")
-        if message["role"] == "tool" and call_id in wanted and call_id not in found:
+        if message["role"] == "tool" and isinstance(call_id, str) and call_id in wanted and call_id not in found:
             found[call_id] = message
         else:
             rest.append(_orphan(message) if message["role"] == "tool" else message)

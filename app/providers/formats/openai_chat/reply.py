@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from app.anthropic.types import SYNTHETIC_SIGNATURE_PREFIX
+from app.anthropic.types import SYNTHETIC_SIGNATURE_PREFIX, StopReason, Usage
 
-STOP_REASONS = {
+STOP_REASONS: dict[str, StopReason] = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
@@ -22,7 +22,7 @@ STOP_REASONS = {
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
-def stop_reason(finish_reason: Any, *, has_tool_use: bool) -> str:
+def stop_reason(finish_reason: Any, *, has_tool_use: bool) -> StopReason:
     """Anthropic ``stop_reason``: ``tool_use`` exactly when calls exist, whatever the upstream said."""
     if has_tool_use:
         return "tool_use"
@@ -30,7 +30,7 @@ def stop_reason(finish_reason: Any, *, has_tool_use: bool) -> str:
     return "end_turn" if reason == "tool_use" else reason
 
 
-def anthropic_usage(usage: Any) -> dict[str, int] | None:
+def anthropic_usage(usage: Any) -> Usage | None:
     """Chat-completions ``usage`` in Anthropic's terms (cached prompt tokens split out)."""
     if not isinstance(usage, dict):
         return None
@@ -147,7 +147,7 @@ def partial_suffix(text: str, tag: str) -> int:
 
 
 def anthropic_message(*, message_id: str, model: str, thinking: str, text: str, calls: list[dict[str, Any]],
-                      stop: str, usage: dict[str, int]) -> dict[str, Any]:
+                      stop: StopReason, usage: Usage) -> dict[str, Any]:
     """An Anthropic ``Message``: thinking first (with a synthetic signature), then text, then calls."""
     content: list[dict[str, Any]] = []
     if thinking:

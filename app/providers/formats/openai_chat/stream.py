@@ -159,7 +159,7 @@ class StreamTranslator(ReasoningText):
 
     def _tool_delta(self, delta: dict[str, Any]) -> list[Event]:
         call = self._call_for(delta)
-        function = delta.get("function") if isinstance(delta.get("function"), dict) else {}
+        function = given if isinstance(given := delta.get("function"), dict) else {}
         if isinstance(function.get("name"), str) and function["name"] and not call.name:
             call.name = function["name"]
         out = self._start(call) if call.name and not call.started else []
