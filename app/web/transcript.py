@@ -118,8 +118,15 @@ def _result_text(stored: str) -> str:
         value = json.loads(stored)
     except ValueError:
         return stored
+    return _content_text(value)
+
+
+def _content_text(value: Any) -> str:
+    """A tool result's content as text: a string, content blocks, or a whole ``tool_result`` block."""
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and value.get("type") == "tool_result":
+        return _content_text(value.get("content", ""))
     if isinstance(value, list):
         return "\n".join(str(b.get("text", f"[{b.get('type')}]")) if isinstance(b, dict) else str(b) for b in value)
     return json.dumps(value, indent=2, ensure_ascii=False)

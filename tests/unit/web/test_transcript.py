@@ -48,6 +48,15 @@ def test_a_transcript_has_turns_server_tools_and_priced_cost() -> None:
     assert load_transcript("missing", {}) is None
 
 
+@pytest.mark.usefixtures("database")
+def test_a_stored_tool_result_block_shows_its_content() -> None:
+    ToolExecution.create(session_id="s1", tool_use_id="toolu_2", name="workspace_task_create", input="{}",
+                         result=json.dumps({"type": "tool_result", "tool_use_id": "toolu_2", "content": "Created #1"}))
+    transcript = load_transcript("s1", {})
+    assert transcript is not None
+    assert [t.result for t in transcript.tools] == ["line 1", "Created #1"]
+
+
 def test_blocks_as_text() -> None:
     assert block_text({"type": "text", "text": "hello"}) == "hello"
     assert block_text({"type": "tool_use", "input": {"a": 1}}) == '{\n  "a": 1\n}'
