@@ -77,7 +77,8 @@ def current_branch(repo: Repo) -> str | None:
 
 def status(workspace: Workspace, repo: Repo) -> Status:
     """The repository's status, leaving out denied paths."""
-    raw = porcelain.status(repo, untracked_files="normal")
+    # every untracked file by name: a folder shown whole could hide a denied file inside it
+    raw = porcelain.status(repo, untracked_files="all")
 
     def shown(paths: Sequence[bytes | str]) -> list[str]:
         names = (path.decode("utf-8", errors="replace") if isinstance(path, bytes) else path for path in paths)
@@ -137,10 +138,12 @@ def _without_denied(workspace: Workspace, patch: bytes) -> bytes:
     return b"".join(kept)
 
 
-def stage(workspace: Workspace, repo: Repo, paths: Sequence[str]) -> list[str]:
-    """Stage ``paths`` (repository paths, deletions included); returns those staged."""
-    porcelain.add(repo, [str(workspace.root / path) for path in paths])
-    return list(paths)
+def stage(workspace: Workspace, repo: Repo, paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Stage ``paths`` (repository paths of files, deletions included); returns those staged and those
+    left out because .gitignore covers them."""
+    _, ignored = porcelain.add(repo, [str(workspace.root / path) for path in paths])
+    skipped = sorted(str(name) for name in ignored)  # repository paths, like ours
+    return [path for path in paths if path not in ignored], skipped
 
 
 def unstage(repo: Repo, paths: Sequence[str]) -> list[str]:

@@ -67,28 +67,41 @@ def _path_list(args: Mapping[str, Any]) -> list[str]:
     return value
 
 
-def _stage(ctx: ToolContext, args: Mapping[str, Any]) -> str:
+def _chosen(ctx: ToolContext, args: Mapping[str, Any], candidates: list[str]) -> list[str]:
+    """The paths the model names, a directory standing for the ``candidates`` under it (``all``: every one).
+
+    Directories are expanded here rather than by git, so a denied file inside one is never included.
+    """
     names, everything = _path_list(args), bool_arg(args, "all")
     if not names and not everything:
-        raise ToolError("give paths to stage, or all: true")
-    with open_repo(ctx.workspace) as repo:
-        if everything:
-            state = status(ctx.workspace, repo)
-            paths = sorted({*state.unstaged, *state.untracked})
+        raise ToolError("give paths, or all: true")
+    if everything:
+        return candidates
+    chosen: list[str] = []
+    for path in relative_paths(ctx.workspace, names):
+        if (ctx.workspace.root / path).is_dir():
+            chosen += [candidate for candidate in candidates if candidate.startswith(path + "/")]
         else:
-            paths = relative_paths(ctx.workspace, names)
+            chosen.append(path)
+    return sorted(set(chosen))
+
+
+def _stage(ctx: ToolContext, args: Mapping[str, Any]) -> str:
+    with open_repo(ctx.workspace) as repo:
+        state = status(ctx.workspace, repo)
+        paths = _chosen(ctx, args, sorted({*state.unstaged, *state.untracked}))
         if not paths:
             return "Nothing to stage: the working tree matches the index."
-        staged = stage(ctx.workspace, repo, paths)
-        return f"Staged {len(staged)} path{'s' if len(staged) != 1 else ''}: " + ", ".join(staged)
+        staged, ignored = stage(ctx.workspace, repo, paths)
+    lines = [f"Staged {len(staged)} path{'s' if len(staged) != 1 else ''}: " + (", ".join(staged) or "none")]
+    if ignored:
+        lines.append("Not staged, ignored by .gitignore: " + ", ".join(ignored))
+    return "\n".join(lines)
 
 
 def _unstage(ctx: ToolContext, args: Mapping[str, Any]) -> str:
-    names, everything = _path_list(args), bool_arg(args, "all")
-    if not names and not everything:
-        raise ToolError("give paths to unstage, or all: true")
     with open_repo(ctx.workspace) as repo:
-        paths = status(ctx.workspace, repo).staged if everything else relative_paths(ctx.workspace, names)
+        paths = _chosen(ctx, args, status(ctx.workspace, repo).staged)
         changed = unstage(repo, paths)
     if not changed:
         return "Nothing to unstage."

@@ -45,7 +45,7 @@ def test_status_lists_each_kind_of_change_and_hides_denied_files(git_repo: Path)
     (git_repo / ".env").write_text("SECRET=1\n")
     (git_repo / "README.md").unlink()
     with open_repo(workspace) as repo:
-        stage(workspace, repo, ["README.md"])
+        assert stage(workspace, repo, ["README.md"]) == (["README.md"], [])
         state = status(workspace, repo)
     assert state == Status("main", deleted=["README.md"], unstaged=["app.py"], untracked=["new.py"])
     assert describe_status(state) == ("On branch main\nStaged (will be committed):\n  deleted: README.md\n"

@@ -123,3 +123,26 @@ def test_commit_result_names_the_new_head(database: Any, ctx: ToolContext, git_r
     result = call(ctx, "workspace_git_commit", message="Change b", amend=True)
     with Repo(str(git_repo)) as repo:
         assert result == f"Amended {repo.head().decode()[:7]} on main: Change b (1 file)"
+
+
+def test_a_directory_stands_for_its_changed_files_and_never_a_denied_one(
+        database: Any, make_ctx: Any, git_repo: Path) -> None:
+    ctx = make_ctx(policy_file_blocked_paths=("*.secret",))
+    (git_repo / "conf").mkdir()
+    (git_repo / "conf/app.toml").write_text("a = 1\n")
+    (git_repo / "conf/token.secret").write_text("s3cr3t\n")
+    (git_repo / "conf/.env").write_text("KEY=1\n")
+    (git_repo / "other.py").write_text("x = 1\n")
+    assert call(ctx, "workspace_git_stage", paths=["conf"]) == "Staged 1 path: conf/app.toml"
+    assert call(ctx, "workspace_git_stage", all=True) == "Staged 1 path: other.py"
+    assert call(ctx, "workspace_git_status") == \
+        "On branch main\nStaged (will be committed):\n  added: conf/app.toml\n  added: other.py"
+    assert call(ctx, "workspace_git_unstage", paths="conf") == \
+        "Unstaged 1 path (the files keep their changes): conf/app.toml"
+
+
+def test_a_gitignored_file_named_outright_is_not_staged(database: Any, ctx: ToolContext, git_repo: Path) -> None:
+    (git_repo / ".gitignore").write_text("*.log\n")
+    (git_repo / "run.log").write_text("log\n")
+    assert call(ctx, "workspace_git_stage", paths=[".gitignore", "run.log"]) == (
+        "Staged 1 path: .gitignore\nNot staged, ignored by .gitignore: run.log")
