@@ -1,0 +1,142 @@
+"""Anthropic-format upstreams: allow-listed headers, the host profile applied, errors passed through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+import responses
+
+from app.anthropic.events import StreamBuilder
+from app.errors import LynkrError
+from app.providers.anthropic_family import DEFAULT_VERSION, USER_AGENT, AnthropicFormatProvider
+from tests.unit.providers.conftest import call, request
+
+URL = "https://anthropic.example/v1/messages"
+
+
+class Direct(AnthropicFormatProvider):
+    """The family with nothing of its own: a host whose profile is Databricks'."""
+
+    name = "direct"
+    host: ClassVar[str] = "databricks"
+    default_model = "upstream-claude"
+
+    def missing_settings(self) -> list[str]:
+        return []
+
+    def url(self) -> str:
+        return URL
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"authorization": "Bearer t"}
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., Any]) -> Direct:
+    return make_provider(Direct)
+
+
+def test_headers_are_an_allow_list_with_the_hosts_betas(provider: Direct) -> None:
+    upstream = provider.convert_request(request(), call(anthropic_beta="claude-code-20250219, "
+                                                             "interleaved-thinking-2025-05-14"), stream=True)
+    assert upstream.url == URL
+    assert upstream.model == "upstream-claude"
+    assert upstream.headers == {
+        "content-type": "application/json", "accept": "text/event-stream", "anthropic-version": DEFAULT_VERSION,
+        "user-agent": USER_AGENT, "authorization": "Bearer t", "anthropic-beta": "interleaved-thinking-2025-05-14"}
+
+
+def test_the_clients_version_is_sent_and_no_beta_header_when_none_is_accepted(provider: Direct) -> None:
+    upstream = provider.convert_request(request(stream=True), call(anthropic_version="2024-01-01",
+                                                                   anthropic_beta="claude-code-20250219"),
+                                        stream=False)
+    assert upstream.headers["anthropic-version"] == "2024-01-01"
+    assert upstream.headers["accept"] == "application/json"
+    assert "anthropic-beta" not in upstream.headers
+    assert "stream" not in upstream.body
+
+
+def test_the_body_is_fitted_to_the_host(provider: Direct) -> None:
+    upstream = provider.convert_request(
+        request(max_tokens=200_000, context_management={"edits": []},
+                messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}]),
+        call(), stream=True)
+    assert upstream.body == {"model": "upstream-claude", "max_tokens": 32_000, "stream": True,
+                             "system": [{"type": "text", "text": "Be terse."}],
+                             "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def test_a_clamp_is_logged_once_per_model(provider: Direct,
+                                         log_records: Callable[[str], list[logging.LogRecord]]) -> None:
+    records = log_records("lynkr.providers")
+    for _ in range(3):
+        provider.convert_request(request(max_tokens=100_000), call(), stream=False)
+    assert [r.getMessage() for r in records] == ["max_tokens 100000 clamped to 32000, the output limit of "
+                                                 "upstream-claude"]
+
+
+def test_the_message_echoes_the_clients_model(provider: Direct) -> None:
+    body = {"id": "msg_1", "model": "upstream-claude", "content": []}
+    assert provider.message_from(body, request(), call("claude-x")) == {"id": "msg_1", "model": "claude-x",
+                                                                       "content": []}
+
+
+def test_an_anthropic_error_body_passes_through_and_anything_else_gets_ours(provider: Direct) -> None:
+    body = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    error = provider.error_for(529, orjson.dumps(body), {"retry-after": "2"})
+    assert (error.status, error.error_type, error.message, error.provider) == (529, "overloaded_error",
+                                                                               "Overloaded", "direct")
+    assert error.envelope("req_1") == body
+    plain = provider.error_for(503, b"upstream connect error", {})
+    assert (plain.status, plain.error_type, plain.message) == (503, "overloaded_error", "upstream connect error")
+    assert plain.envelope("req_1") == {"type": "error", "error": {"type": "overloaded_error",
+                                                                   "message": "upstream connect error"},
+                                       "request_id": "req_1"}
+
+
+@responses.activate
+def test_send_and_a_refusal_over_http(provider: Direct) -> None:
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "upstream-claude",
+               "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 3, "output_tokens": 1}}
+    responses.post(URL, json=message, headers={"request-id": "up_1", "x-private": "no"})
+    reply = provider.send(request(), call("claude-sonnet-4-5"))
+    assert reply.message == {**message, "model": "claude-sonnet-4-5"}
+    assert (reply.headers, reply.provider, reply.model) == ({"request-id": "up_1"}, "direct", "upstream-claude")
+    sent = orjson.loads(responses.calls[0].request.body)
+    assert sent["model"] == "upstream-claude"
+
+    responses.post(URL, status=429, json={"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
+                   headers={"retry-after": "7.5"})
+    with pytest.raises(LynkrError) as refused:
+        provider.send(request(), call())
+    assert (refused.value.status, refused.value.error_type, refused.value.retry_after) == (
+        429, "rate_limit_error", "7.5")
+    assert refused.value.headers == {"retry-after": "8"}
+
+
+@responses.activate
+def test_a_stream_is_relayed_and_an_early_end_is_an_error_event(provider: Direct) -> None:
+    events = [
+        {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                                              "model": "upstream-claude", "content": [], "stop_reason": None,
+                                              "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 0}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+    ]
+    body = b"".join(b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in events)
+    responses.post(URL, body=body, content_type="text/event-stream")
+    stream = provider.open_stream(request(), call())
+    translator = stream.translator(StreamBuilder(message_id="msg_1", model="claude-sonnet-4-5"))
+    out = [event for item in stream.items for event in translator.feed(item)]
+    out += translator.close()
+    stream.release()
+    assert [event["type"] for event in out] == ["message_start", "content_block_start", "content_block_delta",
+                                                "error"]
+    assert out[2]["delta"] == {"type": "text_delta", "text": "Hi"}
+    assert out[-1]["error"] == {"type": "api_error",
+                                "message": "The upstream stream ended before the message was complete."}
