@@ -117,6 +117,12 @@ class McpClient:
         """Whether the connection has ended."""
         return self._closed.is_set()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a request is waiting for its answer."""
+        with self._lock:
+            return bool(self._pending)
+
     def wait_closed(self, timeout_s: float | None = None) -> bool:
         """Block until the connection ends (True) or ``timeout_s`` passes (False)."""
         return self._closed.wait(timeout_s)

@@ -28,7 +28,7 @@ from app.config import Config
 from app.logging import get_logger
 from app.mcp.client import McpClient, McpError, McpUnavailable, ServerTool
 from app.mcp.launch import LaunchRefused, transport_for
-from app.mcp.manifest import Discovery, ManifestError, ServerSpec, discover
+from app.mcp.manifest import Discovery, ManifestError, ServerSpec, TransportKind, discover
 from app.mcp.transport import Transport
 
 log = get_logger("mcp")
@@ -46,7 +46,7 @@ class ServerStatus:
     """A snapshot of one server for listings."""
 
     id: str
-    transport: str
+    transport: TransportKind
     state: State
     reason: str
     protocol_version: str | None
@@ -147,6 +147,8 @@ class ManagedServer:
     def _watch(self, client: McpClient) -> None:
         """Wait until the connection ends, pinging the server while it is idle; no answer ends it."""
         while not client.wait_closed(self.ping_interval_s):
+            if client.busy:  # a server working on a long call may not answer at once; it is not dead
+                continue
             try:
                 client.ping(self.ping_interval_s)
             except McpError as exc:
@@ -162,6 +164,8 @@ class ManagedServer:
             client.connect(self.config.mcp_startup_timeout_ms / 1000)
         except McpError:
             client.close()
+            with self._changed:
+                self._connecting = None
             raise
         with self._changed:
             self._connecting = None
