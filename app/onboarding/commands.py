@@ -37,6 +37,9 @@ def run(config: Config, args: argparse.Namespace, rest: list[str], check: Callab
 
     key, passed = (args.key, []) if args.command == "env" else claude_key(rest)
     env = claude.claude_env(config, capability_table(config), key)
+    if env["ANTHROPIC_API_KEY"] == claude.OPEN_MODE_KEY:
+        print("lynkr: no LYNKR_API_KEYS / LYNKR_ADMIN_KEYS: sending a placeholder key; if your keys are kept "
+              "in the database (lynkr keys), pass --key KEY", file=sys.stderr)
     if args.command == "env":
         sys.stdout.write(claude.shell_exports(env))
         return 0

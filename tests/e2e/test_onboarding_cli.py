@@ -78,6 +78,13 @@ def test_env_prints_the_exports(tmp_path: Path) -> None:
         "export CLAUDE_CODE_AUTO_COMPACT_WINDOW=32768\n")
 
 
+def test_env_without_a_key_says_it_sends_a_placeholder(tmp_path: Path) -> None:
+    result = lynkr(tmp_path, "env", env={"MODEL_PROVIDER": "databricks", "PORT": "9000"})
+    assert "export ANTHROPIC_API_KEY=sk-lynkr-local\n" in result.stdout
+    assert result.stderr == ("lynkr: no LYNKR_API_KEYS / LYNKR_ADMIN_KEYS: sending a placeholder key; if your keys "
+                             "are kept in the database (lynkr keys), pass --key KEY\n")
+
+
 def test_env_for_a_claude_provider_sets_no_compact_window(tmp_path: Path) -> None:
     result = lynkr(tmp_path, "env", "--key", "sk-given", env={"MODEL_PROVIDER": "databricks", "PORT": "9000"})
     assert result.stdout == (
