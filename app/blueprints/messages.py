@@ -8,7 +8,8 @@ ignored: Claude Code sends ``?beta=true``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import orjson
 from flask import Blueprint, Response, request
@@ -26,6 +27,7 @@ from app.pump import running_readers
 from app.resilience.retry import queued_ms_from_header
 from app.storage.sessions import session_id_from
 from app.web import streaming
+from app.web.error_handlers import EXCHANGE_BEGUN
 from app.web.schemas import (
     adopt_seed_shapes,
     parse_json,
@@ -45,7 +47,12 @@ SHED_RETRY_AFTER = "5"
 @bp.before_app_request
 def _authenticate() -> None:
     if request.path.startswith("/v1/"):
-        request.environ["lynkr.api_key"] = services().keys.check(request.headers)
+        request.environ["lynkr.api_key"] = services().keys.check(_headers())
+
+
+def _headers() -> Mapping[str, str]:
+    """The request's headers (Werkzeug's ``Headers`` reads as a case-insensitive mapping)."""
+    return cast("Mapping[str, str]", request.headers)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -56,7 +63,8 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def _parse_body() -> Any:
     raw = _read_body()
     request.environ["lynkr.body_bytes"] = len(raw)
-    return parse_json(raw)
+    request.environ["lynkr.body"] = body = parse_json(raw)
+    return body
 
 
 def _read_body() -> bytes:
@@ -104,6 +112,7 @@ def create_message() -> Response:
                       anthropic_version=request.headers.get("anthropic-version"),
                       anthropic_beta=request.headers.get("anthropic-beta"))
     exchange = Exchange(body, ctx, record, svc.orchestrator.cache, slot.release)
+    request.environ[EXCHANGE_BEGUN] = True  # from here on Orchestrator.settle writes the usage row
     try:
         outcome = svc.orchestrator.handle(exchange)
     finally:
@@ -138,7 +147,7 @@ def _shed(svc: Services) -> None:
 def _record(body: dict[str, Any]) -> RequestRecord:
     return RequestRecord(
         request_id=request.environ["lynkr.request_id"], path="/v1/messages",
-        session_id=session_id_from(request.headers, body), api_key=request.environ.get("lynkr.api_key"),
+        session_id=session_id_from(_headers(), body), api_key=request.environ.get("lynkr.api_key"),
         model_requested=body["model"], stream=bool(body.get("stream")),
         body_bytes=request.environ.get("lynkr.body_bytes", 0),
     )

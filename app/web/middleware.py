@@ -1,5 +1,9 @@
 """WSGI middleware: request id, and the access-log line and request metrics written when a response ends.
 
+Every response carries the id twice: ``X-Request-ID`` and ``request-id`` (the header the
+Anthropic SDKs read into ``_request_id``; an upstream's own ``request-id`` is replaced by ours).
+``environ["lynkr.started"]`` is when the request arrived (``time.perf_counter``).
+
 It wraps the Flask app so it sees every response — errors and streams included — and times a
 streamed response to its last byte, not to when the view returned. Views add ``provider`` and
 ``model`` for the log line through ``environ["lynkr.log"]``. An SSE response counts as an
@@ -19,6 +23,7 @@ from app.logging import REQUEST_ID, get_logger
 from app.metrics.recorder import NULL_METRICS, UNMATCHED, MetricsRecorder, route_template
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_ID_HEADERS = frozenset({"x-request-id", "request-id"})
 access_log = get_logger("access")
 
 
@@ -40,9 +45,10 @@ class RequestLifecycle:
         supplied = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = supplied if _VALID_ID.match(supplied) else new_request_id()
         environ["lynkr.request_id"] = request_id
-        environ["lynkr.log"] = fields = {}
+        fields: dict[str, Any] = {}
+        environ["lynkr.log"] = fields
         REQUEST_ID.set(request_id)
-        started = time.perf_counter()
+        environ["lynkr.started"] = started = time.perf_counter()
         sent: dict[str, Any] = {}  # status line, route template, whether it is an SSE stream
 
         def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -54,8 +60,9 @@ class RequestLifecycle:
                 if sent["stream"]:
                     self.metrics.stream_opened()
             sent["status"] = status
-            headers.append(("X-Request-ID", request_id))
-            return start_response(status, headers, exc_info)
+            kept = [(name, value) for name, value in headers if name.lower() not in _ID_HEADERS]
+            return start_response(status, [*kept, ("X-Request-ID", request_id), ("request-id", request_id)],
+                                  exc_info)
 
         body = self.app(environ, _start_response)
         return _LoggedBody(body, lambda: self._finish(environ, sent, started, fields))

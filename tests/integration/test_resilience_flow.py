@@ -164,7 +164,7 @@ def test_past_the_budget_429_and_529_keep_their_answer(make_app: Any, ordered: A
     assert len(ordered.calls) == 1  # waiting 25 s would pass the budget: the client waits instead
     assert clock.sleeps == []
     assert response.status_code == status
-    assert response.get_json() == body
+    assert response.get_json() == {**body, "request_id": response.headers["request-id"]}
     assert response.headers["retry-after"] == "25"
 
 
@@ -197,7 +197,7 @@ def test_retries_exhausted_return_the_last_error(make_app: Any, ordered: Any) ->
         ordered.post(DATABRICKS_URL, status=529, json=OVERLOADED, headers={"retry-after": "0"})
     response = app.test_client().post("/v1/messages", json=make_request())
     assert response.status_code == 529
-    assert response.get_json() == OVERLOADED
+    assert response.get_json() == {**OVERLOADED, "request_id": response.headers["request-id"]}
     assert len(ordered.calls) == 3
 
 
