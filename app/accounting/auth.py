@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from app.errors import AuthenticationError
 
 if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
     from app.accounting.keys import KeyStore
 
 
@@ -23,7 +25,7 @@ def key_id(key: str) -> str:
     return "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def presented_key(headers: Mapping[str, str]) -> str | None:
+def presented_key(headers: Mapping[str, str] | Headers) -> str | None:
     """The key a client sent, from ``x-api-key`` or a bearer ``Authorization`` header."""
     key = headers.get("x-api-key")
     if key:
@@ -55,7 +57,7 @@ class KeyChecker:
         """Whether any key is configured or stored (otherwise every request is let through)."""
         return bool(self._keys) or (self.store is not None and self.store.any_stored())
 
-    def check(self, headers: Mapping[str, str]) -> str | None:
+    def check(self, headers: Mapping[str, str] | Headers) -> str | None:
         """The key id of a valid key; None when keys are off; raises when required and wrong."""
         if not self.enabled:
             return None

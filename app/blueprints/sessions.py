@@ -6,6 +6,9 @@ keys configured (a loopback-only gateway) every session is readable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, cast
+
 from flask import Blueprint, Response, request
 from peewee import JOIN, fn
 
@@ -30,8 +33,10 @@ def list_sessions() -> Response:
              .group_by(Session.id).order_by(Session.updated_at.desc()).limit(limit))
     if keys.enabled and caller not in keys.admin_ids:
         query = query.where(Session.owner == caller)
-    data = [{"id": s.id, "created_at": s.created_at.isoformat(), "updated_at": s.updated_at.isoformat(),
-             "turns": s.turns} for s in query]
+    # peewee's stubs type .dicts() as the model query itself; its rows are dicts
+    rows = cast("Iterable[dict[str, Any]]", query.dicts())
+    data = [{"id": row["id"], "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+             "turns": row["turns"]} for row in rows]
     return json_response({"data": data, "has_more": len(data) == limit})
 
 

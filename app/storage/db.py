@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from peewee import Database, DatabaseProxy
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from app.config import Config, ConfigError
 from app.storage.extras import require
@@ -31,7 +31,7 @@ SQLITE_PRAGMAS = {
 }
 
 
-def make_database(config: Config) -> Database:
+def make_database(config: Config) -> PooledDatabase:
     """Build (without connecting) the database named by the configuration."""
     if config.database_url:
         return _postgres(config.database_url, config.threads)
@@ -44,7 +44,7 @@ def make_database(config: Config) -> Database:
     )
 
 
-def _postgres(url: str, threads: int) -> Database:
+def _postgres(url: str, threads: int) -> PooledDatabase:
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
         raise ConfigError("DATABASE_URL must start with postgresql:// (or be unset for SQLite).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from peewee import (
+    AutoField,
     BigIntegerField,
     BooleanField,
     CharField,
@@ -30,6 +31,10 @@ def utcnow() -> datetime:
 
 
 class BaseModel(Model):
+    # peewee gives every model without a primary key of its own an ``id = AutoField()``; this
+    # annotation only tells the type checker so (no value, so no field and no schema change).
+    id: AutoField[int]
+
     class Meta:
         database = db
 
@@ -37,7 +42,7 @@ class BaseModel(Model):
 class Session(BaseModel):
     """A conversation, identified by the client's session id."""
 
-    id = CharField(primary_key=True, max_length=128)
+    id = CharField(primary_key=True, max_length=128)  # type: ignore[assignment]  # a text key instead of the int id
     owner = CharField(null=True, index=True, max_length=128)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 _SESSION_SUFFIX = re.compile(r"_session_([A-Za-z0-9-]{8,128})$")
 _VALID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-def session_id_from(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+def session_id_from(headers: Mapping[str, str] | Headers, body: Mapping[str, Any]) -> str | None:
     """The session id, or None when the request carries none."""
     for name in ("x-session-id", "x-claude-code-session-id"):
         value = (headers.get(name) or "").strip()
