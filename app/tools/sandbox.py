@@ -9,8 +9,9 @@ bubblewrap layout, in mount order (later mounts cover earlier ones):
 - ``/`` bound read-only, so compilers, interpreters and libraries work as on the host;
 - fresh ``/dev`` and ``/proc`` (the proc of the new PID namespace: the gateway's
   ``/proc/<pid>/environ`` is not there) and a private tmpfs on ``/tmp``, with the gateway's
-  Python installation bound back read-only when it lives there (a checkout and its venv under
-  the system temp directory), so a test command run with the venv's python still finds it;
+  own installation (its Python prefix and source tree) bound back read-only when it lives there
+  (a checkout and its venv under the system temp directory), so commands see what they would
+  see with the checkout anywhere else: the venv's python, a script of the checkout;
 - a tmpfs over ``/run``: its Unix sockets (docker, PostgreSQL, D-Bus, ssh and gpg agents) stay
   connectable on a read-only mount and are not behind the network namespace. With network
   allowed, a ``resolv.conf`` that lives there is bound back so DNS works;
@@ -55,10 +56,11 @@ class Sandbox(Protocol):
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
+             timeout_s: float | None = None, writable_root: bool = True, keep_stdin: bool = False) -> list[str]:
         """The argv that runs ``argv`` in ``cwd`` (default ``root``) inside the sandbox.
 
-        ``root`` is mounted read-write unless ``writable_root`` is false (an MCP server's default).
+        ``root`` is mounted read-write unless ``writable_root`` is false (an MCP server's default);
+        ``keep_stdin`` keeps the command's stdin connected (an MCP server reads its requests there).
         """
         ...
 
@@ -69,14 +71,14 @@ class Bubblewrap:
 
     executable: str
     name: str = "bubblewrap"
-    python_prefixes: tuple[str, ...] = field(default_factory=lambda: (sys.prefix, sys.base_prefix))
+    kept_visible: tuple[str, ...] = field(default_factory=lambda: gateway_install())
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
+             timeout_s: float | None = None, writable_root: bool = True, keep_stdin: bool = False) -> list[str]:
         """The bwrap argv for ``argv``; the environment is inherited, the timeout is the caller's."""
         args = [self.executable, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", SANDBOX_TMP,
-                *under_private_tmp(self.python_prefixes), *_runtime_dirs(allow_network),
+                *under_private_tmp(self.kept_visible), *_runtime_dirs(allow_network),
                 "--bind" if writable_root else "--ro-bind", str(root), str(root)]
         for path in git_controls(root):
             args += ["--ro-bind", str(path), str(path)]
@@ -99,13 +101,14 @@ class Docker:
 
     def wrap(self, argv: Sequence[str], *, root: Path, cwd: Path | None = None, protected: Sequence[Path] = (),
              allow_network: bool = False, env_names: Sequence[str] = (),
-             timeout_s: float | None = None, writable_root: bool = True) -> list[str]:
+             timeout_s: float | None = None, writable_root: bool = True, keep_stdin: bool = False) -> list[str]:
         """The ``docker run`` argv for ``argv``.
 
         Killing the docker client does not stop its container, so with ``timeout_s`` the command
         runs under ``timeout -s KILL`` inside the container as well.
         """
-        args = [self.executable, "run", "--rm", "--read-only", "--cap-drop", "ALL",
+        args = [self.executable, "run", "--rm", *(["--interactive"] if keep_stdin else []), "--read-only",
+                "--cap-drop", "ALL",
                 "--security-opt", "no-new-privileges", "--user", f"{os.getuid()}:{os.getgid()}",
                 "--tmpfs", SANDBOX_TMP,
                 "--mount", f"type=bind,source={root},target={root}" + ("" if writable_root else ",readonly"),
@@ -127,12 +130,17 @@ class Docker:
         return args + list(argv)
 
 
-def under_private_tmp(prefixes: Sequence[str]) -> list[str]:
-    """Read-only binds for those of ``prefixes`` the sandbox's fresh ``/tmp`` would hide."""
+def gateway_install() -> tuple[str, ...]:
+    """Where the gateway itself lives: its Python prefixes and the directory holding the ``app`` package."""
+    return sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2])
+
+
+def under_private_tmp(paths: Sequence[str]) -> list[str]:
+    """Read-only binds for those of ``paths`` the sandbox's fresh ``/tmp`` would hide."""
     args: list[str] = []
-    for prefix in dict.fromkeys(os.path.realpath(p) for p in prefixes):
-        if prefix.startswith(SANDBOX_TMP + "/"):
-            args += ["--ro-bind", prefix, prefix]
+    for path in dict.fromkeys(os.path.realpath(p) for p in paths):
+        if path.startswith(SANDBOX_TMP + "/"):
+            args += ["--ro-bind", path, path]
     return args
 
 

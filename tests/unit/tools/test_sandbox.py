@@ -69,7 +69,7 @@ def test_bubblewrap_argv_mounts_in_order(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     (root / "data").mkdir(parents=True)
     (root / "data" / "lynkr.db").write_text("rows")
-    bwrap = Bubblewrap(BWRAP, python_prefixes=("/usr", "/tmp/lynkr-venv", "/tmp/lynkr-venv"))
+    bwrap = Bubblewrap(BWRAP, kept_visible=("/usr", "/tmp/lynkr-venv", "/tmp/lynkr-venv"))
     argv = bwrap.wrap(["bash", "-c", "ls"], root=root, cwd=root / "data", protected=[root / "data" / "lynkr.db"])
     assert argv == [
         BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
@@ -96,8 +96,8 @@ def test_a_resolv_conf_under_run_is_bound_back_only_with_network(tmp_path: Path,
     monkeypatch.setattr(sandbox, "RUNTIME_DIRS", (str(run),))
     monkeypatch.setattr(sandbox, "RESOLV_CONF", str(tmp_path / "resolv.conf"))
     stub = str(run / "resolve" / "stub-resolv.conf")
-    closed = Bubblewrap(BWRAP, python_prefixes=()).wrap(["true"], root=tmp_path / "ws")
-    open_ = Bubblewrap(BWRAP, python_prefixes=()).wrap(["true"], root=tmp_path / "ws", allow_network=True)
+    closed = Bubblewrap(BWRAP, kept_visible=()).wrap(["true"], root=tmp_path / "ws")
+    open_ = Bubblewrap(BWRAP, kept_visible=()).wrap(["true"], root=tmp_path / "ws", allow_network=True)
     assert closed[10:14] == ["--tmpfs", str(run), "--bind", str(tmp_path / "ws")]
     assert open_[10:16] == ["--tmpfs", str(run), "--ro-bind", stub, stub, "--bind"]
 
@@ -141,8 +141,14 @@ def test_bubblewrap_leaves_only_the_workspace_writable(workspace_dir: Path, tmp_
     assert not Path("/etc/lynkr-probe").exists()
     lines = result.output.splitlines()
     assert "Read-only file system" in lines[0]
-    # touch failed; /tmp holds only the paths down to the workspace and to this venv if it is there
-    assert lines[1:] == ["1", str(len(tops_in_tmp(workspace_dir, sys.prefix, sys.base_prefix)))]
+    # touch failed; /tmp holds only the paths down to the workspace and to this checkout if it is there
+    assert lines[1:] == ["1", str(len(tops_in_tmp(workspace_dir, *sandbox.gateway_install())))]
+
+
+def test_the_gateway_s_own_installation_is_kept_visible() -> None:
+    source = Path(sandbox.__file__).resolve().parents[2]
+    assert sandbox.gateway_install() == (sys.prefix, sys.base_prefix, str(source))
+    assert (source / "app" / "tools" / "sandbox.py").is_file()
 
 
 def tops_in_tmp(*paths: Path | str) -> set[str]:
@@ -159,9 +165,9 @@ def test_a_python_installation_under_tmp_stays_usable(workspace_dir: Path) -> No
         python = prefix / "bin" / "python3"
         python.symlink_to(os.path.realpath(sys.executable))
         argv = [str(python), "-c", f"print('ran'); open({str(prefix / 'x')!r}, 'w')"]
-        kept = run_process(Bubblewrap(BWRAP, python_prefixes=(str(prefix),)).wrap(argv, root=workspace_dir),
+        kept = run_process(Bubblewrap(BWRAP, kept_visible=(str(prefix),)).wrap(argv, root=workspace_dir),
                            cwd=workspace_dir, env={}, timeout_s=20, max_output_bytes=100_000)
-        hidden = run_process(Bubblewrap(BWRAP, python_prefixes=()).wrap(argv, root=workspace_dir),
+        hidden = run_process(Bubblewrap(BWRAP, kept_visible=()).wrap(argv, root=workspace_dir),
                              cwd=workspace_dir, env={}, timeout_s=20, max_output_bytes=100_000)
     finally:
         shutil.rmtree(prefix)
