@@ -53,7 +53,7 @@ def transport_for(spec: ServerSpec, config: Config, *, environ: Mapping[str, str
         raise LaunchRefused("a sandboxed MCP server needs WORKSPACE_ROOT")
     wrapped = box.wrap(argv, root=root, cwd=cwd, protected=protected_paths(config),
                        allow_network=spec.network or config.sandbox_allow_networking, env_names=sorted(env),
-                       writable_root=spec.workspace_writable)
+                       writable_root=spec.workspace_writable, keep_stdin=True)
     return StdioTransport(spec.id, wrapped, env=env, cwd=root)
 
 

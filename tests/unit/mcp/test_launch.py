@@ -44,6 +44,18 @@ def test_sandboxed_the_workspace_is_read_only_and_the_network_off_unless_asked(t
     assert "--share-net" in opened.argv
 
 
+def test_under_docker_stdin_stays_attached_and_the_workspace_is_read_only(tmp_path: Path) -> None:
+    config = Config(workspace_root=str(tmp_path), sandbox_enabled=True, sandbox_runtime="docker",
+                    sandbox_image="lynkr-sandbox:1")
+    transport = transport_for(spec(tmp_path), config, environ=GATEWAY_ENV, which={"docker": "/usr/bin/docker"}.get)
+    assert isinstance(transport, StdioTransport)
+    argv = transport.argv
+    assert argv[:4] == ["/usr/bin/docker", "run", "--rm", "--interactive"]
+    assert f"type=bind,source={tmp_path},target={tmp_path},readonly" in argv
+    assert argv[argv.index("--network") + 1] == "none"
+    assert argv[-2:] == ["lynkr-sandbox:1", "srv"]
+
+
 def test_with_the_sandbox_on_and_no_runtime_the_server_is_refused(tmp_path: Path) -> None:
     config = Config(workspace_root=str(tmp_path), sandbox_enabled=True)
     with pytest.raises(LaunchRefused, match=r"no sandbox to run it in: bubblewrap \(bwrap\) is not installed"):
