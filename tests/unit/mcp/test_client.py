@@ -1,0 +1,128 @@
+"""The client's protocol logic against a scripted transport: negotiation, pagination, the server's own requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.mcp import jsonrpc
+from app.mcp.client import PROTOCOL_VERSION, IncompatibleServer, McpClient, McpError, McpUnavailable
+from app.mcp.transport import Sink, TransportClosed
+
+Handler = Callable[[dict[str, Any]], Any]
+
+
+class ScriptedTransport:
+    """Answers each request at once with ``handlers[method](params)``; keeps everything sent."""
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        self.handlers = handlers
+        self.sent: list[dict[str, Any]] = []
+        self.sink: Sink | None = None
+        self.version: str | None = None
+        self.closed = False
+
+    def open(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            raise TransportClosed("closed")
+        self.sent.append(message)
+        if "method" in message and "id" in message and self.sink is not None:
+            handler = self.handlers.get(message["method"])
+            if handler is not None:
+                self.sink.message(jsonrpc.result(message["id"], handler(message.get("params") or {})))
+
+    def negotiated(self, protocol_version: str) -> None:
+        self.version = protocol_version
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def initialize(version: str = PROTOCOL_VERSION) -> Handler:
+    return lambda params: {"protocolVersion": version, "capabilities": {"tools": {"listChanged": True}},
+                           "serverInfo": {"name": "scripted", "version": "0"}}
+
+
+def tool(name: str) -> dict[str, Any]:
+    return {"name": name, "description": f"does {name}", "inputSchema": {"type": "object"}}
+
+
+def paged_tools(params: dict[str, Any]) -> dict[str, Any]:
+    pages: dict[str | None, dict[str, Any]] = {
+        None: {"tools": [tool("a"), tool("b")], "nextCursor": "p2"},
+        "p2": {"tools": [tool("c"), {"description": "no name"}], "nextCursor": "p3"},
+        "p3": {"tools": [tool("d")]},
+    }
+    return pages[params.get("cursor")]
+
+
+def test_the_handshake_sends_initialize_then_initialized_and_follows_every_cursor() -> None:
+    transport = ScriptedTransport({"initialize": initialize(), "tools/list": paged_tools})
+    client = McpClient("s", transport)
+    client.connect(timeout_s=1)
+    assert [t.name for t in client.tools] == ["a", "b", "c", "d"]
+    assert transport.version == PROTOCOL_VERSION
+    first = transport.sent[0]
+    assert first["method"] == "initialize"
+    assert first["params"]["protocolVersion"] == "2025-11-25"
+    assert first["params"]["capabilities"] == {}
+    assert first["params"]["clientInfo"]["name"] == "lynkr"
+    assert [m.get("method") for m in transport.sent[1:]] == [
+        "notifications/initialized", "tools/list", "tools/list", "tools/list"]
+    assert [m.get("params") for m in transport.sent[2:]] == [None, {"cursor": "p2"}, {"cursor": "p3"}]
+
+
+def test_an_older_revision_the_server_answers_with_is_accepted() -> None:
+    transport = ScriptedTransport({"initialize": initialize("2025-03-26"), "tools/list": lambda p: {"tools": []}})
+    client = McpClient("s", transport)
+    client.connect(timeout_s=1)
+    assert (client.protocol_version, transport.version) == ("2025-03-26", "2025-03-26")
+
+
+def test_a_revision_lynkr_does_not_speak_is_refused() -> None:
+    client = McpClient("s", ScriptedTransport({"initialize": initialize("2023-01-01")}))
+    with pytest.raises(IncompatibleServer, match=r"the server speaks MCP 2023-01-01; Lynkr speaks 2025-11-25, "):
+        client.connect(timeout_s=1)
+
+
+def test_a_server_error_names_the_method() -> None:
+    transport = ScriptedTransport({})
+
+    def refuse(message: dict[str, Any]) -> None:
+        transport.sent.append(message)
+        assert transport.sink is not None
+        transport.sink.message(jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, "bad name"))
+
+    transport.send = refuse  # type: ignore[method-assign]
+    client = McpClient("s", transport)
+    transport.open(client)
+    with pytest.raises(McpError, match=r"MCP server 's' refused tools/call: bad name \(JSON-RPC error -32602\)"):
+        client.call_tool("x", {}, 1)
+
+
+def test_the_server_s_ping_is_answered_and_other_requests_refused() -> None:
+    transport = ScriptedTransport({})
+    client = McpClient("s", transport)
+    transport.open(client)
+    client.message({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"})
+    client.message({"jsonrpc": "2.0", "id": "srv-2", "method": "sampling/createMessage", "params": {}})
+    assert transport.sent == [
+        {"jsonrpc": "2.0", "id": "srv-1", "result": {}},
+        {"jsonrpc": "2.0", "id": "srv-2", "error": {"code": -32601,
+                                                    "message": "method not supported: sampling/createMessage"}},
+    ]
+
+
+def test_a_closed_connection_fails_waiting_and_later_calls_with_the_reason() -> None:
+    transport = ScriptedTransport({})
+    client = McpClient("s", transport)
+    transport.open(client)
+    client.closed("it exited with code 2")
+    with pytest.raises(McpUnavailable, match=r"MCP server 's' is not running: it exited with code 2"):
+        client.ping(1)
+    assert client.is_closed
