@@ -9,6 +9,6 @@ config = load_config()
 if not config.database_url:
     # peewee imports the PostgreSQL driver eagerly when it is installed; a worker on SQLite never
     # uses it, and the driver and libpq cost about 7 MB of memory per worker.
-    sys.modules.setdefault("psycopg2", None)  # type: ignore[assignment]
+    sys.modules.setdefault("psycopg2", None)  # type: ignore[arg-type]  # None in sys.modules blocks the import
 
 application = create_app(config)

@@ -53,8 +53,9 @@ def run(config: Config, call: dict[str, Any], spec: dict[str, Any]) -> tuple[lis
                                  allowed_domains=tuple(spec.get("allowed_domains") or ()),
                                  blocked_domains=tuple(spec.get("blocked_domains") or ()))
     except SearchError as exc:
-        shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id,
-                        "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
+        shown_result: dict[str, Any] = {
+            "type": "web_search_tool_result", "tool_use_id": server_id,
+            "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"}}
         return [shown_call, shown_result], tool_result(str(call.get("id")), f"Web search failed: {exc}", True,
                                                        config.tool_result_max_chars)
     shown_result = {"type": "web_search_tool_result", "tool_use_id": server_id, "content": [

@@ -29,7 +29,7 @@ def rss_ratio() -> float | None:
 
 
 def _reached(value: float | None, limit: float | None) -> bool:
-    return value is not None and bool(limit) and value >= limit  # a limit of None or 0 is off
+    return bool(value is not None and limit and value >= limit)  # a limit of None or 0 is off
 
 
 class LoadShedder:

@@ -8,6 +8,7 @@ value the gateway treats as a secret — and its combined stdout/stderr is kept 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -56,7 +57,7 @@ def run_process(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeo
         return ProcessResult(None, f"could not start {argv[0]}: {exc.strerror or exc}", False, False,
                              _ms(started))
     output = _CappedOutput(max_output_bytes)
-    assert child.stdout is not None
+    assert isinstance(child.stdout, io.BufferedReader)  # stdout=PIPE, buffered: read1 is there
     stdout = child.stdout
 
     def drain() -> None:

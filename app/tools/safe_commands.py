@@ -46,9 +46,9 @@ def check_command(command: str) -> str | None:
         if pattern.search(command):
             return reason
     for words in _simple_commands(command):
-        reason = _check_words(words)
-        if reason:
-            return reason
+        refusal = _check_words(words)
+        if refusal:
+            return refusal
     return None
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple
+from dataclasses import dataclass, fields, replace
 
 
-class TestCounts(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class TestCounts:
     """How many tests passed, failed, were skipped, or errored outside a test."""
 
     __test__ = False  # not a pytest test class
@@ -21,6 +22,8 @@ class TestCounts(NamedTuple):
     skipped: int = 0
     errors: int = 0
 
+
+_FIELDS = tuple(f.name for f in fields(TestCounts))
 
 # pytest: "==== 1 failed, 1 passed, 2 skipped in 0.12s ====" (or without the rules under -q).
 _PYTEST_SUMMARY = re.compile(
@@ -49,7 +52,7 @@ def parse_test_output(text: str) -> TestCounts | None:
 
 def _tally(phrase: str, words: dict[str, str]) -> TestCounts:
     """Add up ``"3 passed, 1 failed"`` using ``words`` to name each count's field."""
-    totals = dict.fromkeys(TestCounts._fields, 0)
+    totals = dict.fromkeys(_FIELDS, 0)
     for number, word in re.findall(r"(\d+) ([a-z]+)", phrase):
         if word in words:
             totals[words[word]] += int(number)
@@ -68,11 +71,11 @@ def _jest(text: str) -> TestCounts | None:
     if not matches:
         return None
     counts = _tally(matches[-1].group(1), _JEST_WORDS)
-    return counts._replace(errors=text.count(_JEST_SUITE_ERROR))
+    return replace(counts, errors=text.count(_JEST_SUITE_ERROR))
 
 
 def _go_json(text: str) -> TestCounts | None:
-    totals = dict.fromkeys(TestCounts._fields, 0)
+    totals = dict.fromkeys(_FIELDS, 0)
     seen = False
     for line in text.splitlines():
         if not line.startswith("{"):
@@ -95,7 +98,7 @@ def _go_plain(text: str) -> TestCounts | None:
     broken = len(_GO_BROKEN.findall(text))
     if not results and not broken:
         return None
-    totals = dict.fromkeys(TestCounts._fields, 0)
+    totals = dict.fromkeys(_FIELDS, 0)
     for word in results:
         totals[_GO_WORDS[word]] += 1
     totals["errors"] = broken

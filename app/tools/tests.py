@@ -14,6 +14,7 @@ import math
 import shlex
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def run_tests(ctx: ToolContext, args: Mapping[str, Any]) -> str:
     with db.connection_context():
         run = TestRun.create(
             session_id=ctx.session_id, profile=profile, command=json.dumps(argv), status=run_status(result, counts),
-            exit_code=result.exit_code, **(counts or TestCounts())._asdict(), duration_ms=result.duration_ms,
+            exit_code=result.exit_code, **asdict(counts or TestCounts()), duration_ms=result.duration_ms,
             output=result.output[-OUTPUT_TAIL_CHARS:], coverage=json.dumps(coverage) if coverage else None,
         )
     note = "\n(the runner printed more than 1 MiB; the middle of its output was left out)" if result.truncated else ""
@@ -118,7 +119,8 @@ def _describe_run(run: TestRun, counts: TestCounts | None, timeout_ms: int) -> s
     if run.status == "timeout":
         return f"Test run #{run.id}: timed out after {timeout_ms} ms (the runner was killed)"
     found = counts_text(run) if counts is not None else f"{COUNTS_UNKNOWN} (no test counts found in the output)"
-    return f"Test run #{run.id}: {run.status} — {found} (exit code {run.exit_code}, {run.duration_ms / 1000:.1f} s)"
+    seconds = (run.duration_ms or 0) / 1000
+    return f"Test run #{run.id}: {run.status} — {found} (exit code {run.exit_code}, {seconds:.1f} s)"
 
 
 def counts_text(run: TestRun) -> str:
