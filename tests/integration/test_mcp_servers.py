@@ -265,3 +265,21 @@ def test_an_http_server_that_goes_away_is_noticed_by_ping_and_reconnected(
         assert call_text(watched, "echo", {"text": "again"}) == ("echo: again", False)
     finally:
         stop_http_server(server)
+
+
+def test_an_expired_http_session_fails_the_call_and_the_server_is_reconnected(
+        managed: Callable[..., ManagedServer], tmp_path: Path) -> None:
+    port = free_port()
+    server = start_http_server(port)
+    spec = ServerSpec("web", "http", tmp_path / "m.json", url=f"http://127.0.0.1:{port}/mcp")
+    watched = managed(spec, Config())
+    try:
+        first = watched.ready_client(30)
+        stop_http_server(server)
+        server = start_http_server(port)  # a new process: it knows no session
+        with pytest.raises(McpUnavailable, match=r"the server ended the HTTP session \(404\)"):
+            first.call_tool("echo", {"text": "old session"}, 10)
+        assert wait_for(lambda: watched.status().state == "ready" and watched.status().restarts == 1, timeout=30)
+        assert call_text(watched, "echo", {"text": "new session"}) == ("echo: new session", False)
+    finally:
+        stop_http_server(server)
