@@ -18,13 +18,14 @@ from app.accounting.usage import RequestRecord
 from app.anthropic import sse, tokens
 from app.anthropic.events import StreamBuilder
 from app.cache.prompt import hit_events
-from app.errors import LynkrError, OverloadedError, RequestTooLargeError
+from app.errors import InvalidRequestError, LynkrError, NotFoundError, OverloadedError, RequestTooLargeError
 from app.exchange import Exchange
 from app.metrics.recorder import metrics_of
 from app.orchestrator import StreamAnswer
-from app.providers.base import CallContext
+from app.providers.base import CallContext, Provider
 from app.pump import running_readers
 from app.resilience.retry import queued_ms_from_header
+from app.routing import CLOUD_TIER, TIERS, is_claude_model, parse_aliases
 from app.storage.sessions import session_id_from
 from app.web import streaming
 from app.web.error_handlers import EXCHANGE_BEGUN
@@ -40,6 +41,9 @@ bp = Blueprint("messages", __name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DRAIN_RETRY_AFTER = "5"
 READ_CHUNK = 64 * 1024
+CLAUDE_NAMES = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
+MODELS_CREATED_AT = "2025-01-01T00:00:00Z"
+DEFAULT_MODELS_PAGE, MAX_MODELS_PAGE = 20, 1000
 TOO_LARGE = "Request body is larger than the limit (REQUEST_JSON_LIMIT)."
 SHED_RETRY_AFTER = "5"
 
@@ -185,17 +189,74 @@ def count_tokens() -> Response:
 
 @bp.get("/v1/models")
 def list_models() -> Response:
-    """Claude-style ids for the models this gateway serves."""
+    """The models this gateway serves: the Claude names it maps, then the upstream models and aliases
+    of the providers it routes to; paged like Anthropic's (``limit``, ``after_id``, ``before_id``)."""
+    models = _catalogue(services())
+    ids = [model["id"] for model in models]
+    start, end = 0, len(models)
+    after, before = request.args.get("after_id"), request.args.get("before_id")
+    if after in ids:
+        start = ids.index(after) + 1
+    if before in ids:
+        end = ids.index(before)
+    limit = _limit(request.args.get("limit"))
+    page = models[start:end][-limit:] if before and not after else models[start:end][:limit]
+    return json_response({"data": page, "has_more": len(page) < len(models[start:end]),
+                          "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None})
+
+
+@bp.get("/v1/models/<path:model_id>")
+def get_model(model_id: str) -> Response:
+    """One model: a listed one, or any Claude name (which the gateway maps); 404 otherwise."""
     svc = services()
-    created = "2025-01-01T00:00:00Z"
-    ids = ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"]
-    data = [{"type": "model", "id": model_id, "display_name": _display(model_id, svc),
-             "created_at": created} for model_id in ids]
-    return json_response({"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]})
+    for model in _catalogue(svc):
+        if model["id"] == model_id:
+            return json_response(model)
+    if is_claude_model(model_id):
+        return json_response(_claude_model(model_id, svc))
+    raise NotFoundError(f"model: {model_id} is not served by this gateway (GET /v1/models lists what is).")
 
 
-def _display(model_id: str, svc: Services) -> str:
-    return f"{model_id} via {svc.config.model_provider} ({svc.provider.upstream_model(model_id)})"
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_MODELS_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= MAX_MODELS_PAGE:
+        raise InvalidRequestError(f"limit: must be an integer from 1 to {MAX_MODELS_PAGE}")
+    return int(value)
+
+
+def _catalogue(svc: Services) -> list[dict[str, str]]:
+    """Claude names first (each mapped by the default provider), then each served provider's models."""
+    models = {name: _claude_model(name, svc) for name in CLAUDE_NAMES}
+    aliases = parse_aliases(svc.config.model_aliases) if svc.config.model_aliases else {}
+    for alias in aliases:
+        if is_claude_model(alias) and alias not in models and alias not in TIERS:
+            models[alias] = _claude_model(alias, svc)
+    for provider in _served(svc):
+        upstream = [provider.upstream_model(name) for name in CLAUDE_NAMES] + list(aliases.values())
+        for name in upstream:
+            models.setdefault(name, _model(name, f"{name} on {provider.name}"))
+    return list(models.values())
+
+
+def _served(svc: Services) -> list[Provider]:
+    """The providers a request can be routed to: the default, then routing tiers, fallback and rules."""
+    config = svc.config
+    names = ["ollama", *CLOUD_TIER] if config.prefer_ollama else [config.model_provider]
+    if config.fallback_enabled:
+        names.append(config.fallback_provider)
+    names += [rule.provider for rule in svc.orchestrator.router.rules]
+    served = [config.model_provider] + [n for n in names if n in svc.providers and svc.providers[n].configured]
+    return [svc.providers[name] for name in dict.fromkeys(served) if name in svc.providers]
+
+
+def _claude_model(name: str, svc: Services) -> dict[str, str]:
+    provider = svc.provider
+    return _model(name, f"{name} via {provider.name} ({provider.upstream_model(name)})")
+
+
+def _model(model_id: str, display_name: str) -> dict[str, str]:
+    return {"type": "model", "id": model_id, "display_name": display_name, "created_at": MODELS_CREATED_AT}
 
 
 @bp.route("/", methods=["GET", "HEAD"])

@@ -128,5 +128,16 @@ def test_the_sdk_reads_our_request_id_on_answers_and_errors(shared: tuple[Gatewa
         assert _body(overloaded.value)["request_id"] == overloaded.value.request_id
 
 
+def test_the_sdk_lists_and_retrieves_models(shared: tuple[Gateway, FakeAnthropicUpstream]) -> None:
+    gateway, _ = shared
+    with anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0, timeout=30) as client:
+        ids = [model.id for model in client.models.list(limit=2)]  # the SDK follows after_id page by page
+        assert ids == ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "databricks-claude-sonnet-4-5"]
+        assert client.models.retrieve("claude-sonnet-4-5").display_name == \
+            "claude-sonnet-4-5 via databricks (databricks-claude-sonnet-4-5)"
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.retrieve("no-such-model")
+
+
 def _body(error: anthropic.APIStatusError) -> Any:
     return error.response.json()
