@@ -48,6 +48,8 @@ class Config:
     keepalive_commit_ms: int = 10000
     ping_interval_ms: int = 15000
     request_json_limit: int = 32 * 1024**2
+    body_read_timeout_ms: int = 5000
+    slow_body_limit: int = 0
     max_upstream_event_bytes: int = 16 * 1024**2
     api_keys: tuple[str, ...] = ()
     admin_keys: tuple[str, ...] = ()

@@ -8,6 +8,7 @@
     ├── AuthenticationError (401)     ├── BillingError (402)
     ├── PermissionDeniedError (403)   ├── NotFoundError (404)
     ├── RequestTooLargeError (413)    ├── RateLimitError (429)
+    ├── RequestTimeoutError (408: the client's body did not arrive in time)
     ├── UpstreamError (502 api_error, names the provider)
     │   ├── ConnectFailedError        no connection (DNS, TLS, unreachable)
     │   │   ├── ConnectRefusedError   the port refused it
@@ -133,6 +134,12 @@ class NotFoundError(LynkrError):
 
 class RequestTooLargeError(LynkrError):
     status, error_type = 413, "request_too_large"
+
+
+class RequestTimeoutError(LynkrError):
+    """The client did not send its request body in time."""
+
+    status, error_type = 408, "timeout_error"
 
 
 class RateLimitError(LynkrError):

@@ -29,6 +29,7 @@ from app.routing import RoutingRule, parse_rules
 from app.storage import db as database
 from app.storage.migrate import migrate
 from app.storage.recorder import Recorder
+from app.web.body_deadline import BodyDeadline
 from app.web.error_handlers import register_error_handlers
 from app.web.middleware import RequestLifecycle
 from app.web.services import Services
@@ -78,7 +79,9 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     )
     _register_blueprints(app, config)
     register_error_handlers(app)
-    app.wsgi_app = RequestLifecycle(app.wsgi_app, log_requests=config.request_logging_enabled, metrics=metrics)
+    slow_limit = config.slow_body_limit or max(1, config.threads // 4)
+    body_deadline = BodyDeadline(app.wsgi_app, timeout_s=config.body_read_timeout_ms / 1000, slow_limit=slow_limit)
+    app.wsgi_app = RequestLifecycle(body_deadline, log_requests=config.request_logging_enabled, metrics=metrics)
     _warn_unconfigured(app.extensions["lynkr"])
     return app
 

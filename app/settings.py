@@ -122,6 +122,10 @@ SETTINGS: tuple[Setting, ...] = (
       "ms of upstream silence before a stream commits 200 and sends keepalives"),
     S("LYNKR_PING_INTERVAL_MS", "ping_interval_ms", _int, 15000, "ms of silence between ping events"),
     S("REQUEST_JSON_LIMIT", "request_json_limit", _size, 32 * 1024**2, "largest request body (e.g. 32mb)"),
+    S("LYNKR_BODY_READ_TIMEOUT_MS", "body_read_timeout_ms", _int, 5000,
+      "ms a request body may pause between bytes before the request ends as 408"),
+    S("LYNKR_SLOW_BODY_LIMIT", "slow_body_limit", _int, 0,
+      "threads per worker that may wait on a slowly sent body (0: a quarter of LYNKR_THREADS)"),
     S("LYNKR_MAX_UPSTREAM_EVENT_BYTES", "max_upstream_event_bytes", _size, 16 * 1024**2,
       "largest upstream JSON body, SSE line or NDJSON line (e.g. 16mb); a larger one is an upstream error"),
     # Inbound access
