@@ -1,14 +1,17 @@
 """The Anthropic Messages API: ``/v1/messages`` (JSON and SSE), ``count_tokens``, ``models``.
 
-Also ``HEAD /`` and ``GET /`` (Claude Code's connectivity check) and
-``POST /api/event_logging/batch`` (its telemetry, accepted and dropped). The query string is
-ignored: Claude Code sends ``?beta=true``.
+Also ``HEAD /`` and ``GET /`` (Claude Code's connectivity check), ``POST
+/api/event_logging/batch`` (its telemetry, accepted and dropped) and ``/openapi.json`` (the
+OpenAPI document of every route but the dashboard's pages). The query string of
+``/v1/messages`` is ignored: Claude Code sends ``?beta=true``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from typing import Any, cast
 
 import orjson
@@ -257,6 +260,17 @@ def _claude_model(name: str, svc: Services) -> dict[str, str]:
 
 def _model(model_id: str, display_name: str) -> dict[str, str]:
     return {"type": "model", "id": model_id, "display_name": display_name, "created_at": MODELS_CREATED_AT}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI document of the gateway's routes, shipped in the package."""
+    return Response(_openapi_document(), mimetype="application/json")
+
+
+@cache
+def _openapi_document() -> bytes:
+    return resources.files("app.web").joinpath("openapi.json").read_bytes()
 
 
 @bp.route("/", methods=["GET", "HEAD"])
