@@ -81,6 +81,9 @@ def test_defaults_answer_identical_tool_free_requests_from_the_cache(
     offered = {tool["name"] for tool in mocked_upstream.message_requests()[0].body["tools"]}
     assert "workspace_list" in offered  # server mode: Lynkr's tools went upstream
     assert second.headers["x-lynkr-cache"] == "hit"
+    summary = requests.get(gateway.url + "/metrics/observability", timeout=10).json()
+    savings = summary["cost_savings"]
+    assert (savings["cache_hits"], savings["cache_misses"]) == (1, 1), savings
     if second_read is not None:
         assert second_read.types[0] == "message_start"
         assert second_read.types[-1] == "message_stop"
