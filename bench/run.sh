@@ -6,6 +6,7 @@
 #   REPS=3 DURATION=15 bench/run.sh   # the full run
 #   bench/run.sh scaling          # body size, concurrency and stream-length matrix (bench/scaling.py)
 #   FORMATS=anthropic bench/run.sh
+#   TOOLS="off" bench/run.sh      # only without WORKSPACE_ROOT ("on": with it, the default server mode)
 #
 # The gateway's process tree runs on CPU 1 from its start (so it sizes itself for one core, as on
 # a one-core machine: one worker); load generator and fake upstream on CPU 0. The fake
@@ -20,6 +21,10 @@ PORT="${PORT:-19050}"
 WORK="$(mktemp -d /tmp/lynkr-bench.XXXXXX)"
 export REPS="${REPS:-1}" DURATION="${DURATION:-5}" PERF
 FORMATS="${FORMATS:-anthropic openai}"
+# "on": WORKSPACE_ROOT set, so every request takes the default TOOL_EXECUTION_MODE=server path
+# (Lynkr's tools offered, the agent loop) as most users run it; "off": the plain proxy path.
+TOOLS="${TOOLS:-off on}"
+mkdir -p "$WORK/workspace"
 PY="$PERF/venv/bin/python"
 LYNKR="$ROOT/.venv/bin/lynkr"
 GATEWAY_PID="" UPSTREAM_PID=""
@@ -114,11 +119,15 @@ if [ "${1:-}" = scaling ]; then
 fi
 
 start_upstream 50
-for format in $FORMATS; do
-  echo; echo "=== $format-format upstream ==="
-  start_gateway "$format"
-  PIN=0 RESULTS="$WORK" bash "$HARNESS/run_all.sh" "http://127.0.0.1:$PORT" "lynkr-$format" "$GATEWAY_PID"
-  check_counts "$format"
+for tools in $TOOLS; do
+  workspace=(); [ "$tools" = on ] && workspace=(WORKSPACE_ROOT="$WORK/workspace")
+  for format in $FORMATS; do
+    echo; echo "=== $format-format upstream, server tools $tools ==="
+    start_gateway "$format" "${workspace[@]}"
+    PIN=0 RESULTS="$WORK" bash "$HARNESS/run_all.sh" "http://127.0.0.1:$PORT" "lynkr-$format-tools-$tools" \
+      "$GATEWAY_PID"
+    check_counts "$format"
+  done
 done
 cache_row
 echo "gateway logs: $WORK/*/lynkr.log"
