@@ -84,16 +84,22 @@ def _with_grammar(found: Grammar, source: bytes, lines: int) -> Extraction:
         if earlier is None or earlier[2] == "variable":  # `const f = () => …` is a function, not a variable
             definitions[name.start_point] = (captures[kind][0], name, kind.removeprefix("definition."))
     result.symbols = _nest(list(definitions.values()))
-    usages = QueryCursor(found.references).captures(tree.root_node).get("reference", [])
-    for node in sorted(usages, key=_start):  # captures of an alternation come grouped by node type
-        point = node.start_point
-        if point not in definitions:
-            result.add_reference(_text(node), point[0] + 1, point[1] + 1)
+    # the hottest loop of a rebuild (every identifier of every file), so it stays plain
+    references: dict[str, list[tuple[int, int]]] = {}
+    for node in QueryCursor(found.references).captures(tree.root_node).get("reference", ()):
+        row, column = node.start_point
+        if (row, column) not in definitions:
+            label = (node.text or b"").decode("utf-8", errors="replace")
+            spots = references.get(label)
+            if spots is None:
+                references[label] = [(row + 1, column + 1)]
+            else:
+                spots.append((row + 1, column + 1))
+    for spots in references.values():  # captures of an alternation come grouped by node type
+        spots.sort()
+        del spots[MAX_POSITIONS_PER_NAME:]
+    result.references = references
     return result
-
-
-def _start(node: Node) -> int:
-    return node.start_byte
 
 
 def _text(node: Node) -> str:
