@@ -198,6 +198,38 @@ def shutdown_response(response: requests.Response) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+class UpstreamTooLargeError(UpstreamError):
+    """An upstream JSON body, SSE line or NDJSON line over ``LYNKR_MAX_UPSTREAM_EVENT_BYTES``."""
+
+    def __init__(self, provider: str, limit: int) -> None:
+        super().__init__(f"{provider} sent a body or stream event larger than {limit} bytes "
+                         "(LYNKR_MAX_UPSTREAM_EVENT_BYTES).", provider=provider)
+
+
+def read_body(response: requests.Response, provider: str, url: str, limit: int) -> bytes:
+    """The whole body of ``response``, read no further than ``limit`` bytes.
+
+    A larger body (declared, or found while reading) raises :class:`UpstreamTooLargeError` and
+    drops the connection; a body that breaks off raises the transport error, as
+    :func:`map_requests_exceptions` types it. A body read to its end leaves the connection to the pool.
+    """
+    declared = response.headers.get("content-length", "")
+    pieces: list[bytes] = []
+    size = 0 if not declared.isdigit() else int(declared)
+    with map_requests_exceptions(provider, url):
+        if size <= limit:
+            size = 0
+            for piece in response.iter_content(65536):
+                size += len(piece)
+                if size > limit:
+                    break
+                pieces.append(piece)
+    if size > limit:
+        response.close()
+        raise UpstreamTooLargeError(provider, limit)
+    return b"".join(pieces)
+
+
 def error_from_status(provider: str, status: int, message: str, headers: dict[str, str],
                       error_type: str, body: dict[str, Any] | None = None) -> LynkrError:
     """An error carrying an upstream's status, type and allowed headers."""

@@ -11,12 +11,23 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from app.anthropic.events import StreamBuilder
-from app.errors import LynkrError, error_type_for_status
+from app.errors import LynkrError, UpstreamError, error_type_for_status
 from app.providers.base import CallContext, Provider, UpstreamRequest, anthropic_error_body
 from app.providers.formats import anthropic as anthropic_format
 
 DEFAULT_VERSION = "2023-06-01"
 USER_AGENT = "lynkr/0.1"
+# The HTTP status of each Anthropic error type, as Anthropic's API answers it.
+ERROR_TYPE_STATUSES = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
+    "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+    "timeout_error": 504, "overloaded_error": 529,
+}
+
+
+def status_for_error_type(error_type: str) -> int:
+    """The HTTP status an Anthropic error type stands for (502 for a type Anthropic does not document)."""
+    return ERROR_TYPE_STATUSES.get(error_type, 502)
 
 
 class AnthropicFormatProvider(Provider):
@@ -52,7 +63,19 @@ class AnthropicFormatProvider(Provider):
         return UpstreamRequest(self.url(), headers, body, model)
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        """The upstream's message, echoing the client's model name."""
+        """The upstream's message, echoing the client's model name.
+
+        An error envelope is an error whatever the HTTP status said (some hosts answer 200 with
+        one): it gets the status its type stands for, and passes through like any other.
+        """
+        if not isinstance(body, dict):
+            raise UpstreamError(f"{self.name} answered with JSON that is not a message.", provider=self.name)
+        if body.get("type") == "error":
+            error: dict[str, Any] = given if isinstance(given := body.get("error"), dict) else {}
+            error_type = str(error.get("type") or "api_error")
+            raise LynkrError(str(error.get("message") or f"{self.name} answered with an error."),
+                             status=status_for_error_type(error_type), error_type=error_type,
+                             body=body if error else None, provider=self.name)
         return anthropic_format.from_upstream(body, model=ctx.requested_model)
 
     def translator(self, builder: StreamBuilder, request: dict[str, Any], model: str) -> Any:

@@ -26,15 +26,16 @@ import orjson
 import requests
 
 from app.anthropic.events import StreamBuilder
-from app.anthropic.sse import SSEDecoder
+from app.anthropic.sse import EventTooLargeError, SSEDecoder
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
 from app.providers._http import (
     HttpClient,
+    UpstreamTooLargeError,
     client_headers,
-    map_requests_exceptions,
     map_stream_exceptions,
+    read_body,
     shutdown_response,
 )
 from app.providers.capabilities import CapabilityTable, ModelCapabilities
@@ -193,8 +194,7 @@ class Provider(ABC):
         headers = client_headers(response.headers)
         if response.status_code >= 400:
             try:
-                with map_requests_exceptions(self.name, upstream.url):
-                    content = response.content
+                content = read_body(response, self.name, upstream.url, self.config.max_upstream_event_bytes)
                 error = self.error_for(response.status_code, content, headers)
             finally:
                 response.close()
@@ -205,9 +205,8 @@ class Provider(ABC):
     def send(self, request: dict[str, Any], ctx: CallContext) -> Reply:
         """Send a non-streaming request and return the complete answer."""
         upstream, response, headers = self._post(request, ctx, stream=False)
+        content = read_body(response, self.name, upstream.url, self.config.max_upstream_event_bytes)
         try:
-            with map_requests_exceptions(self.name, upstream.url):
-                content = response.content
             body = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"{self.name} answered with a body that is not JSON.",
@@ -226,6 +225,8 @@ class Provider(ABC):
         with map_stream_exceptions(self.name, url):
             try:
                 yield from items
+            except EventTooLargeError as exc:
+                raise UpstreamTooLargeError(self.name, exc.limit) from exc
             except ValueError as exc:  # an SSE or NDJSON payload that is not JSON
                 raise UpstreamError(f"{self.name} sent a stream event that is not valid JSON.",
                                     provider=self.name) from exc
@@ -255,7 +256,7 @@ class Provider(ABC):
 
     def stream_items(self, response: requests.Response) -> Iterator[Any]:
         """Parsed items of the upstream stream (SSE data by default)."""
-        return sse_items(response)
+        return sse_items(response, self.config.max_upstream_event_bytes)
 
     def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
         """The error for an upstream HTTP error status."""
@@ -277,9 +278,12 @@ def has_images(request: dict[str, Any]) -> bool:
     return False
 
 
-def sse_items(response: requests.Response) -> Iterator[Any]:
-    """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``."""
-    decoder = SSEDecoder()
+def sse_items(response: requests.Response, max_event_bytes: int | None = None) -> Iterator[Any]:
+    """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``.
+
+    A line or event over ``max_event_bytes`` raises :class:`~app.anthropic.sse.EventTooLargeError`.
+    """
+    decoder = SSEDecoder(max_event_bytes)
     for chunk in response.raw.stream(65536, decode_content=True):
         for event in decoder.feed(chunk):
             if event.data == "[DONE]":

@@ -25,6 +25,7 @@ import requests
 from cachetools import TLRUCache
 
 from app.anthropic.events import StreamBuilder
+from app.anthropic.sse import EventTooLargeError
 from app.config import Config
 from app.errors import LynkrError
 from app.logging import get_logger
@@ -104,7 +105,7 @@ class OllamaProvider(Provider):
 
     def stream_items(self, response: requests.Response) -> Iterator[Any]:
         """Parsed NDJSON lines (one JSON object per line)."""
-        return ndjson_items(response)
+        return ndjson_items(response, self.config.max_upstream_event_bytes)
 
     def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
         """Ollama errors typed by status and wording; context overflow in Anthropic's wording."""
@@ -179,13 +180,29 @@ def _features_expiry(_model: str, features: ollama.ModelFeatures, now: float) ->
     return now + (GUESS_TTL_S if features.source == "name" else FEATURES_TTL_S)
 
 
-def ndjson_items(response: requests.Response) -> Iterator[Any]:
-    """Parse an NDJSON body into JSON items: lines may be split across reads; blank lines are skipped."""
-    pending = b""
+def ndjson_items(response: requests.Response, max_line_bytes: int | None = None) -> Iterator[Any]:
+    """Parse an NDJSON body into JSON items: lines may be split across reads; blank lines are skipped.
+
+    Linear in the body's size: an unfinished line is kept as pieces, joined once when it ends.
+    A line over ``max_line_bytes`` raises :class:`~app.anthropic.sse.EventTooLargeError`.
+    """
+    pieces: list[bytes] = []
+    size = 0
     for chunk in response.raw.stream(65536, decode_content=True):
-        *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            line = b"".join([*pieces, chunk[start:end]]) if pieces else chunk[start:end]
+            pieces, size = [], 0
+            start = end + 1
+            if max_line_bytes is not None and len(line) > max_line_bytes:
+                raise EventTooLargeError(max_line_bytes)
             if line.strip():
                 yield orjson.loads(line)
-    if pending.strip():
-        yield orjson.loads(pending)
+        if start < len(chunk):
+            pieces.append(chunk[start:])
+            size += len(chunk) - start
+            if max_line_bytes is not None and size > max_line_bytes:
+                raise EventTooLargeError(max_line_bytes)
+    line = b"".join(pieces)
+    if line.strip():
+        yield orjson.loads(line)

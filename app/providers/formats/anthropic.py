@@ -23,6 +23,7 @@ from app.providers.capabilities import HostProfile, ModelCapabilities
 # Budgets for adaptive thinking turned into enabled thinking, by output_config.effort.
 EFFORT_BUDGETS = {"low": 4_096, "medium": 10_000, "high": 24_000, "max": 32_000}
 MIN_THINKING_BUDGET = 1_024
+EMPTY_MESSAGE = "The upstream ended the message without answering (no content block and no stop reason)."
 TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type"})
 
 
@@ -60,13 +61,26 @@ def from_upstream(body: dict[str, Any], *, model: str) -> dict[str, Any]:
 
 
 class StreamTranslator:
-    """Relays an Anthropic upstream's events through the builder, which checks the grammar."""
+    """Relays an Anthropic upstream's events through the builder, which checks the grammar.
+
+    A ``message_stop`` after no content block and no stop reason ends the stream in an error
+    instead: that message answered nothing.
+    """
 
     def __init__(self, builder: StreamBuilder) -> None:
         self.builder = builder
+        self._answered = False  # a content block began, or a stop reason arrived
 
     def feed(self, event: dict[str, Any]) -> list[Event]:
         """One upstream event (parsed SSE data) → the events to send."""
+        kind = event.get("type")
+        if kind == "content_block_start":
+            self._answered = True
+        elif kind == "message_delta":
+            delta = event.get("delta")
+            self._answered = self._answered or bool(isinstance(delta, dict) and delta.get("stop_reason"))
+        elif kind == "message_stop" and not self._answered:
+            return self.builder.error("api_error", EMPTY_MESSAGE)
         return self.builder.relay(event)
 
     def close(self) -> list[Event]:

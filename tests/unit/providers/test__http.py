@@ -21,10 +21,12 @@ from app.errors import (
 )
 from app.providers._http import (
     HttpClient,
+    UpstreamTooLargeError,
     client_headers,
     error_from_status,
     map_requests_exceptions,
     map_stream_exceptions,
+    read_body,
     shutdown_response,
 )
 
@@ -212,3 +214,55 @@ def test_error_from_status_carries_what_it_was_given() -> None:
     assert (error.status, error.error_type, error.message, error.headers, error.provider) == (
         529, "overloaded_error", "busy", {"retry-after": "3"}, "databricks")
     assert error.envelope("req_1") == body
+
+
+def test_a_body_within_the_limit_is_read_whole_and_its_connection_reused(loopback: Callable[[Handler], str]) -> None:
+    def answer(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789")
+
+    url = loopback(answer)
+    response = client().post(url + "/v1", headers={}, body=b"{}", stream=False)
+    assert read_body(response, "ollama", url, 10) == b"0123456789"
+    assert response.raw.connection is None  # released to the pool, not dropped
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread(loopback: Callable[[Handler], str]) -> None:
+    def answer(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n01234567890")
+
+    url = loopback(answer)
+    response = client().post(url + "/v1", headers={}, body=b"{}", stream=False)
+    with pytest.raises(UpstreamTooLargeError) as raised:
+        read_body(response, "ollama", url, 10)
+    assert (raised.value.status, raised.value.provider) == (502, "ollama")
+    assert "LYNKR_MAX_UPSTREAM_EVENT_BYTES" in raised.value.message
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(loopback: Callable[[Handler], str]) -> None:
+    sent: list[int] = []
+
+    def answer(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        piece = b"x" * 4096
+        try:
+            for _ in range(1000):  # 4 MB offered; the reader stops after the limit
+                conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                sent.append(len(piece))
+        except OSError:
+            return
+
+    url = loopback(answer)
+    response = client().post(url + "/v1", headers={}, body=b"{}", stream=False)
+    with pytest.raises(UpstreamTooLargeError):
+        read_body(response, "ollama", url, 20_000)
+
+
+def test_a_body_that_breaks_off_is_a_broken_connection_when_read_capped(loopback: Callable[[Handler], str]) -> None:
+    def cut(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"partial")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    url = loopback(cut)
+    response = client().post(url + "/v1", headers={}, body=b"{}", stream=False)
+    with pytest.raises(ConnectionBrokenError):
+        read_body(response, "ollama", url, 1000)

@@ -12,6 +12,7 @@ import responses
 
 from app.anthropic.events import StreamBuilder
 from app.errors import LynkrError
+from app.providers._http import UpstreamTooLargeError
 from app.providers.anthropic_family import DEFAULT_VERSION, USER_AGENT, AnthropicFormatProvider
 from tests.unit.providers.conftest import call, request
 
@@ -140,3 +141,52 @@ def test_a_stream_is_relayed_and_an_early_end_is_an_error_event(provider: Direct
     assert out[2]["delta"] == {"type": "text_delta", "text": "Hi"}
     assert out[-1]["error"] == {"type": "api_error",
                                 "message": "The upstream stream ended before the message was complete."}
+
+
+@pytest.mark.parametrize(("error_type", "status"), [
+    ("overloaded_error", 529), ("rate_limit_error", 429), ("invalid_request_error", 400),
+    ("authentication_error", 401), ("api_error", 500), ("timeout_error", 504), ("something_new", 502),
+])
+@responses.activate
+def test_an_error_body_with_status_200_is_an_error_with_its_types_status(provider: Direct, error_type: str,
+                                                                          status: int) -> None:
+    body = {"type": "error", "error": {"type": error_type, "message": "went wrong"}}
+    responses.post(URL, json=body)
+    with pytest.raises(LynkrError) as raised:
+        provider.send(request(), call())
+    error = raised.value
+    assert (error.status, error.error_type, error.message, error.provider) == (status, error_type, "went wrong",
+                                                                               "direct")
+    assert error.envelope("req_1") == body  # passes through, as an error status's body does
+
+
+@pytest.mark.parametrize("body", [[1, 2], "text", {"type": "error"}])
+def test_a_body_that_is_no_message_is_an_upstream_error(provider: Direct, body: Any) -> None:
+    with pytest.raises(LynkrError) as raised:
+        provider.message_from(body, request(), call())
+    assert raised.value.status in (500, 502)
+    assert raised.value.provider == "direct"
+
+
+@responses.activate
+def test_a_json_body_over_the_limit_is_an_upstream_error(make_provider: Callable[..., Any]) -> None:
+    small = make_provider(Direct, max_upstream_event_bytes=100)
+    message = {"id": "msg_1", "type": "message", "content": [{"type": "text", "text": "x" * 200}]}
+    responses.post(URL, json=message)
+    with pytest.raises(UpstreamTooLargeError) as raised:
+        small.send(request(), call())
+    assert (raised.value.status, raised.value.error_type) == (502, "api_error")
+    assert raised.value.message == ("direct sent a body or stream event larger than 100 bytes "
+                                    "(LYNKR_MAX_UPSTREAM_EVENT_BYTES).")
+
+
+@responses.activate
+def test_an_sse_line_over_the_limit_ends_the_stream_with_an_upstream_error(
+        make_provider: Callable[..., Any]) -> None:
+    small = make_provider(Direct, max_upstream_event_bytes=300)
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "x" * 400}}
+    responses.post(URL, body=b"data: " + orjson.dumps(delta) + b"\n\n", content_type="text/event-stream")
+    stream = small.open_stream(request(), call())
+    with pytest.raises(UpstreamTooLargeError):
+        list(stream.items)
+    stream.release()

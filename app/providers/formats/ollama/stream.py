@@ -23,6 +23,7 @@ from app.providers.formats.openai_chat.reply import ThinkSplitter, content_text,
 from app.providers.formats.openai_chat.stream import ReasoningText
 
 EARLY_EOF = "Ollama's stream ended before the message was complete (no line with done: true)"
+EMPTY_STREAM = "Ollama ended the stream without answering (no content and no done_reason)."
 
 
 class StreamTranslator(ReasoningText):
@@ -36,6 +37,7 @@ class StreamTranslator(ReasoningText):
         self._think = ThinkSplitter()
         self._thinking: list[str] = []
         self._calls = 0
+        self._answered = False  # some line carried text, thinking or a tool call
 
     def feed(self, item: dict[str, Any]) -> list[Event]:
         """One parsed NDJSON line -> the Anthropic events it completes."""
@@ -61,9 +63,11 @@ class StreamTranslator(ReasoningText):
     # -- message parts ----------------------------------------------------------------------
 
     def _message(self, message: dict[str, Any]) -> list[Event]:
-        thinking = message.get("thinking")
-        out = self._reason(thinking if isinstance(thinking, str) else "")
-        for kind, piece in self._think.feed(content_text(message.get("content"))):
+        thinking = given if isinstance(given := message.get("thinking"), str) else ""
+        content = content_text(message.get("content"))
+        self._answered = self._answered or bool(thinking or content or message.get("tool_calls"))
+        out = self._reason(thinking)
+        for kind, piece in self._think.feed(content):
             out += self._reason(piece) if kind == "thinking" else self._text(piece)
         for call in message.get("tool_calls") or []:
             if self.builder.finished:
@@ -90,6 +94,8 @@ class StreamTranslator(ReasoningText):
     # -- the end ----------------------------------------------------------------------------
 
     def _finish(self, item: dict[str, Any]) -> list[Event]:
+        if not self._answered and not item.get("done_reason"):
+            return self.builder.error("api_error", EMPTY_STREAM)
         out: list[Event] = []
         for kind, piece in self._think.flush():
             out += self._reason(piece) if kind == "thinking" else self._text(piece)

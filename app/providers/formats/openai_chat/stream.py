@@ -29,6 +29,7 @@ from app.providers.formats.openai_chat.reply import (
 from app.providers.formats.openai_chat.tools import anthropic_tool_id, tool_name_map
 
 EARLY_EOF = "upstream stream ended before the message was complete (no finish_reason and no [DONE])"
+EMPTY_STREAM = "The upstream ended the stream without answering (no content and no finish_reason)."
 
 
 @dataclass
@@ -100,6 +101,7 @@ class StreamTranslator(ReasoningText):
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
         self._done = False
+        self._answered = False  # some delta carried text, reasoning, a refusal or a tool call
 
     # -- public -----------------------------------------------------------------------------
 
@@ -126,9 +128,9 @@ class StreamTranslator(ReasoningText):
         """The upstream sent ``data: [DONE]``: finish with what is known."""
         if self.builder.finished:
             return []
-        if not self.builder.started:
-            # [DONE] with no chunk before it: there is no answer to finish.
-            return self.builder.error("api_error", "The upstream ended the stream without answering.")
+        if not self.builder.started or (self._finish_reason is None and not self._answered):
+            # [DONE] with no chunk before it, or only empty chunks (``choices: []``): no answer.
+            return self.builder.error("api_error", EMPTY_STREAM)
         self._done = True
         return self.builder.start() + self._finish()
 
@@ -143,8 +145,11 @@ class StreamTranslator(ReasoningText):
     # -- deltas -----------------------------------------------------------------------------
 
     def _delta(self, delta: dict[str, Any]) -> list[Event]:
-        out = self._reason(reasoning_of(delta))
-        for kind, piece in self._think.feed(content_text(delta.get("content"))):
+        reasoning, content = reasoning_of(delta), content_text(delta.get("content"))
+        self._answered = self._answered or bool(
+            reasoning or content or delta.get("refusal") or delta.get("tool_calls") or delta.get("function_call"))
+        out = self._reason(reasoning)
+        for kind, piece in self._think.feed(content):
             out += self._reason(piece) if kind == "thinking" else self._text(piece)
         if isinstance(delta.get("refusal"), str):
             out += self._text(delta["refusal"])

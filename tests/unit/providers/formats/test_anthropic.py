@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from app.anthropic.events import StreamBuilder
 from app.providers.capabilities import HOST_PROFILES, HostProfile, ModelCapabilities
-from app.providers.formats.anthropic import filter_betas, to_upstream
+from app.providers.formats.anthropic import EMPTY_MESSAGE, StreamTranslator, filter_betas, to_upstream
 from tests.conftest import load_fixture
 
 DATABRICKS = HOST_PROFILES["databricks"]
@@ -286,3 +287,34 @@ def test_recorded_continuation_fitted_to_azure() -> None:
         "messages": [user, assistant, result],
         "tools": [{k: v for k, v in t.items() if k != "defer_loading"} for t in body["tools"]],
     }
+
+
+def relay(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    translator = StreamTranslator(StreamBuilder(message_id="msg_1", model="claude-sonnet-4-5"))
+    out = [sent for event in events for sent in translator.feed(event)]
+    return out + translator.close()
+
+
+MESSAGE_START = {"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant",
+                                                      "model": "up", "content": [], "stop_reason": None,
+                                                      "usage": {"input_tokens": 3, "output_tokens": 0}}}
+
+
+def test_a_relayed_message_with_no_block_and_no_stop_reason_ends_in_an_error() -> None:
+    out = relay([MESSAGE_START, {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {}},
+                 {"type": "message_stop"}])
+    assert [event["type"] for event in out] == ["message_start", "message_delta", "error"]
+    assert out[-1]["error"] == {"type": "api_error", "message": EMPTY_MESSAGE}
+
+
+def test_a_relayed_message_with_a_stop_reason_and_no_block_is_an_empty_answer() -> None:
+    out = relay([MESSAGE_START, {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {}},
+                 {"type": "message_stop"}])
+    assert out[-1] == {"type": "message_stop"}
+
+
+def test_a_relayed_message_with_a_block_is_relayed_whole() -> None:
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    out = relay([MESSAGE_START, block, {"type": "content_block_stop", "index": 0},
+                 {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {}}, {"type": "message_stop"}])
+    assert out[-1] == {"type": "message_stop"}

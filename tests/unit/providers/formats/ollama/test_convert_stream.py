@@ -153,3 +153,15 @@ def test_empty_answer_has_no_blocks() -> None:
     assert message["content"] == []
     assert message["stop_reason"] == "end_turn"
     assert message["usage"] == {"input_tokens": 0, "output_tokens": 0}
+
+
+def test_a_done_line_after_nothing_and_without_a_reason_is_an_error() -> None:
+    done = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True}
+    events = replay([make_line(), done])
+    assert events[-1] == {"type": "error", "error": {
+        "type": "api_error", "message": "Ollama ended the stream without answering (no content and no done_reason)."}}
+
+
+def test_a_done_line_with_a_reason_and_no_content_is_an_empty_answer() -> None:
+    events = replay([make_line(), make_done("stop")])
+    assert [event["type"] for event in events] == ["message_start", "message_delta", "message_stop"]

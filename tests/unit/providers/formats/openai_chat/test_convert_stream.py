@@ -269,3 +269,27 @@ def test_json_and_stream_agree(message: dict[str, Any]) -> None:
     streamed = builder.accumulator.message
     assert streamed["content"] == from_json["content"]
     assert streamed["stop_reason"] == from_json["stop_reason"]
+
+
+def test_a_stream_of_only_empty_chunks_then_done_is_an_error() -> None:
+    events = replay([{"choices": []}, {"choices": [], "usage": None}, "[DONE]"])
+    assert events[-1] == {"type": "error", "error": {
+        "type": "api_error",
+        "message": "The upstream ended the stream without answering (no content and no finish_reason)."}}
+    assert not any(event["type"] in ("content_block_start", "message_stop") for event in events)
+
+
+def test_a_role_only_chunk_then_done_is_an_error() -> None:
+    events = replay([make_chunk({"role": "assistant", "content": ""}), "[DONE]"])
+    assert events[-1]["type"] == "error"
+
+
+def test_a_finish_reason_without_content_is_an_empty_answer_not_an_error() -> None:
+    events = replay([make_chunk({"role": "assistant"}), make_chunk({}, finish="stop"), "[DONE]"])
+    assert [event["type"] for event in events] == ["message_start", "message_delta", "message_stop"]
+    assert events[1]["delta"]["stop_reason"] == "end_turn"
+
+
+def test_content_without_a_finish_reason_still_finishes_at_done() -> None:
+    events = replay([make_chunk({"content": "Hi"}), "[DONE]"])
+    assert events[-1] == {"type": "message_stop"}
