@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from peewee import SqliteDatabase, fn
 
 from app.storage.db import db
@@ -262,7 +263,7 @@ def _store(root: str, changed: Sequence[_Changed]) -> None:
                 continue
             symbols.extend((file_id, s.name[:NAME_MAX], s.name[:NAME_MAX].lower(), s.kind, s.line, s.column,
                             s.end_line, s.parent[:NAME_MAX] if s.parent else None) for s in extraction.symbols)
-            references.extend((file_id, name[:NAME_MAX], " ".join(f"{line}:{column}" for line, column in spots))
+            references.extend((file_id, name[:NAME_MAX], orjson.dumps(spots).decode())
                               for name, spots in extraction.references.items())
             imports.extend((file_id, module[:512], line) for module, line in extraction.imports)
         _insert("index_symbols", ("file_id", "name", "name_lower", "kind", "line", "column", "end_line", "parent"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from peewee import Expression
 
 from app.storage.db import db
@@ -166,9 +167,7 @@ def find_usages(root: Path, name: str, *, path: str | None = None, limit: int = 
                        .where(condition).order_by(IndexedFile.path))
     usages = []
     for file_path, positions in rows:
-        for spot in positions.split():
-            line, _, column = spot.partition(":")
-            usages.append(Usage(file_path, int(line), int(column)))
+        usages += [Usage(file_path, line, column) for line, column in orjson.loads(positions)]
     return usages[:limit], len(usages)
 
 

@@ -65,7 +65,7 @@ class IndexedReference(BaseModel):
     id = AutoField()
     file = ForeignKeyField(IndexedFile, on_delete="CASCADE", index=True)
     name = CharField(max_length=NAME_MAX, index=True)
-    positions = TextField()  # "line:column" pairs separated by spaces
+    positions = TextField()  # JSON [[line, column], …]
 
     class Meta:
         table_name = "index_references"
