@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import orjson
 
-from app.logging import get_logger
+from app.logging import get_logger, redact
 from app.mcp.jsonrpc import ProtocolError
 from app.mcp.transport import Sink, TransportClosed, TransportError
 
@@ -39,6 +39,7 @@ class StdioTransport:
         self._write_lock = threading.Lock()
         self._closing = False
         self._last_error = ""
+        self._stderr_reader: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
@@ -56,8 +57,9 @@ class StdioTransport:
         assert self.process.stderr is not None
         threading.Thread(target=self._read_stdout, args=(self.process.stdout, sink), daemon=True,
                          name=f"mcp-{self.server_id}-out").start()
-        threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True,
-                         name=f"mcp-{self.server_id}-err").start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True,
+                                               name=f"mcp-{self.server_id}-err")
+        self._stderr_reader.start()
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one line to the child's stdin."""
@@ -135,7 +137,10 @@ class StdioTransport:
             return "it closed its output"
         if self._closing:
             return "it was stopped"
-        said = f" (its last words: {self._last_error[:300]})" if self._last_error else ""
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=STOP_GRACE_S)  # its last words are the reason
+        # The reason reaches the model (and the client) as a tool result: no secret may ride along.
+        said = f" (its last words: {redact(self._last_error[:300])})" if self._last_error else ""
         if code < 0:
             return f"it was killed by signal {-code}{said}"
         return f"it exited with code {code}{said}"

@@ -183,6 +183,17 @@ def test_a_bad_command_fails_with_the_reason(managed: Callable[..., ManagedServe
     assert server.status().state in ("failed", "restarting")
 
 
+def test_the_reason_a_server_died_carries_its_last_stderr_line_redacted(
+        managed: Callable[..., ManagedServer], workspace: Path, tmp_path: Path) -> None:
+    script = "import sys; sys.stderr.write('bad token sk-live-0123456789abcdef\\n'); sys.exit(4)"
+    server = managed(demo_spec(tmp_path, args=("-c", script)), sandboxed(workspace))
+    with pytest.raises(McpUnavailable) as raised:
+        server.ready_client(30)
+    assert "the handshake failed: it exited with code 4 (its last words: bad token " in str(raised.value)
+    assert "sk-live-0123456789abcdef" not in str(raised.value)
+    assert "sk-live-0123456789abcdef" not in server.status().reason
+
+
 def test_a_server_that_crashes_mid_call_is_restarted(managed: Callable[..., ManagedServer], workspace: Path,
                                                       tmp_path: Path) -> None:
     server = managed(demo_spec(tmp_path), sandboxed(workspace))
