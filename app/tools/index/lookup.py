@@ -20,7 +20,7 @@ from peewee import Expression
 
 from app.storage.db import db
 from app.tools.index.build import last_rebuild
-from app.tools.index.models import IndexedFile, IndexedReference, IndexedSymbol, rows_of
+from app.tools.index.models import IndexedFile, IndexedImport, IndexedReference, IndexedSymbol, rows_of
 
 MatchMode = Literal["auto", "exact", "prefix", "fuzzy"]
 MATCH_MODES: tuple[MatchMode, ...] = ("auto", "exact", "prefix", "fuzzy")
@@ -172,7 +172,7 @@ def find_usages(root: Path, name: str, *, path: str | None = None, limit: int = 
 
 
 def find_definitions(root: Path, name: str, *, prefer_path: str | None = None, limit: int = 20) -> list[SymbolHit]:
-    """Definitions named exactly ``name``, those in ``prefer_path`` first."""
+    """Definitions named exactly ``name``: those in ``prefer_path`` first, then in files it imports."""
     with db.connection_context():
         rows = (IndexedSymbol.select(IndexedSymbol.name, IndexedSymbol.kind, IndexedFile.path, IndexedFile.language,
                                      IndexedSymbol.line, IndexedSymbol.column, IndexedSymbol.end_line,
@@ -181,7 +181,23 @@ def find_definitions(root: Path, name: str, *, prefer_path: str | None = None, l
                                          & (IndexedFile.root == str(root)))
                 .order_by(IndexedFile.path, IndexedSymbol.line).limit(limit * 4))
         hits = [SymbolHit(*row) for row in rows_of(rows)]
-    return sorted(hits, key=lambda hit: hit.path != prefer_path)[:limit]
+    imported = _imported_stems(root, prefer_path) if prefer_path and len(hits) > 1 else set()
+    return sorted(hits, key=lambda hit: (hit.path != prefer_path, _stem(hit.path) not in imported))[:limit]
+
+
+def _imported_stems(root: Path, path: str) -> set[str]:
+    """The last names of the modules the file at ``path`` imports (``./ui/widget`` → ``widget``)."""
+    with db.connection_context():
+        modules = rows_of(IndexedImport.select(IndexedImport.module).join(IndexedFile)
+                          .where((IndexedFile.root == str(root)) & (IndexedFile.path == path)))
+    return {re.split(r"[./:\\]+", module.rstrip("/"))[-1] for (module,) in modules if module}
+
+
+def _stem(path: str) -> str:
+    """The module name a file is imported by: its name without extension, or its folder's for an index file."""
+    parts = path.split("/")
+    stem = parts[-1].split(".", 1)[0]
+    return parts[-2] if stem in ("__init__", "index", "mod") and len(parts) > 1 else stem
 
 
 def word_at(line_text: str, column: int) -> str | None:

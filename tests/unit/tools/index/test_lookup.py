@@ -86,3 +86,20 @@ def test_definitions_by_exact_name_with_the_preferred_file_first(root: Path) -> 
                                               (21, "UserService"), (31, "UserService"), (33, None)])
 def test_the_word_at_a_column(column: int, word: str | None) -> None:
     assert word_at("const service = new UserService();", column) == word
+
+
+def test_a_definition_in_an_imported_file_comes_before_one_elsewhere(database: Any, workspace_dir: Path) -> None:
+    files = {"src/aaa.ts": "export class Widget {}\n", "src/ui/index.ts": "export class Widget {}\n",
+             "src/widget.ts": "export class Widget {}\n",
+             "src/panel.ts": "import { Widget } from './widget';\nnew Widget();\n",
+             "src/page.ts": "import { Widget } from './ui';\nnew Widget();\n"}
+    for path, text in files.items():
+        (workspace_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workspace_dir / path).write_text(text)
+    rebuild(Workspace(workspace_dir), 1024**2)
+    assert [hit.path for hit in find_definitions(workspace_dir, "Widget")] == [
+        "src/aaa.ts", "src/ui/index.ts", "src/widget.ts"]
+    assert [hit.path for hit in find_definitions(workspace_dir, "Widget", prefer_path="src/panel.ts")] == [
+        "src/widget.ts", "src/aaa.ts", "src/ui/index.ts"]
+    assert [hit.path for hit in find_definitions(workspace_dir, "Widget", prefer_path="src/page.ts")] == [
+        "src/ui/index.ts", "src/aaa.ts", "src/widget.ts"]
