@@ -4,7 +4,7 @@ The repository is the workspace root itself (a root inside a larger repository i
 ``.git`` lies outside what the tools may touch). Every path the model names goes through
 :meth:`~app.tools.paths.Workspace.resolve`; files on the deny list are never staged, and their
 hunks are left out of every diff, so a secret never reaches a commit or a tool result through
-these tools. Hooks are not run: they would execute outside any sandbox.
+these tools. No hook runs (not even post-commit): it would execute outside any sandbox.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def open_repo(workspace: Workspace) -> Iterator[Repo]:
         repo = Repo(str(workspace.root))
     except NotGitRepository as exc:
         raise GitError("the workspace root is not a git repository") from exc
+    repo.hooks.clear()  # dulwich would run .git/hooks scripts on the host, outside any sandbox
     try:
         yield repo
     finally:
@@ -182,7 +183,7 @@ def _head_entry(repo: Repo, path: bytes) -> tuple[int, ObjectID] | None:
 
 
 def commit(repo: Repo, message: str, author: bytes, *, amend: bool = False) -> bytes:
-    """Commit what is staged (no hooks run); returns the new commit's id."""
+    """Commit what is staged; returns the new commit's id."""
     try:
         return porcelain.commit(repo, message=message.encode("utf-8"), author=author, committer=author,
                                 amend=amend, no_verify=True, env={})

@@ -176,3 +176,18 @@ def test_the_last_change_is_the_newest_changed_file_or_a_deleted_files_folder(gi
     (git_repo / "README.md").unlink()
     with open_repo(workspace) as repo:
         assert last_change(workspace, status(workspace, repo)) >= before - 1
+
+
+def test_no_git_hook_runs(git_repo: Path) -> None:
+    workspace = Workspace(git_repo)
+    hooks = git_repo / ".git" / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in ("pre-commit", "commit-msg", "post-commit"):
+        (hooks / name).write_text(f"#!/bin/sh\ntouch {git_repo.parent / name}\nexit 1\n")
+        (hooks / name).chmod(0o755)
+    (git_repo / "app.py").write_text("print('v2')\n")
+    with open_repo(workspace) as repo:
+        stage(workspace, repo, ["app.py"])
+        sha = commit(repo, "Hooked", identity(repo, "", ""))
+        assert resolve(repo, "HEAD") == sha
+    assert [name for name in ("pre-commit", "commit-msg", "post-commit") if (git_repo.parent / name).exists()] == []
