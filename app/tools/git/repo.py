@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from dulwich import porcelain
-from dulwich.errors import NotGitRepository
+from dulwich.errors import NotGitRepository, RefFormatError
 from dulwich.index import IndexEntry
 from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.refs import Ref
@@ -218,6 +218,8 @@ def branches(repo: Repo) -> tuple[list[str], list[str]]:
 
 def checkout(repo: Repo, branch: str, *, create: bool = False) -> None:
     """Switch to ``branch`` (created from HEAD first when ``create``); refuses to overwrite local changes."""
+    if branch == "HEAD" or branch.startswith("-"):
+        raise GitError(f"'{branch}' cannot be a branch name")
     try:
         if create:
             porcelain.checkout(repo, "HEAD", new_branch=branch)
@@ -227,6 +229,8 @@ def checkout(repo: Repo, branch: str, *, create: bool = False) -> None:
             porcelain.checkout(repo, branch)
     except porcelain.Error as exc:
         raise GitError(str(exc)) from exc
+    except RefFormatError as exc:
+        raise GitError(f"'{branch}' is not a valid branch name") from exc
     except (KeyError, ValueError) as exc:
         raise GitError(f"cannot check out '{branch}': {exc}") from exc
 
