@@ -57,14 +57,21 @@ from app.logging import get_logger
 from app.metrics.recorder import NULL_METRICS, MetricsRecorder, outcome_of
 from app.providers.base import CallContext, Provider, UpstreamStream
 from app.pump import StreamSource, StreamStart, begin
-from app.resilience.retry import BreakerRegistry, RetryPolicy, client_retry_after, counts_as_failure
+from app.resilience.retry import (
+    BreakerRegistry,
+    CircuitBreaker,
+    RetryPolicy,
+    RetryState,
+    client_retry_after,
+    counts_as_failure,
+)
 from app.routing import Route, Router, RoutingRule
 from app.storage.recorder import Recorder
 from app.storage.transcripts import record_exchange
 
 log = get_logger("orchestrator")
 T = TypeVar("T")
-BREAKER_RETRY_AFTER = "30"
+PROBE_POLL_S = 0.05  # how often a request waiting on another's half-open probe looks again
 StreamDone = Callable[[StreamBuilder, LynkrError | None], None]
 
 
@@ -298,13 +305,18 @@ class Orchestrator:
 
     def _with_retries(self, provider: Provider, ctx: CallContext, record: RequestRecord,
                       call: Callable[[Provider, CallContext], T], route_reason: str, *, has_fallback: bool) -> T:
-        """``call`` on ``provider`` with retries; its attempts are recorded under ``route_reason``."""
+        """``call`` on ``provider`` with retries; its attempts are recorded under ``route_reason``.
+
+        The breaker is asked once and hears one verdict for the whole request: a failure only when
+        every retry failed, so a blip that one retry rides out counts nothing.
+        """
         breaker = self.breakers.get(provider.name)
         state = self.retry.start(has_fallback=has_fallback)
+        if not self._breaker_admits(breaker, state, last_resort=not has_fallback):
+            raise CircuitOpenError(f"{provider.name} is failing; its circuit breaker is open.",
+                                   headers={"retry-after": client_retry_after(breaker.open_for_s())},
+                                   provider=provider.name)
         while True:
-            if not breaker.allow():
-                raise CircuitOpenError(f"{provider.name} is failing; its circuit breaker is open.",
-                                       headers={"retry-after": BREAKER_RETRY_AFTER}, provider=provider.name)
             started = time.perf_counter()
             try:
                 result = call(provider, ctx)
@@ -318,24 +330,43 @@ class Orchestrator:
                 status = None if transport else exc.status
                 outcome = outcome_of(status, exc)
                 self.metrics.upstream_call(provider.name, attempt.model, outcome, (attempt.latency_ms or 0) / 1000)
-                if transport or counts_as_failure(status):
-                    breaker.record_failure()
-                else:
-                    breaker.release()
                 wait = state.should_retry(status, isinstance(exc, ConnectFailedError), exc.retry_after,
                                           refused=isinstance(exc, ConnectRefusedError))
                 if wait is None:
+                    if transport or counts_as_failure(status):
+                        breaker.record_failure()
+                    else:
+                        breaker.release()
                     if state.over_budget is not None and not has_fallback:
                         raise past_budget(exc, state.over_budget) from exc
                     raise
                 self.metrics.retry(provider.name, outcome)
                 self.sleep(wait)
                 continue
+            except BaseException:
+                breaker.release()  # a bug is no verdict on the upstream, and must not hold a probe slot
+                raise
             breaker.record_success()
             attempt = self._attempt(record, provider, ctx, started, route_reason, status=200,
                                     model=getattr(result, "model", None))
             self.metrics.upstream_call(provider.name, attempt.model, "success", (attempt.latency_ms or 0) / 1000)
             return result
+
+    def _breaker_admits(self, breaker: CircuitBreaker, state: RetryState, *, last_resort: bool) -> bool:
+        """Whether ``breaker`` lets the request through.
+
+        A candidate with others after it is refused at once while its breaker refuses. The last
+        candidate is never refused for it: it goes as the half-open probe, or, while another
+        request probes, waits for that verdict (one probe at a time) as long as the retry budget
+        allows.
+        """
+        if breaker.allow(last_resort=last_resort):
+            return True
+        while last_resort and state.spent_ms + PROBE_POLL_S * 1000 <= self.retry.budget_ms:
+            self.sleep(PROBE_POLL_S)
+            if breaker.allow(last_resort=True):
+                return True
+        return False
 
     # -- recording --------------------------------------------------------------------------------
 

@@ -314,10 +314,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("API_RETRY_MAX_DELAY", "retry_max_delay_ms", _int, 30000, "ms, longest wait before a retry"),
     S("API_RETRY_BUDGET_MS", "retry_budget_ms", _int, 20000, "ms one client request may spend retrying"),
     S("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "breaker_failure_threshold", _int, 5,
-      "consecutive upstream failures that open a provider's breaker"),
+      "consecutive failed client requests (each after all its retries) that open a provider's breaker"),
     S("CIRCUIT_BREAKER_SUCCESS_THRESHOLD", "breaker_success_threshold", _int, 2,
       "consecutive half-open successes that close it"),
     S("CIRCUIT_BREAKER_TIMEOUT", "breaker_recovery_timeout_ms", _int, 60000,
-      "ms an open breaker fails fast before one probe"),
+      "ms an open breaker refuses before one probe (a request no other provider can take probes at once)"),
 )
 del S

@@ -8,7 +8,8 @@ several instances (:mod:`app.resilience.redis`), which runs the same function in
 compare-and-set retry loop (so a transition must be pure: it may run more than once).
 
 What counts as a failure is the caller's call, and only upstream failures may count: a 5xx, a
-529, or no response at all (connect error, timeout, reset). A client error (4xx) says nothing
+529, or no response at all (connect error, timeout, reset). The caller counts client requests,
+not attempts: one failure for a request whose retries all failed. A client error (4xx) says nothing
 about the upstream's health and must not be recorded as a failure; 429 is left to the retry
 policy, because opening the breaker would turn a short rate limit into a full recovery timeout.
 :func:`counts_as_failure` is that rule. A call that ends with no verdict (a 4xx, the client
@@ -128,6 +129,14 @@ def _allow(record: BreakerRecord, now: float, config: BreakerConfig) -> tuple[Br
     return replace(record, probe_started_at=now), True
 
 
+def _last_resort(record: BreakerRecord, now: float, config: BreakerConfig) -> tuple[BreakerRecord, bool]:
+    """:func:`_allow` for a request no other provider can take: an OPEN breaker turns HALF_OPEN at
+    once instead of refusing until its timeout, so the request is the probe (one at a time)."""
+    if record.state is BreakerState.OPEN:
+        return replace(record, state=BreakerState.HALF_OPEN, successes=0, probe_started_at=now), True
+    return _allow(record, now, config)
+
+
 def _success(record: BreakerRecord, now: float, config: BreakerConfig) -> tuple[BreakerRecord, None]:
     if record.state is BreakerState.CLOSED:
         return replace(record, failures=0), None
@@ -174,9 +183,14 @@ class CircuitBreaker:
         now = self.clock()
         return self.store.update(self.name, lambda record: transition(record, now, self.config))
 
-    def allow(self) -> bool:
-        """Whether a call may go upstream now; in HALF_OPEN only one probe at a time may."""
-        return self._apply(_allow)
+    def allow(self, *, last_resort: bool = False) -> bool:
+        """Whether a call may go upstream now; in HALF_OPEN only one probe at a time may.
+
+        ``last_resort``: no other provider can take the request, so an OPEN breaker lets it
+        through as its half-open probe rather than refusing it (a probe in flight still makes
+        it wait).
+        """
+        return self._apply(_last_resort if last_resort else _allow)
 
     def record_success(self) -> None:
         """The upstream answered (for a stream: its status arrived), so it is healthy."""
@@ -196,6 +210,14 @@ class CircuitBreaker:
         record = self.store.read(self.name)
         return (record.state is BreakerState.OPEN and record.opened_at is not None
                 and self.clock() < record.opened_at + self.config.recovery_timeout_s)
+
+    def open_for_s(self) -> float:
+        """Seconds an OPEN breaker still refuses calls (0 in any other state): a client's
+        ``retry-after`` when it is refused."""
+        record = self.store.read(self.name)
+        if record.state is not BreakerState.OPEN or record.opened_at is None:
+            return 0.0
+        return max(0.0, record.opened_at + self.config.recovery_timeout_s - self.clock())
 
     @property
     def state(self) -> BreakerState:

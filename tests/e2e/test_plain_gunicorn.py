@@ -1,6 +1,6 @@
 """Plain ``gunicorn -c gunicorn.conf.py app.wsgi:application`` (what a WSGI host runs) behaves like
-``lynkr serve``: one scrape counts every worker's requests, a breaker opened by failures in one
-worker keeps the other from the dead upstream too, and SIGTERM drains before it stops."""
+``lynkr serve``: one scrape counts every worker's requests, one breaker record counts the failures
+of every worker, and SIGTERM drains before it stops."""
 
 from __future__ import annotations
 
@@ -88,12 +88,20 @@ def test_a_breaker_opened_in_one_worker_is_open_in_the_other(plain_gunicorn: Cal
                              FALLBACK_ENABLED="false")
 
     served = until_each_worker_served(gateway, THRESHOLD, message_body())
+    sent = sum(served.values())
 
-    assert sum(served.values()) >= 2 * THRESHOLD
-    # Per-worker breakers would let THRESHOLD requests through in each worker.
-    assert len(mocked_upstream.message_requests()) == THRESHOLD
-    breaker = requests.get(gateway.url + "/metrics/circuit-breakers", timeout=10).json()["breakers"]["databricks"]
-    assert (breaker["state"], breaker["failures"]) == ("OPEN", THRESHOLD)
+    assert sent >= 2 * THRESHOLD
+    # The only provider is never refused: past the threshold each request is a half-open probe.
+    assert len(mocked_upstream.message_requests()) == sent
+    # One record counted every worker's failures; per-worker breakers would each show their own.
+    views: dict[int | None, dict[str, Any]] = {}
+    for _ in range(40):
+        view = exchange(gateway, "GET", "/metrics/circuit-breakers")
+        views[view.worker] = view.json()["breakers"]["databricks"]
+        if set(views) >= set(served):
+            break
+    assert set(views) >= set(served), views
+    assert {(view["state"], view["failures"]) for view in views.values()} == {("OPEN", sent)}
 
 
 def test_sigterm_drains_before_the_graceful_stop(plain_gunicorn: Callable[..., Gateway]) -> None:

@@ -184,3 +184,29 @@ def test_the_factory_picks_the_redis_store_only_with_redis_url(
     assert any("Redis is unavailable" in r.getMessage() for r in breaker_log)
     app.extensions["lynkr"].recorder.flush()
     store.client.close()
+
+
+def test_redis_and_shared_memory_stores_agree_on_every_transition(server: redis.Redis, name: str,
+                                                                  clock: FakeClock) -> None:
+    from app.resilience.shm import SharedMemoryStore
+
+    redis_store = RedisBreakerStore.from_url(REDIS_URL, InProcessStore())
+    stores = [redis_store, SharedMemoryStore(capacity=4)]
+    breakers = [BreakerRegistry([name], CONFIG, store=store, clock=clock).get(name) for store in stores]
+    steps: list[Callable[[CircuitBreaker], object]] = [
+        *[CircuitBreaker.record_failure] * 5,
+        lambda b: b.allow(), lambda b: b.allow(last_resort=True), lambda b: b.allow(last_resort=True),
+        CircuitBreaker.record_failure, lambda b: b.allow(last_resort=True), CircuitBreaker.record_success,
+        CircuitBreaker.release, lambda b: b.allow(last_resort=True), CircuitBreaker.record_success,
+        CircuitBreaker.record_failure,
+    ]
+    try:
+        for number, step in enumerate(steps):
+            answers = [step(breaker) for breaker in breakers]
+            assert answers[0] == answers[1], f"step {number}"
+            assert stores[0].read(name) == stores[1].read(name), f"step {number}"
+            clock.advance(0.25)
+    finally:
+        redis_store.client.close()
+    assert stores[1].read(name).state is BreakerState.CLOSED
+    assert stores[1].read(name).failures == 1

@@ -221,19 +221,83 @@ def test_refused_primary_falls_back_at_once(make_app: Any, ordered: Any) -> None
     assert len(ordered.calls) == 2
 
 
-def test_breaker_opens_after_five_failures_and_fails_fast(make_app: Any) -> None:
-    app = make_fast_app(make_app, retry_max_retries=0)
+def test_breaker_opens_after_five_failed_requests_and_the_last_candidate_still_probes(make_app: Any) -> None:
+    app = make_fast_app(make_app, retry_max_retries=0, prompt_cache_enabled=False)
     client = app.test_client()
+    breaker = app.extensions["lynkr"].breakers.get("databricks")
     with responses.RequestsMock() as mocked:
         mocked.post(DATABRICKS_URL, status=502, body="bad gateway")
         for _ in range(5):
             assert client.post("/v1/messages", json=make_request()).status_code == 502
+        assert breaker.snapshot()["state"] == "OPEN"
+        # No other provider can take it: the request goes as the half-open probe, not refused.
         response = client.post("/v1/messages", json=make_request())
-        assert len(mocked.calls) == 5
+        assert len(mocked.calls) == 6
+    assert response.status_code == 502
+    assert breaker.snapshot()["state"] == "OPEN"  # the failed probe re-opened it
+    with responses.RequestsMock() as mocked:
+        mocked.post(DATABRICKS_URL, json=make_message())
+        assert client.post("/v1/messages", json=make_request()).status_code == 200
+        assert client.post("/v1/messages", json=make_request()).status_code == 200
+    assert breaker.snapshot()["state"] == "CLOSED"  # two good probes (CIRCUIT_BREAKER_SUCCESS_THRESHOLD)
+
+
+def test_the_breaker_counts_requests_not_attempts(make_app: Any, ordered: Any) -> None:
+    app = make_fast_app(make_app, retry_max_retries=3)
+    fake_time(app)
+    for _ in range(2):
+        for _ in range(4):
+            ordered.post(DATABRICKS_URL, status=503, json=OVERLOADED)
+    ordered.post(DATABRICKS_URL, status=503, json=OVERLOADED)
+    ordered.post(DATABRICKS_URL, json=make_message())
+    client = app.test_client()
+    assert client.post("/v1/messages", json=make_request()).status_code == 503
+    assert client.post("/v1/messages", json=make_request()).status_code == 503
+    breaker = app.extensions["lynkr"].breakers.get("databricks")
+    assert (breaker.snapshot()["state"], breaker.snapshot()["failures"]) == ("CLOSED", 2)  # 8 attempts, 2 requests
+    assert client.post("/v1/messages", json=make_request()).status_code == 200  # a blip a retry rode out
+    assert breaker.snapshot()["failures"] == 0
+    assert len(ordered.calls) == 10
+
+
+def test_a_request_waits_for_anothers_probe_then_goes(make_app: Any) -> None:
+    app = make_fast_app(make_app, retry_max_retries=0, breaker_failure_threshold=1,
+                        breaker_success_threshold=1)
+    breaker = app.extensions["lynkr"].breakers.get("databricks")
+    breaker.record_failure()
+    assert breaker.allow(last_resort=True)  # another request holds the probe
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            breaker.record_success()  # the probe's verdict arrives while this request waits
+
+    app.extensions["lynkr"].orchestrator.sleep = sleep
+    with responses.RequestsMock() as mocked:
+        mocked.post(DATABRICKS_URL, json=make_message())
+        response = app.test_client().post("/v1/messages", json=make_request())
+        assert len(mocked.calls) == 1
+    assert response.status_code == 200
+    assert slept == [0.05, 0.05, 0.05]
+    assert breaker.snapshot()["state"] == "CLOSED"
+
+
+def test_a_request_that_waited_out_its_budget_for_a_probe_gets_503_with_retry_after(make_app: Any) -> None:
+    app = make_fast_app(make_app, retry_max_retries=0, breaker_failure_threshold=1,
+                        breaker_recovery_timeout_ms=45_000, retry_budget_ms=1_000)
+    clock = fake_time(app)
+    breaker = app.extensions["lynkr"].breakers.get("databricks")
+    breaker.record_failure()
+    assert breaker.allow(last_resort=True)  # a probe that never answers
+    with responses.RequestsMock() as mocked:
+        response = app.test_client().post("/v1/messages", json=make_request())
+        assert len(mocked.calls) == 0
     assert response.status_code == 503
-    assert response.get_json()["error"]["type"] == "overloaded_error"
     assert "circuit breaker is open" in response.get_json()["error"]["message"]
-    assert app.extensions["lynkr"].breakers.get("databricks").snapshot()["state"] == "OPEN"
+    assert response.headers["retry-after"] == "1"  # half-open: the probe's verdict is close
+    assert 0.9 < sum(clock.sleeps) <= 1.0  # it looked every 50 ms for the budget's 1 s
+    assert set(clock.sleeps) == {0.05}
 
 
 def test_open_breaker_hands_over_to_the_fallback(make_app: Any) -> None:

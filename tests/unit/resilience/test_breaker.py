@@ -287,3 +287,63 @@ def run_threads(target: Callable[[], object], count: int) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_a_last_resort_call_turns_an_open_breaker_half_open_at_once(store: BreakerStore, clock: FakeClock) -> None:
+    breaker = make_breaker(store, clock)
+    make_open(breaker)
+    clock.advance(1)
+    assert not breaker.allow()  # a candidate with others after it is refused
+    assert breaker.allow(last_resort=True)  # the last one goes, as the probe
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert not breaker.allow(last_resort=True)  # one probe at a time, even for the last resort
+    breaker.record_success()
+    assert breaker.allow(last_resort=True)
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_failed_last_resort_probe_reopens_and_frees_the_slot(store: BreakerStore, clock: FakeClock) -> None:
+    breaker = make_breaker(store, clock)
+    make_open(breaker)
+    assert breaker.allow(last_resort=True)
+    clock.advance(2)
+    breaker.record_failure()
+    assert breaker.snapshot()["state"] == "OPEN"
+    assert breaker.snapshot()["next_attempt_at"] == START + 2 + 60  # the timer re-armed by the probe
+    assert breaker.allow(last_resort=True)
+
+
+def test_last_resort_changes_nothing_while_closed(store: BreakerStore, clock: FakeClock) -> None:
+    breaker = make_breaker(store, clock)
+    assert breaker.allow(last_resort=True)
+    assert breaker.store.read("databricks") == BreakerRecord()
+
+
+def test_open_for_is_the_remaining_recovery_time(store: BreakerStore, clock: FakeClock) -> None:
+    breaker = make_breaker(store, clock, recovery_timeout_ms=45_000)
+    assert breaker.open_for_s() == 0.0
+    make_open(breaker)
+    clock.advance(15)
+    assert breaker.open_for_s() == pytest.approx(30.0)
+    clock.advance(40)
+    assert breaker.open_for_s() == 0.0
+    assert breaker.allow()
+    assert breaker.open_for_s() == 0.0  # half-open
+
+
+def test_in_process_and_shared_memory_stores_agree_on_every_transition(clock: FakeClock) -> None:
+    stores: list[BreakerStore] = [InProcessStore(), SharedMemoryStore(capacity=4)]
+    breakers = [make_breaker(store, clock, failure_threshold=2) for store in stores]
+    steps: list[Callable[[CircuitBreaker], object]] = [
+        CircuitBreaker.record_failure, CircuitBreaker.record_failure, lambda b: b.allow(),
+        lambda b: b.allow(last_resort=True), lambda b: b.allow(last_resort=True), CircuitBreaker.record_failure,
+        lambda b: b.allow(last_resort=True), CircuitBreaker.record_success, CircuitBreaker.release,
+        lambda b: b.allow(last_resort=True),
+    ]
+    for number, step in enumerate(steps):
+        answers = [step(breaker) for breaker in breakers]
+        assert answers[0] == answers[1], f"step {number}"
+        assert stores[0].read("databricks") == stores[1].read("databricks"), f"step {number}"
+        clock.advance(0.5)
+    assert stores[1].read("databricks").state is BreakerState.HALF_OPEN
