@@ -21,7 +21,7 @@ from dulwich.errors import GitProtocolError, HangupException
 from dulwich.repo import Repo
 
 from app.config import Config
-from app.tools.git.repo import GitError, current_branch, has_ref, resolve
+from app.tools.git.repo import GitError, check_branch_name, current_branch, has_ref, resolve
 from app.tools.netguard import BlockedURLError, Resolver, URLGuard
 
 _SCP_LIKE = re.compile(r"^(?:[^@/\s]+@)?(\[[^\]]+\]|[^:/\s]+):(?!//)")
@@ -119,6 +119,7 @@ def push(config: Config, repo: Repo, remote: Remote, branch: str | None) -> str:
     branch = branch or current_branch(repo)
     if branch is None:
         raise GitError("HEAD is detached; name the branch to push")
+    check_branch_name(branch)
     if not has_ref(repo, f"refs/heads/{branch}"):
         raise GitError(f"no local branch named '{branch}'")
     ref = f"refs/heads/{branch}"
@@ -142,6 +143,7 @@ def pull(config: Config, repo: Repo, remote: Remote, branch: str | None, *, ff_o
     branch = branch or current
     if branch is None:
         raise GitError("HEAD is detached; name the branch to pull")
+    check_branch_name(branch)
     before = resolve(repo, "HEAD") if has_ref(repo, "HEAD") else None
     auth = credentials(config, remote)
     try:

@@ -27,6 +27,7 @@ from app.tools.base import ToolError
 from app.tools.paths import Workspace
 
 _DIFF_FILE = re.compile(rb"^diff --git a/(.*?) b/", re.MULTILINE)
+_BRANCH = re.compile(r"[\w.+/-]+")
 
 
 class GitError(ToolError):
@@ -216,10 +217,15 @@ def branches(repo: Repo) -> tuple[list[str], list[str]]:
     return local, remote
 
 
+def check_branch_name(name: str) -> None:
+    """Refuse a name that is not a plain branch name (refspecs, options, ``HEAD``, ``..``)."""
+    if name == "HEAD" or name.startswith(("-", "/")) or ".." in name or not _BRANCH.fullmatch(name):
+        raise GitError(f"'{name}' cannot be a branch name")
+
+
 def checkout(repo: Repo, branch: str, *, create: bool = False) -> None:
     """Switch to ``branch`` (created from HEAD first when ``create``); refuses to overwrite local changes."""
-    if branch == "HEAD" or branch.startswith("-"):
-        raise GitError(f"'{branch}' cannot be a branch name")
+    check_branch_name(branch)
     try:
         if create:
             porcelain.checkout(repo, "HEAD", new_branch=branch)

@@ -193,7 +193,7 @@ def test_no_git_hook_runs(git_repo: Path) -> None:
     assert [name for name in ("pre-commit", "commit-msg", "post-commit") if (git_repo.parent / name).exists()] == []
 
 
-@pytest.mark.parametrize("name", ["HEAD", "-f", "../../escape", "a..b", "bad name"])
+@pytest.mark.parametrize("name", ["HEAD", "-f", "../../escape", "a..b", "bad name", "main:refs/heads/x", "/abs"])
 def test_a_new_branch_needs_a_valid_name(git_repo: Path, name: str) -> None:
     with open_repo(Workspace(git_repo)) as repo:
         with pytest.raises(GitError, match=r"cannot be a branch name|is not a valid branch name"):

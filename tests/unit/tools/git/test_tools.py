@@ -106,6 +106,9 @@ def test_push_and_pull_with_a_bare_remote(database: Any, make_ctx: Any, git_repo
     assert call(ctx, "workspace_git_pull", ref="main") == "Already up to date with origin/main."
     with pytest.raises(ToolError, match=r"no remote named 'upstream' \(configured: origin\)"):
         call(ctx, "workspace_git_pull", remote="upstream")
+    for tool in ("workspace_git_pull", "workspace_git_push"):
+        with pytest.raises(ToolError, match="'main:refs/heads/x' cannot be a branch name"):
+            call(ctx, tool, branch="main:refs/heads/x")
     (git_repo / "app.py").write_text("dirty\n")
     with pytest.raises(ToolError, match="uncommitted changes to tracked files"):
         call(ctx, "workspace_git_pull")
