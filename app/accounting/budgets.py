@@ -1,11 +1,13 @@
 """Budgets per key and per session, and rate limits per key, on shared counters.
 
 Before a model request is sent, :meth:`Budgets.admit` *holds* an estimate on every limit that
-applies (one request per minute; tokens = the prompt estimate + ``max_tokens``; micro-USD at
-the model's price) through :meth:`app.accounting.ratelimit.Counters.take`, which refuses once a counter
-has reached its limit. A refusal gives back what was held and raises ``BillingError`` (402,
+applies (one request; tokens = the prompt estimate + ``max_tokens``; micro-USD at the model's
+price): a budget (daily, monthly, session) through :meth:`app.accounting.ratelimit.Counters.take`,
+which refuses once a counter has reached its limit; a per-minute rate limit through
+:meth:`~app.accounting.ratelimit.Counters.take_window`, a sliding window that never holds more than
+the limit in any 60 s. A refusal gives back what was held and raises ``BillingError`` (402,
 naming the budget and when it resets) or ``RateLimitError`` (429 with the seconds until the
-minute window ends as ``retry-after``). When the request ends, :meth:`Budgets.settle` replaces
+window has room as ``retry-after``). When the request ends, :meth:`Budgets.settle` replaces
 each hold by the real usage, synchronously — the usage rows are written later in the
 background, but the counters must be right for the next request. A limit is therefore never
 exceeded by more than what the one request that crossed it used.
@@ -14,13 +16,14 @@ exceeded by more than what the one request that crossed it used.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.accounting.pricing import PriceTable
-from app.accounting.ratelimit import Counters
+from app.accounting.ratelimit import WINDOW_S, Counters
 from app.anthropic.tokens import estimate_tokens
 from app.errors import BillingError, RateLimitError
 
@@ -41,13 +44,14 @@ class Limit:
 
 @dataclass(frozen=True)
 class Hold:
-    """An amount taken from one counter for a request in flight."""
+    """An amount taken from one counter (or, with ``entry``, one rate window) for a request in flight."""
 
     limit: Limit
     scope: str
     period: str
     amount: int
     ttl_s: int
+    entry: str | None = None
 
 
 @dataclass
@@ -103,8 +107,11 @@ class Budgets:
                     continue
                 owner = session_id if limit.owner == "session" else (key_id or "anonymous")
                 amount = self._amount(limit, model, tokens, request, key_id, session_id)
-                hold = Hold(limit, f"{limit.owner}:{owner}:{limit.period}:{limit.unit}",
-                            _period(limit.period, now), amount, _ttl(limit.period))
+                scope = f"{limit.owner}:{owner}:{limit.period}:{limit.unit}"
+                if limit.period == "minute":
+                    admission.holds.append(self._take_window(limit, scope, amount, key_id, now))
+                    continue
+                hold = Hold(limit, scope, _period(limit.period, now), amount, _ttl(limit.period))
                 taken, used = self.counters.take(hold.scope, hold.period, amount, _whole(limit), hold.ttl_s)
                 if not taken:
                     raise _refusal(limit, used, key_id, session_id, now)
@@ -132,14 +139,30 @@ class Budgets:
                     continue
                 actual = math.ceil(cost * MICRO)
             if actual != hold.amount:
-                self.counters.add(hold.scope, hold.period, actual - hold.amount, hold.ttl_s)
+                self._change(hold, actual)
         admission.holds = []
 
     def release(self, admission: Admission) -> None:
         """Give back everything held (a refused or never-sent request)."""
         for hold in admission.holds:
-            self.counters.add(hold.scope, hold.period, -hold.amount, hold.ttl_s)
+            self._change(hold, 0)
         admission.holds = []
+
+    def _take_window(self, limit: Limit, scope: str, amount: int, key_id: str | None, now: datetime) -> Hold:
+        entry = uuid.uuid4().hex
+        taken = self.counters.take_window(scope, entry, amount, _whole(limit), now.timestamp())
+        if not taken.taken:
+            wait = max(1, math.ceil(taken.retry_after_s))
+            raise RateLimitError(
+                f"Rate limit of {int(limit.limit)} {limit.unit} per minute for {_who(limit, key_id, None)} "
+                f"is reached; retry in {wait} s.", headers={"retry-after": str(wait)})
+        return Hold(limit, scope, "window", amount, int(WINDOW_S), entry)
+
+    def _change(self, hold: Hold, actual: int) -> None:
+        if hold.entry is not None:
+            self.counters.adjust_window(hold.scope, hold.entry, hold.amount, actual)
+        else:
+            self.counters.add(hold.scope, hold.period, actual - hold.amount, hold.ttl_s)
 
     def _amount(self, limit: Limit, model: str | None, tokens: tuple[int, int], request: dict[str, Any],
                 key_id: str | None, session_id: str | None) -> int:
@@ -168,18 +191,15 @@ def _whole(limit: Limit) -> int:
 
 
 def _period(period: str, now: datetime) -> str:
-    return {"daily": now.strftime("%Y-%m-%d"), "monthly": now.strftime("%Y-%m"),
-            "minute": now.strftime("%Y-%m-%dT%H:%M"), "session": "all"}[period]
+    return {"daily": now.strftime("%Y-%m-%d"), "monthly": now.strftime("%Y-%m"), "session": "all"}[period]
 
 
 def _ttl(period: str) -> int:
-    return {"daily": 2 * 86_400, "monthly": 32 * 86_400, "minute": 120, "session": SESSION_TTL_S}[period]
+    return {"daily": 2 * 86_400, "monthly": 32 * 86_400, "session": SESSION_TTL_S}[period]
 
 
 def resets_at(period: str, now: datetime) -> datetime | None:
-    """When the window holding ``now`` ends (None for a session: it never resets)."""
-    if period == "minute":
-        return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    """When the budget period holding ``now`` ends (None for a session: it never resets)."""
     if period == "daily":
         return now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     if period == "monthly":
@@ -203,15 +223,9 @@ def _amount_text(unit: str, value: float) -> str:
     return f"${value / MICRO:.2f}" if unit == "usd" else f"{int(value)}"
 
 
-def _refusal(limit: Limit, used: int, key_id: str | None, session_id: str | None,
-             now: datetime) -> BillingError | RateLimitError:
+def _refusal(limit: Limit, used: int, key_id: str | None, session_id: str | None, now: datetime) -> BillingError:
     who = _who(limit, key_id, session_id)
     reset = resets_at(limit.period, now)
-    if limit.period == "minute":
-        wait = max(1, math.ceil((reset - now).total_seconds())) if reset else 60
-        return RateLimitError(
-            f"Rate limit of {int(limit.limit)} {limit.unit} per minute for {who} is reached; "
-            f"retry in {wait} s.", headers={"retry-after": str(wait)})
     unit = "" if limit.unit == "usd" else " tokens"
     spent = f"({_amount_text(limit.unit, used)} of {_amount_text(limit.unit, _whole(limit))}{unit})"
     when = (f"it resets at {reset.strftime('%Y-%m-%dT%H:%M:%SZ')}" if reset

@@ -15,6 +15,7 @@ from peewee import (
     CharField,
     CompositeKey,
     DateTimeField,
+    DoubleField,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -146,6 +147,18 @@ class UsageCounter(BaseModel):
         primary_key = CompositeKey("scope", "period")
 
 
+class RateWindowEntry(BaseModel):
+    """One amount taken in a sliding rate-limit window (epoch seconds), kept for a minute."""
+
+    scope = CharField(max_length=200)
+    entry = CharField(max_length=32)
+    taken_at = DoubleField()
+    amount = BigIntegerField()
+
+    class Meta:
+        table_name = "rate_window_entries"
+        primary_key = CompositeKey("scope", "entry")
+        indexes = ((("scope", "taken_at"), False),)
 
 
 class Task(BaseModel):
@@ -223,5 +236,5 @@ class AgentTrace(BaseModel):
         indexes = ((("session_id", "anchor"), True),)
 
 
-ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter, Task, TestRun, ToolExecution,
-              AgentTrace)
+ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter, RateWindowEntry, Task, TestRun,
+              ToolExecution, AgentTrace)

@@ -8,7 +8,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from app.config import Config
 from app.errors import BillingError, RateLimitError
 from app.storage.db import bind, db, make_database
 from app.storage.migrate import migrate
+from app.storage.models import RateWindowEntry
 
 NOW = datetime(2026, 11, 25, 17, 30, 15, tzinfo=UTC)
 KEY = "key_ab12cd34ef56ab78"
@@ -73,7 +74,7 @@ def test_a_refusal_gives_back_what_the_other_limits_held(database: Database) -> 
     budgets.admit(KEY, "s1", "m", make_request())
     with pytest.raises(BillingError, match=r"Session token budget for session s1 is spent .* does not reset"):
         budgets.admit(KEY, "s1", "m", make_request())
-    assert DbCounters().take(f"key:{KEY}:minute:requests", "2026-11-25T17:30", 0, 10**9, 60) == (True, 1)
+    assert RateWindowEntry.select().where(RateWindowEntry.scope == f"key:{KEY}:minute:requests").count() == 1
 
 
 def test_usd_budgets_are_counted_in_micro_dollars_at_the_model_price(database: Database) -> None:
@@ -94,24 +95,67 @@ def test_a_model_with_no_price_is_refused_under_a_usd_budget_saying_why(database
     budgets.admit(KEY, None, "qwen2.5-coder:7b", make_request())  # token budgets need no price
 
 
-def test_requests_per_minute_answer_429_with_the_seconds_until_the_window_ends(database: Database) -> None:
-    budgets = make_budgets(Limit("key", "minute", "requests", 2))
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_requests_per_minute_answer_429_until_the_oldest_request_is_a_minute_old(database: Database) -> None:
+    clock = Clock(NOW)
+    budgets = make_budgets(Limit("key", "minute", "requests", 2), clock=clock)
     budgets.admit(KEY, None, "m", make_request())
+    clock.now = NOW + timedelta(seconds=20)
     budgets.admit(KEY, None, "m", make_request())
+    clock.now = NOW + timedelta(seconds=44.5)
     with pytest.raises(RateLimitError) as refused:
         budgets.admit(KEY, None, "m", make_request())
     assert refused.value.status == 429
-    assert refused.value.headers["retry-after"] == "45"
-    later = make_budgets(Limit("key", "minute", "requests", 2), clock=lambda: NOW.replace(minute=31))
-    later.admit(KEY, None, "m", make_request())
+    assert refused.value.message == "Rate limit of 2 requests per minute for key key_ab12… is reached; retry in 16 s."
+    assert refused.value.headers["retry-after"] == "16"
+    clock.now = NOW + timedelta(seconds=60)
+    budgets.admit(KEY, None, "m", make_request())
+    with pytest.raises(RateLimitError, match="retry in 20 s"):
+        budgets.admit(KEY, None, "m", make_request())
+
+
+def test_a_burst_across_a_minute_boundary_is_held_to_the_limit(database: Database) -> None:
+    # The calendar-minute counter this replaced let 100 requests through in 0.42 s with a limit of 50.
+    clock = Clock(datetime(2026, 11, 25, 17, 30, 59, 790_000, tzinfo=UTC))
+    budgets = make_budgets(Limit("key", "minute", "requests", 50), clock=clock)
+    admitted = 0
+    for _ in range(100):
+        clock.now += timedelta(milliseconds=4.2)  # 17:30:59.794 … 17:31:00.210
+        try:
+            budgets.admit(KEY, None, "m", make_request())
+            admitted += 1
+        except RateLimitError:
+            pass
+    assert admitted == 50
+    clock.now = datetime(2026, 11, 25, 17, 31, 59, 700_000, tzinfo=UTC)  # 60 s after the first: 17:31:59.794
+    with pytest.raises(RateLimitError, match="retry in 1 s"):
+        budgets.admit(KEY, None, "m", make_request())
+
+
+def test_a_released_request_gives_its_place_in_the_window_back(database: Database) -> None:
+    budgets = make_budgets(Limit("key", "minute", "requests", 1))
+    held = budgets.admit(KEY, None, "m", make_request())
+    budgets.release(held)
+    budgets.admit(KEY, None, "m", make_request())
+    with pytest.raises(RateLimitError):
+        budgets.admit(KEY, None, "m", make_request())
 
 
 def test_tokens_per_minute_count_the_settled_usage(database: Database) -> None:
     budgets = make_budgets(Limit("key", "minute", "tokens", 2000))
     held = budgets.admit(KEY, None, "m", make_request())
-    budgets.settle(held, "m", {"input_tokens": 1500, "output_tokens": 600})
+    budgets.settle(held, "m", {"input_tokens": 700, "output_tokens": 200})
+    assert [row.amount for row in RateWindowEntry.select()] == [900]
     with pytest.raises(RateLimitError, match=r"Rate limit of 2000 tokens per minute for key key_ab12…"):
-        budgets.admit(KEY, None, "m", make_request())
+        budgets.admit(KEY, None, "m", make_request(max_tokens=1500))  # 900 + 1500 + the prompt > 2000
+    budgets.admit(KEY, None, "m", make_request(max_tokens=1000))
 
 
 def test_no_limits_hold_nothing_and_keys_are_counted_apart(database: Database) -> None:
