@@ -20,6 +20,7 @@ from dulwich import porcelain
 from dulwich.errors import NotGitRepository, RefFormatError
 from dulwich.index import IndexEntry
 from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.objectspec import parse_commit
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -28,6 +29,8 @@ from app.tools.paths import Workspace
 
 _DIFF_FILE = re.compile(rb"^diff --git a/(.*?) b/", re.MULTILINE)
 _BRANCH = re.compile(r"[\w.+/-]+")
+_ANCESTRY = re.compile(r"(.+?)((?:[~^]\d*)+)")
+_STEP = re.compile(r"([~^])(\d*)")
 
 
 class GitError(ToolError):
@@ -121,10 +124,9 @@ def diff(workspace: Workspace, repo: Repo, *, staged: bool = False, base: str | 
     """A unified diff: the working tree against the index, the index against HEAD (``staged``), or
     ``base`` against ``target`` (or against the working tree when only ``base`` is given)."""
     buffer = io.BytesIO()
-    try:
-        porcelain.diff(repo, commit=base, commit2=target, staged=staged, paths=list(paths) or None, outstream=buffer)
-    except (KeyError, ValueError) as exc:
-        raise GitError(f"unknown revision: {exc}") from exc
+    porcelain.diff(repo, commit=resolve(repo, base) if base else None,
+                   commit2=resolve(repo, target) if target else None, staged=staged, paths=list(paths) or None,
+                   outstream=buffer)
     return _without_denied(workspace, buffer.getvalue()).decode("utf-8", errors="replace")
 
 
@@ -247,12 +249,28 @@ def has_ref(repo: Repo, name: str) -> bool:
 
 
 def resolve(repo: Repo, ref: str) -> ObjectID:
-    """The commit id ``ref`` names: HEAD, a branch, a tag, a remote-tracking branch or a (short) id."""
+    """The commit id ``ref`` names: HEAD, a branch, a tag, a remote-tracking branch or a (short) id,
+    with any ``~N`` / ``^N`` ancestry suffixes (``HEAD~2``, ``main^``)."""
+    match = _ANCESTRY.fullmatch(ref)
+    name, steps = (match.group(1), _STEP.findall(match.group(2))) if match else (ref, [])
+    sha = _named(repo, name)
+    for kind, count in steps:
+        for _ in range(int(count or 1) if kind == "~" else 1):
+            found = repo[sha]
+            parents = found.parents if isinstance(found, Commit) else []
+            index = int(count or 1) - 1 if kind == "^" else 0
+            if index >= len(parents):
+                raise GitError(f"unknown revision '{ref}': the history is not that deep")
+            sha = parents[index]
+    return sha
+
+
+def _named(repo: Repo, ref: str) -> ObjectID:
     for candidate in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}", f"refs/remotes/{ref}"):
         if has_ref(repo, candidate):
             return repo.refs[Ref(candidate.encode())]
     try:
-        return repo[ref.encode()].id
+        return parse_commit(repo, ref.encode()).id  # a full or abbreviated commit id
     except (KeyError, ValueError, TypeError) as exc:
         if ref == "HEAD":
             raise GitError("the repository has no commits yet") from exc

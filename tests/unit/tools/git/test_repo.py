@@ -79,8 +79,13 @@ def test_diffs_of_the_working_tree_the_index_and_two_revisions(git_repo: Path) -
         assert between.splitlines()[0] == "diff --git a/app.py b/app.py"
         assert between.splitlines()[-2:] == ["-print('v1')", "+print('v2')"]
         assert diff(workspace, repo, base=second, target="main") == ""
-        with pytest.raises(GitError, match="unknown revision"):
+        assert diff(workspace, repo, base="HEAD~1", target="main", paths=["app.py"]) == between
+        assert diff(workspace, repo, base="HEAD^", target="HEAD~0", paths=["app.py"]) == between
+        assert resolve(repo, "main~1").decode() == initial
+        with pytest.raises(GitError, match="unknown revision 'nope'"):
             diff(workspace, repo, base="nope", target="HEAD")
+        with pytest.raises(GitError, match=r"unknown revision 'HEAD~5': the history is not that deep"):
+            resolve(repo, "HEAD~5")
 
 
 def test_denied_files_never_appear_in_a_diff(git_repo: Path) -> None:
