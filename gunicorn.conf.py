@@ -5,9 +5,9 @@ app.wsgi:application`` gets the same semantics from it: the master hooks of :mod
 prepare what every worker shares (metrics, circuit breakers, the drain flag) before the first
 fork, and turn SIGTERM into a drain followed by a graceful stop.
 
-gthread workers: each thread holds one request or one minutes-long Claude Code stream, so a
-worker has many threads (LYNKR_THREADS, 32) and the app caps model requests below that so
-health checks always find a free thread.
+gthread workers: each thread holds one request or one minutes-long Claude Code stream, mostly
+waiting on its upstream, so a worker has many threads (LYNKR_THREADS, 1024) with small stacks, and
+the app caps model requests below that so health checks always find a free thread.
 """
 
 import signal
@@ -22,7 +22,7 @@ bind = f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config
 workers = _config.workers or default_workers()
 worker_class = "gthread"
 threads = _config.threads
-worker_connections = 1000
+worker_connections = max(1000, threads + 256)  # every thread's connection, plus idle keep-alives
 # gthread workers heartbeat from their main loop, so a long stream never trips this.
 timeout = 60
 graceful_timeout = max(1, round(_config.graceful_shutdown_timeout_ms / 1000))
@@ -46,6 +46,13 @@ logconfig_dict = {
                                    "propagate": False}},
 }
 forwarded_allow_ips = "127.0.0.1,::1"
+
+
+def post_fork(server, worker):
+    # Before the worker's thread pool starts any thread.
+    from app.host import use_small_thread_stacks
+
+    use_small_thread_stacks()
 
 
 def post_worker_init(worker):

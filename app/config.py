@@ -38,7 +38,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 0
-    threads: int = 32
+    threads: int = 1024
     max_concurrent_requests: int = 0
     cap_wait_ms: int = 2000
     graceful_shutdown_timeout_ms: int = 30000

@@ -18,12 +18,17 @@ import ctypes
 import functools
 import math
 import os
+import threading
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
 PROC_CGROUP = Path("/proc/self/cgroup")
 MAX_DEFAULT_WORKERS = 8  # ~600 requests/s each: past this, more only costs memory (~50-80 MB each)
 _UNLIMITED = 1 << 60
+# Each thread of a worker mostly waits on a socket; 1 MiB of stack (instead of the 8 MiB default)
+# keeps a thousand of them cheap in address space while leaving room for C-level recursion (orjson,
+# regular expressions) on deeply nested bodies.
+THREAD_STACK_BYTES = 1 << 20
 
 # -- cgroup files --
 
@@ -93,6 +98,12 @@ def cgroup_cpu_quota(cgroup_root: Path = ROOT, proc_cgroup: Path = PROC_CGROUP) 
     quota_us = read_int(cgroup_root / "cpu" / "cpu.cfs_quota_us")  # -1 (unlimited) reads as None
     period_us = read_int(cgroup_root / "cpu" / "cpu.cfs_period_us")
     return quota_us / period_us if quota_us and period_us else None
+
+
+def use_small_thread_stacks() -> None:
+    """Give threads started from now on :data:`THREAD_STACK_BYTES` of stack (a worker's request
+    threads and stream readers)."""
+    threading.stack_size(THREAD_STACK_BYTES)
 
 
 # -- memory --

@@ -86,7 +86,9 @@ def running_readers() -> int:
 
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 _pool_lock = threading.Lock()
-POOL_THREADS = 256
+# An upper bound only: the pool starts a thread when no idle one is free, so it grows to the streams
+# open at once, which the worker's thread count (LYNKR_THREADS) bounds.
+POOL_THREADS = 4096
 
 
 def _executor() -> ThreadPoolExecutor:

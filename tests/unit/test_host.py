@@ -84,3 +84,16 @@ def test_the_memory_limit_and_use_of_this_process_s_own_cgroup(tmp_path: Path) -
     (tmp_path / "memory").mkdir()  # cgroup v1
     (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "unlimited"
     assert cgroup_limit(tmp_path, _proc(tmp_path, "4:memory:/\n")) is None
+
+
+def test_small_thread_stacks_apply_to_threads_started_afterwards() -> None:
+    import threading
+
+    from app.host import THREAD_STACK_BYTES, use_small_thread_stacks
+
+    previous = threading.stack_size()
+    try:
+        use_small_thread_stacks()
+        assert threading.stack_size() == THREAD_STACK_BYTES == 1 << 20
+    finally:
+        threading.stack_size(previous)
