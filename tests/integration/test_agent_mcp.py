@@ -91,7 +91,7 @@ def test_workspace_mcp_call_takes_both_forms(mcp_app: Callable[..., Flask], mock
     assert [r["content"] for r in results[:2]] == ["echo: a", "echo: b"]
     listed = json.loads(results[2]["content"])
     assert [tool["name"] for tool in listed["tools"]] == ["echo", "pixel", "fail", "slow", "crash", "env", "write",
-                                                          "grow"]
+                                                          "connect", "grow"]
 
 
 def test_policy_hides_disallowed_and_unlisted_tools(mcp_app: Callable[..., Flask], mocked: Any) -> None:

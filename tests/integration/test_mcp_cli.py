@@ -39,7 +39,7 @@ def test_list_prints_each_server_its_state_protocol_and_tools(tmp_path: Path, ma
     result = lynkr(tmp_path, "list")
     assert result.stdout.splitlines() == [
         f"skipped manifest: {manifests / 'b.json'}: mcpServers.broken.command: must be a string",
-        "demo (stdio): ready, MCP 2025-11-25, 8 tools",
+        "demo (stdio): ready, MCP 2025-11-25, 9 tools",
         "  mcp_demo_echo  Echo the text back.",
         "  mcp_demo_pixel  A 1x1 red PNG.",
         "  mcp_demo_fail  Always fails.",
@@ -47,6 +47,7 @@ def test_list_prints_each_server_its_state_protocol_and_tools(tmp_path: Path, ma
         "  mcp_demo_crash  Exit the process at once.",
         "  mcp_demo_env  The value of an environment variable, or <unset>.",
         "  mcp_demo_write  Write text to a file.",
+        "  mcp_demo_connect  Open a TCP connection to 127.0.0.1:port.",
         "  mcp_demo_grow  Add the tool 'late' and tell the client the list changed.",
     ]
     assert result.returncode == 1  # a manifest was skipped

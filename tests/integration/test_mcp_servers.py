@@ -26,7 +26,7 @@ from tests.servers import demo_mcp
 
 pytestmark = pytest.mark.slow
 DEMO = Path(demo_mcp.__file__)
-DEMO_TOOLS = ["echo", "pixel", "fail", "slow", "crash", "env", "write", "grow"]
+DEMO_TOOLS = ["echo", "pixel", "fail", "slow", "crash", "env", "write", "connect", "grow"]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -294,3 +294,17 @@ def test_an_expired_http_session_fails_the_call_and_the_server_is_reconnected(
         assert call_text(watched, "echo", {"text": "new session"}) == ("echo: new session", False)
     finally:
         stop_http_server(server)
+
+
+def test_the_sandbox_has_no_network_unless_the_manifest_allows_it(
+        managed: Callable[..., ManagedServer], workspace: Path, tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        closed = managed(demo_spec(tmp_path), sandboxed(workspace))
+        text, is_error = call_text(closed, "connect", {"port": port})
+        assert is_error
+        assert text == "Error executing tool connect: cannot connect: Connection refused"
+        opened = managed(demo_spec(tmp_path, id="net", network=True), sandboxed(workspace))
+        assert call_text(opened, "connect", {"port": port}) == (f"connected to port {port}", False)

@@ -9,6 +9,7 @@ file write (for the sandbox).
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import sys
 import zlib
@@ -74,6 +75,15 @@ def write(path: str, text: str) -> str:
     except OSError as exc:
         raise ToolError(f"{exc.strerror}: {path}") from exc
     return f"wrote {len(text)} characters to {path}"
+
+
+@server.tool(description="Open a TCP connection to 127.0.0.1:port.")
+def connect(port: int) -> str:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except OSError as exc:
+        raise ToolError(f"cannot connect: {exc.strerror or exc}") from exc
+    return f"connected to port {port}"
 
 
 @server.tool(description="Add the tool 'late' and tell the client the list changed.")
