@@ -171,6 +171,7 @@ def check(config: Config) -> int:
     from app.console.progress import Progress
     from app.factory import capability_table
     from app.providers import build_providers
+    from app.providers.base import PROBE_MODEL
 
     print(json.dumps({"config": config.masked()}, indent=2, default=str))
     provider = build_providers(config, capability_table(config))[config.model_provider]
@@ -181,6 +182,8 @@ def check(config: Config) -> int:
                                       "error": "not configured: set " + ", ".join(missing)}
         else:
             result = provider.probe()
+        result["context_window"] = provider.context_window_text(result.get("model") or
+                                                                provider.upstream_model(PROBE_MODEL))
         progress.advance(f"provider {provider.name}")
         service = _service_status(config)
         progress.advance(f"gateway {service['url']}")

@@ -223,7 +223,7 @@ class Router:
         if kept:
             return kept
         if chain and all(reason == "context_too_long" for reason in reasons.values()):
-            window = max(self._context_window(r.provider, request) for r in chain)
+            window = max(self._context_window(r.provider, request) or 0 for r in chain)
             raise PromptTooLongError(estimated, window)
         return chain[-1:]
 
@@ -232,7 +232,7 @@ class Router:
         provider = self.providers[route.provider]
         return provider, route.model or provider.upstream_model(requested_model)
 
-    def _context_window(self, name: str, request: Mapping[str, Any]) -> int:
+    def _context_window(self, name: str, request: Mapping[str, Any]) -> int | None:
         provider = self.providers[name]
         return provider.caps(provider.upstream_model(str(request.get("model", "")))).context_window
 

@@ -159,13 +159,18 @@ class Provider(ABC):
         caps = self.caps(model or self.upstream_model(str(request.get("model", ""))))
         if not caps.vision and images:
             return "vision_incompatible"
-        if estimated_tokens > caps.context_window:
+        if caps.context_window is not None and estimated_tokens > caps.context_window:
             return "context_too_long"
         return None
 
     def caps(self, model: str) -> ModelCapabilities:
         """Capabilities of the upstream model."""
         return self.capabilities.model(model)
+
+    def context_window_text(self, model: str) -> str:
+        """The context window the gateway holds ``model``'s prompts to, as ``lynkr check`` shows it."""
+        window = self.caps(model).context_window
+        return f"{window} tokens" if window is not None else "unknown — the upstream decides"
 
     def note_clamp(self, request: dict[str, Any], model: str, caps: ModelCapabilities) -> None:
         """Log, once per model, that the client's ``max_tokens`` is over its output limit (the format clamps it).

@@ -2,8 +2,10 @@
 
 ``model_capabilities(name)`` looks a model up by the name actually sent upstream (patterns
 such as ``gpt-5*`` or ``*claude-sonnet-4-5*``), so behaviour follows the model called, not
-the name the client asked for. ``host_profile(name)`` says what an Anthropic-format host
-(Databricks, Azure Anthropic) takes of Claude Code's newest request fields. Both tables can
+the name the client asked for. A model the table does not know has no context window: nothing
+is refused locally for its size, and the upstream's own overflow answer is mapped instead.
+``host_profile(name)`` says what an Anthropic-format host (Databricks, Azure Anthropic) takes
+of Claude Code's newest request fields. Both tables can
 be overridden by configuration (``MODEL_CAPABILITIES`` / ``HOST_PROFILES``, JSON files).
 """
 
@@ -19,7 +21,8 @@ from typing import Any
 class ModelCapabilities:
     """Limits and parameter quirks of one upstream model."""
 
-    context_window: int = 128_000
+    # None: the model is not in the table, so no window is assumed; the upstream decides.
+    context_window: int | None = None
     max_output_tokens: int = 16_384
     max_tokens_param: str = "max_tokens"  # o-series and gpt-5 want "max_completion_tokens"
     accepts_temperature: bool = True

@@ -97,3 +97,17 @@ def test_a_chat_stream_of_empty_chunks_is_an_error(make_gateway: Callable[..., G
     assert "message_stop" not in read.types
     assert read.events[-1]["error"]["type"] == "api_error"
     assert usage_row(gateway, "req_empty_choices") == (502, "api_error")
+
+
+def test_a_long_conversation_to_an_unknown_model_goes_upstream(make_gateway: Callable[..., Gateway]) -> None:
+    from tests.fakes.openai_upstream import FakeOpenAIUpstream
+
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "lorem ipsum " * 420}
+             for n in range(99)]
+    body = {**message_body("Say hello."), "messages": turns}
+    with FakeOpenAIUpstream() as fake:
+        gateway = make_gateway(**openai_env(fake, OPENAI_COMPATIBLE_MODEL="my-finetune-7b", **QUIET))
+        response = post(gateway, body, "req_long_unknown")
+        assert response.status_code == 200, response.text
+        assert len(fake.chat_requests()) == 1
+    assert usage_row(gateway, "req_long_unknown") == (200, None)

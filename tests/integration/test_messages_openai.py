@@ -193,3 +193,42 @@ def test_databricks_api_format_openai_selects_chat_completions(make_app: Any) ->
     assert response.get_json()["content"] == [{"type": "text", "text": "Hi there"}]
     assert sent == {"model": "databricks-gpt-5", "max_completion_tokens": 1024,
                     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]}
+
+
+def big_conversation() -> dict[str, Any]:
+    """About 500 KB of conversation (~150k estimated tokens)."""
+    turns = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "lorem ipsum " * 420}
+             for n in range(99)]
+    return make_request(messages=turns)
+
+
+def test_an_unknown_models_long_prompt_goes_upstream_and_its_overflow_is_mapped(make_app: Any) -> None:
+    client = make_app(model_provider="openai-compatible", fallback_enabled=False,
+                      openai_compatible_endpoint="http://127.0.0.1:8000/v1",
+                      openai_compatible_model="my-finetune-7b", prompt_cache_enabled=False).test_client()
+    body = big_conversation()
+    assert len(json.dumps(body)) > 500_000
+    with responses.RequestsMock() as mocked:
+        mocked.post("http://127.0.0.1:8000/v1/chat/completions", json=make_completion())
+        assert client.post("/v1/messages", json=body).status_code == 200
+        mocked.post("http://127.0.0.1:8000/v1/chat/completions", status=400, json={"error": {
+            "message": "the request exceeds the available context size (160123 tokens), try increasing it",
+            "type": "exceed_context_size_error", "n_prompt_tokens": 160123, "n_ctx": 131072}})
+        response = client.post("/v1/messages", json=body)
+        assert len(mocked.calls) == 2
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {"type": "invalid_request_error",
+                                            "message": "prompt is too long: 160123 tokens > 131072 maximum"}
+
+
+def test_a_known_models_long_prompt_is_refused_locally(make_app: Any) -> None:
+    client = make_app(model_provider="openai-compatible", fallback_enabled=False,
+                      openai_compatible_endpoint="http://127.0.0.1:8000/v1",
+                      openai_compatible_model="gpt-4o").test_client()
+    with responses.RequestsMock() as mocked:
+        response = client.post("/v1/messages", json=big_conversation())
+        assert len(mocked.calls) == 0
+    assert response.status_code == 400
+    message = response.get_json()["error"]["message"]
+    assert message.startswith("prompt is too long: ")
+    assert message.endswith(" tokens > 128000 maximum")

@@ -98,3 +98,17 @@ def test_keys_create_list_revoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "revoked 1 key(s)\n"
     assert cli.main(["keys", "revoke", "ci"]) == 1
     assert capsys.readouterr().err == "lynkr: no active key has id or name 'ci'\n"
+
+
+@pytest.mark.parametrize(("model", "window"), [("my-finetune-7b", "unknown — the upstream decides"),
+                                               ("gpt-4o", "128000 tokens")])
+def test_check_reports_the_context_window_it_will_use(capsys: pytest.CaptureFixture[str], model: str,
+                                                      window: str) -> None:
+    from app.config import Config
+
+    config = Config(model_provider="openai-compatible", openai_compatible_model=model, port=9)
+    assert cli.check(config) == 1  # no endpoint: not configured
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index('{\n  "provider"'):])
+    assert report["provider"]["context_window"] == window
+    assert report["provider"]["error"] == "not configured: set OPENAI_COMPATIBLE_ENDPOINT"

@@ -18,9 +18,9 @@ from app.providers.capabilities import CORE_FIELDS, CapabilityTable, HostProfile
     ("o3-mini", 200_000, 100_000, "max_completion_tokens"),
     ("gpt-4o-mini", 128_000, 16_384, "max_tokens"),
     ("openai/gpt-oss-120b", 131_072, 32_768, "max_tokens"),
-    ("some-unknown-model", 128_000, 16_384, "max_tokens"),
+    ("some-unknown-model", None, 16_384, "max_tokens"),
 ])
-def test_limits_follow_the_first_matching_pattern(model: str, context: int, output: int, param: str) -> None:
+def test_limits_follow_the_first_matching_pattern(model: str, context: int | None, output: int, param: str) -> None:
     caps = CapabilityTable().model(model)
     assert (caps.context_window, caps.max_output_tokens, caps.max_tokens_param) == (context, output, param)
 

@@ -32,3 +32,18 @@ def test_a_full_url_and_a_key(make_provider: Callable[..., Any]) -> None:
     assert provider.auth_headers() == {"authorization": "Bearer local"}
     assert provider.upstream_model("claude-haiku-4-5") == "m"
     assert provider.upstream_model("other") == "other"
+
+
+def test_a_model_the_table_does_not_know_is_never_refused_for_its_size(make_provider: Callable[..., Any]) -> None:
+    provider = make_provider(OpenAICompatibleProvider, openai_compatible_endpoint="http://h/v1",
+                             openai_compatible_model="my-finetune-7b")
+    assert provider.incompatibility(request(), 5_000_000, False) is None
+    assert provider.context_window_text("my-finetune-7b") == "unknown — the upstream decides"
+
+
+def test_a_known_model_keeps_the_local_check(make_provider: Callable[..., Any]) -> None:
+    provider = make_provider(OpenAICompatibleProvider, openai_compatible_endpoint="http://h/v1",
+                             openai_compatible_model="gpt-4o")
+    assert provider.incompatibility(request(), 128_000, False) is None
+    assert provider.incompatibility(request(), 128_001, False) == "context_too_long"
+    assert provider.context_window_text("gpt-4o") == "128000 tokens"
