@@ -6,7 +6,8 @@ Translation lives in :mod:`app.providers.formats.ollama.convert`. Quirks handled
   ``think: true`` for a model that cannot think. What a model can do comes from
   ``POST /api/show`` (``capabilities``, or the template on older servers, or the model name
   when the server cannot be asked), cached per model for ten minutes (a guess from the name
-  for thirty seconds). Tools the model cannot take are left out with a warning (the Node
+  for thirty seconds); the same answer's ``vision`` decides whether images are sent or
+  replaced by a note. Tools the model cannot take are left out with a warning (the Node
   Lynkr's behaviour with fallback off); routing asks :meth:`OllamaProvider.supports_tools`
   to send such requests elsewhere instead.
 - A local model can take minutes to load before its first byte, so the read timeout is
@@ -30,7 +31,7 @@ from app.config import Config
 from app.errors import LynkrError
 from app.logging import get_logger
 from app.providers._http import HttpClient
-from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest
+from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest, has_images
 from app.providers.capabilities import CapabilityTable, ModelCapabilities
 from app.providers.formats.ollama import convert as ollama
 
@@ -121,14 +122,24 @@ class OllamaProvider(Provider):
 
     def incompatibility(self, request: Mapping[str, Any], estimated_tokens: int, images: bool,
                         model: str | None = None) -> str | None:
-        """Tools for a model without tool support make the request incompatible, too."""
-        if request.get("tools") and not self.supports_tools(model or str(request.get("model", ""))):
+        """Tools for a model without tool support make the request incompatible, too; whether
+        images can go is what ``/api/show`` says, when it says."""
+        name = self.upstream_model(model or str(request.get("model", "")))
+        if request.get("tools") and not self.features(name).tools:
             return "tool_incompatible"
-        return super().incompatibility(request, estimated_tokens, images, model)
+        if images and not self.supports_vision(name):
+            return "vision_incompatible"
+        return super().incompatibility(request, estimated_tokens, False, model)
 
     def supports_tools(self, model: str) -> bool:
         """Whether the Ollama model (or the one a Claude name maps to) takes ``tools``."""
         return self.features(self.upstream_model(model)).tools
+
+    def supports_vision(self, model: str) -> bool:
+        """Whether the Ollama model sees images: its ``/api/show`` capabilities, else the capability table."""
+        name = self.upstream_model(model)
+        listed = self.features(name).vision
+        return self.caps(name).vision if listed is None else listed
 
     def supports_thinking(self, model: str) -> bool:
         """Whether the Ollama model (or the one a Claude name maps to) takes ``think``."""
@@ -164,8 +175,11 @@ class OllamaProvider(Provider):
             return None
 
     def _request_caps(self, request: dict[str, Any], model: str) -> ModelCapabilities:
-        """The model's capabilities, with ``tools`` off when the request has tools it cannot take."""
+        """The model's capabilities, with ``tools`` off when the request has tools it cannot take,
+        and ``vision`` as ``/api/show`` says when the request carries images."""
         caps = self.caps(model)
+        if has_images(request) and self.supports_vision(model) != caps.vision:
+            caps = dataclasses.replace(caps, vision=not caps.vision)
         if caps.tools and ollama.wants_tools(request) and not self.features(model).tools:
             return dataclasses.replace(caps, tools=False)
         return caps

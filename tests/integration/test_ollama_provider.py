@@ -263,3 +263,24 @@ def test_hybrid_routing_counts_only_the_clients_tools(make_config: Any, drain: A
     names = [tool["function"]["name"] for tool in sent["tools"]]
     assert names[:2] == ["Read", "Write"]
     assert len(names) > 3, "the gateway's own tools go to Ollama but were not counted for routing"
+
+
+@pytest.mark.parametrize(("capabilities", "sees"), [(["completion", "vision"], True), (["completion"], False)])
+def test_an_image_goes_to_a_model_whose_api_show_lists_vision(make_config: Any, drain: Any,
+                                                              capabilities: list[str], sees: bool) -> None:
+    model = "qwen2.5vl:7b"  # the capability table guesses no vision for qwen*
+    client = make_client(make_config, drain, ollama_model=model)
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    body = make_request(messages=[{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}])
+    with responses.RequestsMock() as mocked:
+        mocked_ollama_show(mocked, {"capabilities": capabilities}, model=model)
+        mocked.post(CHAT_URL, json=make_answer())
+        response = client.post("/v1/messages", json=body)
+        sent = json.loads(mocked.calls[-1].request.body)
+    assert response.status_code == 200
+    last = sent["messages"][-1]
+    if sees:
+        assert last == {"role": "user", "content": "What is it?", "images": ["iVBORw0KGgo="]}
+    else:
+        assert "images" not in last
+        assert last["content"].startswith("[image omitted")

@@ -47,7 +47,7 @@ def test_its_own_read_timeout_no_auth_and_defaults(provider: OllamaProvider,
 def test_features_come_from_api_show_once_per_model(provider: OllamaProvider) -> None:
     show = responses.post(BASE + "/api/show", json={"capabilities": ["completion", "tools"]},
                           match=[matchers.json_params_matcher({"model": "qwen2.5-coder:7b"})])
-    assert provider.features("qwen2.5-coder:7b") == ModelFeatures(True, False, "capabilities")
+    assert provider.features("qwen2.5-coder:7b") == ModelFeatures(True, False, "capabilities", vision=False)
     assert provider.supports_tools("claude-sonnet-4-5") is True
     assert provider.supports_thinking("qwen2.5-coder:7b") is False
     assert show.call_count == 1
@@ -132,3 +132,41 @@ def test_an_overlong_ndjson_line_is_refused_whole_or_in_pieces() -> None:
     with pytest.raises(EventTooLargeError):
         list(ndjson_items(raw([line[:30], line[30:60], line[60:]]), max_line_bytes=50))
     assert list(ndjson_items(raw([line]), max_line_bytes=200)) == [{"x": "y" * 100}]
+
+
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+
+
+def image_request() -> dict[str, Any]:
+    return request(messages=[{"role": "user", "content": [IMAGE, {"type": "text", "text": "What is this?"}]}])
+
+
+@responses.activate
+def test_a_model_whose_capabilities_list_vision_gets_the_image(make_provider: Callable[..., Any]) -> None:
+    # The capability table guesses qwen* has no vision; /api/show says this one has.
+    provider = make_provider(OllamaProvider, ollama_endpoint=BASE, ollama_model="qwen2.5vl:7b")
+    responses.post(BASE + "/api/show", json={"capabilities": ["completion", "vision"]})
+    upstream = provider.convert_request(image_request(), call(), stream=False)
+    assert upstream.body["messages"][-1] == {"role": "user", "content": "What is this?", "images": ["iVBORw0KGgo="]}
+    assert provider.supports_vision("claude-sonnet-4-5") is True
+    assert provider.incompatibility(image_request(), 10, True) is None
+
+
+@responses.activate
+def test_a_model_whose_capabilities_lack_vision_gets_a_note(make_provider: Callable[..., Any]) -> None:
+    # The capability table would let gemma* see (no row: the default); /api/show says it cannot.
+    provider = make_provider(OllamaProvider, ollama_endpoint=BASE, ollama_model="gemma3:1b")
+    responses.post(BASE + "/api/show", json={"capabilities": ["completion"]})
+    upstream = provider.convert_request(image_request(), call(), stream=False)
+    message = upstream.body["messages"][-1]
+    assert "images" not in message
+    assert message["content"].startswith("[image omitted")
+    assert provider.incompatibility(image_request(), 10, True) == "vision_incompatible"
+
+
+@responses.activate
+def test_without_capabilities_the_table_decides_vision(make_provider: Callable[..., Any]) -> None:
+    provider = make_provider(OllamaProvider, ollama_endpoint=BASE, ollama_model="qwen2.5-coder:7b")
+    responses.post(BASE + "/api/show", json={"template": "{{ .Prompt }}"})
+    assert provider.supports_vision("qwen2.5-coder:7b") is False  # the *qwen* row
+    assert provider.incompatibility(image_request(), 10, True) == "vision_incompatible"

@@ -6,7 +6,8 @@ cannot think, so both must be known before the request is built. Servers since 0
 ``capabilities`` (``"completion"``, ``"tools"``, ``"thinking"``, ``"vision"``…); older ones
 only return the template, which mentions ``.Tools`` when the model takes tools (and have no
 ``think`` parameter at all). When ``/api/show`` cannot be asked, a short list of model
-families known to call tools decides.
+families known to call tools decides. Whether a model sees images is taken only from
+``capabilities``; otherwise the capability table's row for the model's name stands.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ _TEMPLATE_THINKING = re.compile(r"\.Think(?:Level)?\b|\.IsThinkSet\b")
 
 @dataclass(frozen=True)
 class ModelFeatures:
-    """Whether a model takes ``tools`` and ``think``, and how that was decided."""
+    """Whether a model takes ``tools``, ``think`` and images, and how that was decided."""
 
     tools: bool
     thinking: bool
     source: str  # "capabilities" | "template" | "name"
+    # Only capabilities say whether a model sees images; None: not said (the capability table decides).
+    vision: bool | None = None
 
 
 def features_from_show(body: Any, model: str) -> ModelFeatures:
@@ -42,7 +45,7 @@ def features_from_show(body: Any, model: str) -> ModelFeatures:
     capabilities = body.get("capabilities")
     if isinstance(capabilities, list):
         listed = {c for c in capabilities if isinstance(c, str)}
-        return ModelFeatures("tools" in listed, "thinking" in listed, "capabilities")
+        return ModelFeatures("tools" in listed, "thinking" in listed, "capabilities", vision="vision" in listed)
     template = body.get("template")
     if isinstance(template, str) and template:
         return ModelFeatures(bool(_TEMPLATE_TOOLS.search(template)), bool(_TEMPLATE_THINKING.search(template)),

@@ -38,9 +38,10 @@ def test_upstream_error(status: int, body: Any, expected: tuple[int, str, str]) 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"capabilities": ["completion", "tools", "thinking"]}, ModelFeatures(True, True, "capabilities")),
+        ({"capabilities": ["completion", "tools", "thinking"]},
+         ModelFeatures(True, True, "capabilities", vision=False)),
         ({"capabilities": ["completion", "vision"], "template": "{{ .Tools }}"},
-         ModelFeatures(False, False, "capabilities")),
+         ModelFeatures(False, False, "capabilities", vision=True)),
         ({"template": "{{- if .Tools }}<tools>{{ range .Tools }}{{ . }}{{ end }}</tools>{{ end }}"},
          ModelFeatures(True, False, "template")),
         ({"template": "{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}"}, ModelFeatures(False, False, "template")),

@@ -10,9 +10,11 @@ from app.providers.formats.ollama.show import ModelFeatures, features_from_name,
 
 
 @pytest.mark.parametrize(("body", "expected"), [
-    ({"capabilities": ["completion", "tools", "thinking"], "template": ""}, ModelFeatures(True, True, "capabilities")),
-    ({"capabilities": ["completion", 5]}, ModelFeatures(False, False, "capabilities")),
-    ({"capabilities": [], "template": "{{ .Tools }}"}, ModelFeatures(False, False, "capabilities")),
+    ({"capabilities": ["completion", "tools", "thinking"], "template": ""},
+     ModelFeatures(True, True, "capabilities", vision=False)),
+    ({"capabilities": ["completion", "vision"]}, ModelFeatures(False, False, "capabilities", vision=True)),
+    ({"capabilities": ["completion", 5]}, ModelFeatures(False, False, "capabilities", vision=False)),
+    ({"capabilities": [], "template": "{{ .Tools }}"}, ModelFeatures(False, False, "capabilities", vision=False)),
     ({"template": "{{- if .Tools }}{{ .Tools }}{{ end }}{{ if .Think }}"}, ModelFeatures(True, True, "template")),
     ({"template": "{{ .Prompt }}"}, ModelFeatures(False, False, "template")),
     ({"template": ""}, ModelFeatures(True, False, "name")),
