@@ -312,7 +312,11 @@ class AgentSource:
         return self.loop.ops(self.first)
 
     def close(self) -> None:
-        """The client went away: abort the model call in progress (tools finish on their own)."""
+        """The client went away: abort the model call in progress, and tell a tool that waits (an
+        MCP call) to stop waiting and cancel; other tools finish on their own."""
+        tool_ctx = self.loop.turn.tool_ctx
+        if tool_ctx is not None:
+            tool_ctx.cancelled.set()
         current = self.loop.current
         if current is not None:
             current.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -35,6 +36,10 @@ class McpError(Exception):
 
 class McpTimeout(McpError):
     """The server did not answer within the time allowed (the request was cancelled)."""
+
+
+class McpCancelled(McpError):
+    """The caller gave up (its client went away); the server was told to stop."""
 
 
 class McpUnavailable(McpError):
@@ -143,9 +148,11 @@ class McpClient:
                 break
         return tools
 
-    def call_tool(self, name: str, arguments: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """The raw ``CallToolResult`` of ``tools/call``."""
-        answer = self.request("tools/call", {"name": name, "arguments": arguments}, timeout_s)
+    def call_tool(self, name: str, arguments: dict[str, Any], timeout_s: float,
+                  cancelled: threading.Event | None = None) -> dict[str, Any]:
+        """The raw ``CallToolResult`` of ``tools/call``; ``cancelled`` set meanwhile cancels it."""
+        answer = self.request("tools/call", {"name": name, "arguments": arguments}, timeout_s,
+                              cancelled=cancelled)
         if not isinstance(answer, dict):
             raise IncompatibleServer("the server's tools/call result is not an object")
         return answer
@@ -155,7 +162,7 @@ class McpClient:
         self.request("ping", None, timeout_s)
 
     def request(self, method: str, params: dict[str, Any] | None, timeout_s: float, *,
-                cancellable: bool = True) -> Any:
+                cancellable: bool = True, cancelled: threading.Event | None = None) -> Any:
         """Send a request and wait for its result; raises :class:`McpError` subclasses."""
         request_id = next(self._ids)
         pending = _Pending()
@@ -168,8 +175,11 @@ class McpClient:
         except TransportError as exc:
             self._forget(request_id)
             raise McpUnavailable(str(exc)) from exc
-        if not pending.done.wait(timeout_s):
+        if not _wait(pending.done, timeout_s, cancelled):
             self._forget(request_id)
+            if cancelled is not None and cancelled.is_set():
+                self._cancel(request_id, "the client went away")
+                raise McpCancelled(f"{method} on MCP server '{self.server_id}' was cancelled: the client went away")
             if cancellable:
                 self._cancel(request_id, f"no answer within {timeout_s:g} s")
             raise McpTimeout(f"MCP server '{self.server_id}' did not answer {method} within {timeout_s:g} s; "
@@ -286,3 +296,19 @@ def _lynkr_version() -> str:
     except metadata.PackageNotFoundError:
         return "0"
 
+
+CANCEL_POLL_S = 0.05
+
+
+def _wait(done: threading.Event, timeout_s: float, cancelled: threading.Event | None) -> bool:
+    """Wait for ``done`` up to ``timeout_s``, giving up early once ``cancelled`` is set."""
+    if cancelled is None:
+        return done.wait(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while not cancelled.is_set():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return done.is_set()
+        if done.wait(min(remaining, CANCEL_POLL_S)):
+            return True
+    return done.is_set()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -68,7 +69,8 @@ def mcp_tools(config: Config) -> Mapping[str, Tool]:
     return tools
 
 
-def call(config: Config, server_id: str, tool: str, arguments: dict[str, Any]) -> ToolOutput:
+def call(config: Config, server_id: str, tool: str, arguments: dict[str, Any],
+         cancelled: threading.Event | None = None) -> ToolOutput:
     """Run ``tool`` on ``server_id`` for the model; :class:`ToolError` with the reason when it cannot."""
     server = supervisor_for(config).servers.get(server_id)
     if server is None:
@@ -78,7 +80,7 @@ def call(config: Config, server_id: str, tool: str, arguments: dict[str, Any]) -
                         "(MCP_TOOL_ALLOWLIST / POLICY_DISALLOWED_TOOLS)")
     timeout_s = config.mcp_call_timeout_ms / 1000
     try:
-        result = server.ready_client(timeout_s).call_tool(tool, arguments, timeout_s)
+        result = server.ready_client(timeout_s).call_tool(tool, arguments, timeout_s, cancelled)
     except McpError as exc:
         raise ToolError(str(exc)) from exc
     mapped = map_result(result)
@@ -100,7 +102,7 @@ def _offered(server_id: str, tool: ServerTool, name: str) -> Tool:
 
 
 def _run_named(server_id: str, tool: str, ctx: ToolContext, args: dict[str, Any]) -> ToolOutput:
-    return call(ctx.config, server_id, tool, args)
+    return call(ctx.config, server_id, tool, args, ctx.cancelled)
 
 
 def run_servers(ctx: ToolContext, args: Mapping[str, Any]) -> str:
@@ -117,13 +119,13 @@ def run_call(ctx: ToolContext, args: Mapping[str, Any]) -> ToolOutput:
     method = str_arg(args, "method")
     if method is None:
         tool = str_arg(args, "tool", "name", required=True) or ""
-        return call(ctx.config, server_id, tool, _arguments(args.get("arguments")))
+        return call(ctx.config, server_id, tool, _arguments(args.get("arguments")), ctx.cancelled)
     params = args.get("params") or {}
     if not isinstance(params, dict):
         raise ToolError("argument 'params' must be an object")
     if method == "tools/call":
         tool = str_arg(params, "name", required=True) or ""
-        return call(ctx.config, server_id, tool, _arguments(params.get("arguments")))
+        return call(ctx.config, server_id, tool, _arguments(params.get("arguments")), ctx.cancelled)
     if method == "tools/list":
         return _list(ctx, server_id)
     raise ToolError(f"method '{method}' is not supported here: use tools/call or tools/list")

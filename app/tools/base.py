@@ -9,8 +9,9 @@ result. Tools never read ``os.environ`` or Flask state: everything comes through
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.config import Config
@@ -39,6 +40,8 @@ class ToolContext:
     api_key: str | None = None
     request_id: str = ""
     ask_model: ModelCall | None = None
+    # Set when the client went away: a tool that waits (an MCP call) stops waiting and cancels.
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True)

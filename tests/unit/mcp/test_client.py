@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from app.mcp import jsonrpc
-from app.mcp.client import PROTOCOL_VERSION, IncompatibleServer, McpClient, McpError, McpUnavailable
+from app.mcp.client import PROTOCOL_VERSION, IncompatibleServer, McpCancelled, McpClient, McpError, McpUnavailable
 from app.mcp.transport import Sink, TransportClosed
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -126,3 +128,19 @@ def test_a_closed_connection_fails_waiting_and_later_calls_with_the_reason() -> 
     with pytest.raises(McpUnavailable, match=r"MCP server 's' is not running: it exited with code 2"):
         client.ping(1)
     assert client.is_closed
+
+
+def test_a_call_whose_client_went_away_is_cancelled_at_once() -> None:
+    transport = ScriptedTransport({"initialize": initialize(), "tools/list": paged_tools})
+    client = McpClient("s", transport)
+    transport.open(client)
+    gone = threading.Event()
+    threading.Timer(0.1, gone.set).start()
+    started = time.monotonic()
+    with pytest.raises(McpCancelled, match=r"tools/call on MCP server 's' was cancelled: the client went away"):
+        client.call_tool("slow", {}, timeout_s=30, cancelled=gone)  # the scripted server never answers it
+    assert time.monotonic() - started < 2
+    cancel = transport.sent[-1]
+    assert cancel["method"] == "notifications/cancelled"
+    assert cancel["params"]["reason"] == "the client went away"
+    assert cancel["params"]["requestId"] == transport.sent[-2]["id"]
