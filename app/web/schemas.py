@@ -223,7 +223,11 @@ class Tool(_Lenient):
 
 
 class _Conversation(_Lenient):
-    model = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MODEL_CHARS))
+    # The name goes back in a response header (X-Lynkr-Model) when it passes through unmapped.
+    model = fields.String(required=True, validate=[
+        validate.Length(min=1, max=MAX_MODEL_CHARS),
+        validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII without spaces"),
+    ])
     messages = fields.List(_nested(Message), required=True)
     system = Content()
     tools = fields.List(_nested(Tool))

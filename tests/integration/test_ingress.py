@@ -65,6 +65,7 @@ def deep(levels: int) -> Any:
      "messages.0.content.0.source: must be an object"),
     ({"metadata": "x"}, "metadata: must be an object"),
     ({"metadata": deep(300)}, "Request body nests deeper than 128 levels."),
+    ({"model": "gpt-4o\nX-Injected: 1"}, "model: must be printable ASCII without spaces"),  # went to X-Lynkr-Model
 ])
 def test_a_body_that_crashed_the_pipeline_is_a_400_with_one_row(app: Flask, mocked: Any, overrides: dict[str, Any],
                                                                   message: str) -> None:

@@ -37,6 +37,8 @@ def test_a_valid_body_comes_back_as_sent_with_unknown_fields_and_blocks() -> Non
     ({"max_tokens": 1, "messages": []}, "model: Missing data for required field."),
     ({**VALID, "model": ""}, "model: Length must be between 1 and 128."),
     ({**VALID, "model": "x" * 129}, "model: Length must be between 1 and 128."),
+    ({**VALID, "model": "gpt\nX-Injected: 1"}, "model: must be printable ASCII without spaces"),
+    ({**VALID, "model": "mod\u00e8le"}, "model: must be printable ASCII without spaces"),
     ({**VALID, "max_tokens": "10"}, "max_tokens: Not a valid integer."),
     ({**VALID, "max_tokens": 0}, "max_tokens: Must be greater than or equal to 1."),
     ({**VALID, "messages": "hi"}, "messages: Not a valid list."),
