@@ -81,7 +81,9 @@ def create_app(config: Config | None = None, *, drain: DrainFlag | None = None,
     register_error_handlers(app)
     slow_limit = config.slow_body_limit or max(1, config.threads // 4)
     body_deadline = BodyDeadline(app.wsgi_app, timeout_s=config.body_read_timeout_ms / 1000, slow_limit=slow_limit)
-    app.wsgi_app = RequestLifecycle(body_deadline, log_requests=config.request_logging_enabled, metrics=metrics)
+    # Flask's documented way to wrap its WSGI callable in middleware
+    app.wsgi_app = RequestLifecycle(  # type: ignore[method-assign]
+        body_deadline, log_requests=config.request_logging_enabled, metrics=metrics)
     _warn_unconfigured(app.extensions["lynkr"])
     return app
 
