@@ -34,7 +34,10 @@ def available() -> list[tuple[int, str]]:
 
 def applied(database: Database) -> set[int]:
     """Versions already applied to ``database``."""
-    database.execute_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    # Under the lock: PostgreSQL fails one of two concurrent CREATE TABLE IF NOT EXISTS (instances
+    # starting together on a new database) with a unique violation in its catalog.
+    with _locked_transaction(database):
+        database.execute_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
     return {row[0] for row in database.execute_sql("SELECT version FROM schema_migrations")}
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
+from peewee import PostgresqlDatabase
 from playhouse.pool import PooledSqliteDatabase
 
 from app.config import Config
@@ -82,3 +86,41 @@ def test_postgres_ends_with_nothing_pending() -> None:
         assert pending(database) == []
         assert {version for version, _ in available()} <= applied(database)
     database.close_all()
+
+@pytest.mark.postgres
+def test_instances_starting_together_on_a_fresh_postgres_database_each_see_it_migrated() -> None:
+    # Two `lynkr serve` starting together on a new database both ask what is pending first:
+    # creating schema_migrations concurrently must not fail one of them (a pg_type unique violation).
+    schema = f"migrate_race_{uuid.uuid4().hex[:12]}"
+    admin = PostgresqlDatabase(None)
+    admin.init(**_pg_params(PG_URL))
+    admin.execute_sql(f"CREATE SCHEMA {schema}")
+    try:
+        barrier = threading.Barrier(8)
+        outcomes: list[object] = []
+
+        def start() -> None:
+            database = PostgresqlDatabase(None)
+            database.init(**_pg_params(PG_URL), options=f"-c search_path={schema}")
+            with database.connection_context():
+                barrier.wait()
+                try:
+                    outcomes.append(len(pending(database)))
+                except Exception as exc:  # what a failed start would see
+                    outcomes.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert outcomes == [len(available())] * 8
+    finally:
+        admin.execute_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+def _pg_params(url: str) -> dict[str, Any]:
+    parsed = urlparse(url)
+    return {"database": parsed.path.lstrip("/"), "user": parsed.username, "password": parsed.password,
+            "host": parsed.hostname, "port": parsed.port or 5432}
