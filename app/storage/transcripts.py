@@ -85,6 +85,11 @@ def record_exchange(session_id: str, owner: str | None, messages: list[dict[str,
             return 0
         known = _stored(session_id, [h for h, _ in hashed])
         start = max((i + 1 for i, (h, _) in enumerate(hashed) if h in known), default=0)
+        if start == len(turns) > len(messages):
+            # The client resent this answer (through another worker or instance) before this
+            # exchange was recorded: it is stored, but as the client's.
+            Turn.update(source="response").where((Turn.session == session_id) & (Turn.chain_hash == hashed[-1][0])
+                                                 & (Turn.source == "client")).execute()
         parent = known.get(hashed[start - 1][0]) if start else None
         written = 0
         for position in range(start, len(hashed)):

@@ -99,3 +99,12 @@ def test_another_key_s_session_is_never_written(database: Any, other: str | None
 
 def test_a_long_conversation_is_matched_across_lookups(database: Any) -> None:
     check_a_long_conversation_is_matched_across_lookups()
+
+
+def test_an_answer_resent_before_it_was_recorded_is_still_the_response(database: Any) -> None:
+    # Instance A answers; the client's next turn reaches instance B, whose writer stores the
+    # history (A's answer included) before A's writer records the exchange.
+    record_exchange("s-race", None, [user("a"), assistant("b"), user("c")], None)
+    assert record_exchange("s-race", None, [user("a")], {"content": assistant("b")["content"]}) == 0
+    assert [(t["role"], t["source"]) for t in session_turns("s-race")] == [
+        ("user", "client"), ("assistant", "response"), ("user", "client")]
