@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from app.storage.migrate import available
 
 @pytest.fixture(autouse=True)
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory without .env and a database of the test's own."""
+    """A working directory without .env, a database of the test's own, and stderr free of log lines
+    (an earlier test may have sent the lynkr loggers to stderr)."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(logging.getLogger("lynkr"), "handlers", [])
     for name in ("DATABASE_URL", "REDIS_URL", "LYNKR_THREADS", "HOST"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SESSION_DB_PATH", str(tmp_path / "cli.db"))
