@@ -68,9 +68,11 @@ from app.resilience.retry import (
 from app.routing import Route, Router, RoutingRule
 from app.storage.recorder import Recorder
 from app.storage.transcripts import record_exchange
+from app.tools.base import ModelCall, ToolError
 
 log = get_logger("orchestrator")
 T = TypeVar("T")
+TOOL_MODEL_MAX_TOKENS = 4096  # a review or release notes; the model's own limit clamps it further
 PROBE_POLL_S = 0.05  # how often a request waiting on another's half-open probe looks again
 StreamDone = Callable[[StreamBuilder, LynkrError | None], None]
 
@@ -129,6 +131,8 @@ class Orchestrator:
             turn = self.agent.prepare(ex.body, ex.record) if self.agent is not None else None
             if turn is not None:
                 ex.use_upstream(turn.request)
+                if turn.tool_ctx is not None:
+                    turn.tool_ctx = replace(turn.tool_ctx, ask_model=self._model_call(ex, routes))
             hit = self._cached(ex, routes)
             if hit is not None:
                 self.settle(ex, hit)
@@ -219,6 +223,29 @@ class Orchestrator:
     def _loop(self, ex: Exchange, routes: list[Route], turn: Turn, *, streaming: bool) -> AgentLoop:
         return AgentLoop(turn, _AgentSteps(self, ex, routes), LoopLimits.from_config(self.config),
                          _AgentBudget(self, ex, routes), self.config, ex.record.session_id, streaming=streaming)
+
+    def _model_call(self, ex: Exchange, routes: list[Route]) -> ModelCall:
+        """How a tool asks the model (diff review, release notes): the same candidates, retries,
+        attempt records and budgets as the request itself; a refusal or failure is the tool's error."""
+
+        def ask(system: str, prompt: str) -> str:
+            request = {"model": ex.body["model"], "max_tokens": TOOL_MODEL_MAX_TOKENS, "system": system,
+                       "messages": [{"role": "user", "content": prompt}]}
+            record = ex.record
+            try:
+                admission = (self.budgets.admit(record.api_key, record.session_id, record.model, request)
+                             if self.budgets is not None else None)
+                reply = self._run(ex, routes, lambda provider, ctx: provider.send(request, ctx))
+            except LynkrError as exc:
+                raise ToolError(f"the model call failed: {exc.client_message}") from exc
+            usage = usage_counts(reply.message.get("usage"))
+            record.attempts[-1].usage = usage
+            if self.budgets is not None:
+                self.budgets.settle(admission, reply.model, usage)
+            return "".join(block.get("text", "") for block in reply.message.get("content") or []
+                           if block.get("type") == "text")
+
+        return ask
 
     def _loop_ended(self, ex: Exchange, loop: AgentLoop) -> None:
         """The loop's steps settled their own holds: release the one held for a step never made,

@@ -13,6 +13,7 @@ from app.mcp.tools import mcp_tools
 from app.tools.base import Tool
 from app.tools.git.tools import GIT_TOOLS
 from app.tools.index.tools import INDEX_TOOLS
+from app.tools.review import REVIEW_TOOLS
 from app.tools.search import SEARCH_TOOLS
 from app.tools.shell import SHELL_TOOLS
 from app.tools.summary import SUMMARY_TOOLS
@@ -25,7 +26,7 @@ ToolProvider = Callable[[Config], Mapping[str, Tool]]
 
 TOOLS: dict[str, Tool] = {tool.name: tool for tool in (
     *WORKSPACE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *TEST_TOOLS, *TASK_TOOLS, *WEB_TOOLS, *INDEX_TOOLS, *SUMMARY_TOOLS,
-    *GIT_TOOLS)}
+    *GIT_TOOLS, *REVIEW_TOOLS)}
 PROVIDERS: tuple[ToolProvider, ...] = (mcp_tools,)
 
 

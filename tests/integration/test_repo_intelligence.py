@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import re
 import shlex
 import sys
@@ -19,6 +20,8 @@ from dulwich import porcelain
 from dulwich.repo import Repo
 from flask import Flask
 
+from app.storage.db import db
+from app.storage.models import UpstreamAttempt
 from app.tools.claude_md import END, START
 from app.tools.index import languages
 from tests.integration.test_agent_loop import ScriptedUpstream, answer, ask, text
@@ -212,3 +215,28 @@ def test_pull_fast_forwards_from_the_remote(gateway: Callable[..., Flask], mocke
     assert pulled.startswith("Updated main from origin/main: ")
     assert (repo / "NEWS.md").read_text() == "news\n"
     assert [line.split(": ", 1)[1] for line in log.splitlines()] == ["News", "Initial"]
+
+
+def test_a_diff_review_asks_the_gateways_own_model_and_is_recorded(
+        gateway: Callable[..., Flask], mocked: Any, repo: Path) -> None:
+    (repo / "app" / "main.py").write_text("def main():\n    return 2\n")
+    app = gateway()
+    upstream = ScriptedUpstream(mocked, [
+        answer({"type": "tool_use", "id": "toolu_review_0", "name": "workspace_diff_review", "input": {}}),
+        answer(text("## Risks\n- none")),  # the tool's own model call
+        answer(text("Reviewed.")),
+    ])
+    response = ask(app.test_client(), [{"role": "user", "content": "review my change"}])
+
+    assert response.status_code == 200
+    review_call = upstream.bodies[1]
+    assert review_call["system"].startswith("You are a careful senior engineer reviewing a change.")
+    assert "app/main.py" in review_call["messages"][0]["content"]
+    assert "tools" not in review_call
+    result = upstream.bodies[2]["messages"][-1]["content"][0]
+    assert result["tool_use_id"] == "toolu_review_0"
+    assert "## Risks" in json.dumps(result["content"])
+    app.extensions["lynkr"].recorder.flush()
+    with db.connection_context():
+        attempts = list(UpstreamAttempt.select().order_by(UpstreamAttempt.id).dicts())
+    assert [a["status"] for a in attempts] == [200, 200, 200]
