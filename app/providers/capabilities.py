@@ -82,6 +82,7 @@ class HostProfile:
     system_turns: bool = True  # role:"system" turns inside messages
     adaptive_thinking: bool = True  # thinking: {"type": "adaptive"}
     deferred_tools: bool = True  # defer_loading tools, ToolSearch, tool_reference blocks
+    output_format: bool = True  # structured outputs: output_config.format (a JSON schema)
     # Top-level request fields forwarded; None forwards every field.
     fields: frozenset[str] | None = None
     # anthropic-beta flags forwarded; None forwards every flag.
@@ -103,6 +104,7 @@ HOST_PROFILES: dict[str, HostProfile] = {
         system_turns=False,
         adaptive_thinking=False,
         deferred_tools=False,
+        output_format=False,
         fields=CORE_FIELDS,
         betas=frozenset({"interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14"}),
     ),
@@ -112,6 +114,7 @@ HOST_PROFILES: dict[str, HostProfile] = {
         system_turns=False,
         adaptive_thinking=False,
         deferred_tools=False,
+        output_format=False,
         fields=CORE_FIELDS | {"context_management"},
         betas=frozenset({
             "interleaved-thinking-2025-05-14", "fine-grained-tool-streaming-2025-05-14",

@@ -123,3 +123,35 @@ def test_an_unusable_override_file_stops_create_app(make_app: Any, tmp_path: Pat
                                                     wording: str) -> None:
     with pytest.raises(ConfigError, match="^" + re.escape(wording)):
         make_app(**{setting: settings_file(tmp_path, "settings.json", content)})
+
+
+STRUCTURED = {"type": "json_schema", "schema": {"type": "object", "properties": {"title": {"type": "string"}},
+                                                "required": ["title"], "additionalProperties": False}}
+
+
+def test_structured_outputs_reach_a_host_whose_profile_takes_them(make_app: Any, tmp_path: Path) -> None:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Title?"}],
+            "output_config": {"format": STRUCTURED, "effort": "low"}, "stream": True}
+    sent, _ = forward(make_app, body)
+    assert "output_config" not in sent  # Databricks' built-in profile does not take them
+    hosts = settings_file(tmp_path, "hosts.json", {"databricks": {"output_format": True}})
+    sent, _ = forward(make_app, body, host_profiles_file=hosts)
+    assert sent["output_config"] == {"format": STRUCTURED}
+
+
+def test_structured_outputs_become_response_format_for_chat_completions(make_app: Any) -> None:
+    client = make_app(model_provider="openai", openai_api_key="sk-test-1234567", fallback_enabled=False).test_client()
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Title?"}],
+            "output_config": {"format": STRUCTURED}}
+    with responses.RequestsMock() as mocked:
+        mocked.post("https://api.openai.com/v1/chat/completions", json={
+            "id": "c1", "object": "chat.completion", "model": "gpt-4o",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": '{"title": "Hi"}'}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 4}})
+        response = client.post("/v1/messages", json=body)
+        sent = json.loads(mocked.calls[0].request.body)
+    assert response.status_code == 200
+    assert response.get_json()["content"] == [{"type": "text", "text": '{"title": "Hi"}'}]
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "output",
+                                                                            "schema": STRUCTURED["schema"]}}

@@ -6,7 +6,8 @@ Hosted Claude (Databricks, Azure) lags Anthropic's own API while Claude Code 2.1
 :class:`~app.providers.capabilities.HostProfile`: system turns are hoisted into ``system`` in order,
 adaptive thinking becomes enabled thinking with a budget below ``max_tokens``, deferred tools
 are sent as ordinary tools and ``tool_reference`` blocks as text, unknown fields and betas are
-dropped, ``max_tokens`` is clamped. Whatever the host accepts is forwarded untouched.
+dropped, ``max_tokens`` is clamped, and structured outputs (``output_config.format``) go where
+the profile takes them. Whatever the host accepts is forwarded untouched.
 
 Pure: dicts in, dicts or events out. Public names: :func:`to_upstream`, :func:`filter_betas`,
 :func:`from_upstream`, :class:`StreamTranslator`.
@@ -42,7 +43,25 @@ def to_upstream(request: dict[str, Any], *, model: str, profile: HostProfile,
     _fit_thinking(body, profile)
     if profile.fields is not None:
         body = {k: v for k, v in body.items() if k in profile.fields}
+    _fit_output_format(body, request, profile)
     return body
+
+
+def _fit_output_format(body: dict[str, Any], request: dict[str, Any], profile: HostProfile) -> None:
+    """Structured outputs go to a host that takes them, even one that takes no other part of
+    ``output_config``; a host that does not take them gets the rest of ``output_config`` only."""
+    config = request.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if fmt is None:
+        return
+    kept = body.get("output_config")
+    rest = {k: v for k, v in kept.items() if k != "format"} if isinstance(kept, dict) else {}
+    if profile.output_format:
+        body["output_config"] = {**rest, "format": fmt}
+    elif rest:
+        body["output_config"] = rest
+    else:
+        body.pop("output_config", None)
 
 
 def filter_betas(header: str | None, profile: HostProfile) -> str | None:

@@ -4,7 +4,8 @@ Public API (plain dicts in, dicts or events out; no flask, requests, peewee or c
 
 - :func:`to_upstream` — an Anthropic request as an ``/api/chat`` body. Sampling goes in
   ``options`` (``num_predict`` is ``max_tokens`` clamped to the model's output limit), thinking
-  becomes ``think`` (a level for models with reasoning effort, such as gpt-oss).
+  becomes ``think`` (a level for models with reasoning effort, such as gpt-oss), and a structured
+  output's JSON schema (``output_config.format``) becomes ``format``.
 - :func:`dropped_notes` — what of the request Ollama cannot honour (``tool_choice`` any/tool),
   for the provider to log; formats never log.
 - :func:`from_upstream` — a non-streamed answer as an Anthropic ``Message``; raises
@@ -34,7 +35,7 @@ from app.providers.formats.ollama.show import ModelFeatures, features_from_name,
 from app.providers.formats.ollama.stream import StreamTranslator
 from app.providers.formats.ollama.tools import call_parts, convert_tools, printed_call_names, tool_id
 from app.providers.formats.openai_chat.args import TextCallBuffer
-from app.providers.formats.openai_chat.convert import max_tokens, reasoning_effort
+from app.providers.formats.openai_chat.convert import max_tokens, output_schema, reasoning_effort
 from app.providers.formats.openai_chat.errors import UpstreamFormatError
 from app.providers.formats.openai_chat.reply import anthropic_message, content_text, split_think, stop_reason
 
@@ -78,6 +79,9 @@ def to_upstream(
     think = _think(request, caps)
     if think is False or (think is not None and can_think):
         body["think"] = think
+    schema = output_schema(request)
+    if schema is not None:
+        body["format"] = schema
     body["options"] = _options(request, caps)
     if keep_alive not in (None, ""):
         body["keep_alive"] = _keep_alive(keep_alive)

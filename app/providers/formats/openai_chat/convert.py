@@ -4,7 +4,8 @@ Public API (plain dicts in, dicts or events out; no flask, requests, peewee or c
 
 - :class:`ChatDialect` — per-target quirks (reasoning parameter, rejected schema keywords,
   ``user``, tool search), chosen by the provider module.
-- :func:`to_upstream` — an Anthropic request as a chat-completions request body.
+- :func:`to_upstream` — an Anthropic request as a chat-completions request body (structured
+  outputs, ``output_config.format``, become ``response_format: {type: json_schema}``).
 - :func:`tool_name_map` — upstream function name -> original tool name, for names that had
   to be shortened (over 64 characters, or characters outside ``[a-zA-Z0-9_-]``).
 - :func:`from_upstream` — a chat-completions response as an Anthropic ``Message``; raises
@@ -44,6 +45,7 @@ from app.providers.formats.openai_chat.tools import (
     anthropic_tool_id,
     convert_tool_choice,
     convert_tools,
+    strip_schema,
     tool_name_map,
 )
 
@@ -60,6 +62,7 @@ __all__ = [
 # Anthropic effort levels (output_config.effort) as OpenAI reasoning_effort values.
 EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "max": "high", "xhigh": "high"}
 MAX_STOP_SEQUENCES = 4  # OpenAI rejects more than four
+OUTPUT_SCHEMA_NAME = "output"  # response_format.json_schema needs a name; Anthropic's format has none
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ def to_upstream(
     body.update(_sampling(request, caps))
     body.update(_tools(request, caps, dialect))
     body.update(_reasoning(request, caps, dialect))
+    schema = output_schema(request)
+    if schema is not None:
+        body["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": OUTPUT_SCHEMA_NAME, "schema": strip_schema(schema, dialect.strip_schema_keywords)}}
     user_id = (request.get("metadata") or {}).get("user_id")
     if dialect.send_user and isinstance(user_id, str) and user_id:
         body["user"] = hashlib.sha256(user_id.encode()).hexdigest()
@@ -92,6 +99,14 @@ def to_upstream(
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def output_schema(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema of ``output_config.format`` (Anthropic's structured outputs), or None."""
+    config = request.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+    return schema if isinstance(schema, dict) else None
 
 
 def max_tokens(request: dict[str, Any], caps: ModelCapabilities) -> int:

@@ -7,6 +7,7 @@ or deferred tools); ANTHROPIC forwards everything, so it shows what "untouched" 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -318,3 +319,29 @@ def test_a_relayed_message_with_a_block_is_relayed_whole() -> None:
     out = relay([MESSAGE_START, block, {"type": "content_block_stop", "index": 0},
                  {"type": "message_delta", "delta": {"stop_reason": None}, "usage": {}}, {"type": "message_stop"}])
     assert out[-1] == {"type": "message_stop"}
+
+
+FORMAT = {"type": "json_schema", "schema": {"type": "object", "properties": {"a": {"type": "string"}},
+                                            "additionalProperties": False}}
+
+
+def test_a_structured_output_passes_untouched_where_the_host_takes_everything() -> None:
+    body = send(make_request(output_config={"format": FORMAT, "effort": "low"}), ANTHROPIC)
+    assert body["output_config"] == {"format": FORMAT, "effort": "low"}
+
+
+@pytest.mark.parametrize("profile", [DATABRICKS, AZURE])
+def test_a_structured_output_is_dropped_where_the_host_does_not_take_it(profile: HostProfile) -> None:
+    assert "output_config" not in send(make_request(output_config={"format": FORMAT, "effort": "low"}), profile)
+
+
+def test_a_host_profile_that_takes_structured_outputs_gets_only_the_format() -> None:
+    profile = dataclasses.replace(DATABRICKS, output_format=True)
+    body = send(make_request(output_config={"format": FORMAT, "effort": "low"}), profile)
+    assert body["output_config"] == {"format": FORMAT}  # effort is not among Databricks' fields
+
+
+def test_a_host_that_takes_output_config_but_not_the_format_keeps_the_rest() -> None:
+    profile = dataclasses.replace(AZURE, fields=AZURE.fields | {"output_config"})
+    body = send(make_request(output_config={"format": FORMAT, "effort": "low"}), profile)
+    assert body["output_config"] == {"effort": "low"}

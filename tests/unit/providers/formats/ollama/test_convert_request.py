@@ -154,3 +154,10 @@ def test_documents_become_text() -> None:
                        stream=False)
     assert body["messages"] == [{"role": "user", "content": "notes\n\n[PDF document omitted: this model cannot read "
                                  "files]\n\n[image omitted: unsupported image source]"}]
+
+
+def test_a_structured_output_becomes_ollamas_format() -> None:
+    schema = {"type": "object", "properties": {"capital": {"type": "string"}}, "required": ["capital"]}
+    body = make_body(make_request(output_config={"format": {"type": "json_schema", "schema": schema}}))
+    assert body["format"] == schema
+    assert "format" not in make_body(make_request(output_config={"effort": "low"}))

@@ -131,3 +131,24 @@ def test_format_modules_are_pure(path: Path) -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.split(".")[0] in forbidden or name in forbidden}
+
+
+SCHEMA = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+          "properties": {"name": {"type": "string"}}, "required": ["name"], "additionalProperties": False}
+
+
+def test_a_structured_output_becomes_a_json_schema_response_format() -> None:
+    request = make_request(output_config={"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "low"})
+    body = to_upstream(request, model="gpt-5", caps=TABLE.model("gpt-5"), dialect=OPENAI, stream=False)
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": {
+        "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+        "additionalProperties": False}}}
+    assert body["reasoning_effort"] == "low"  # the rest of output_config still applies
+
+
+@pytest.mark.parametrize("config", [None, {"effort": "high"}, {"format": {"type": "json_schema"}},
+                                    {"format": {"type": "text", "schema": SCHEMA}}, "json"])
+def test_no_response_format_without_a_json_schema(config: Any) -> None:
+    body = to_upstream(make_request(output_config=config), model="gpt-4o", caps=TABLE.model("gpt-4o"),
+                       dialect=OPENAI, stream=False)
+    assert "response_format" not in body
