@@ -50,11 +50,12 @@ def request_with(*names: str) -> dict[str, Any]:
 def test_auto_leaves_out_tools_that_duplicate_the_clients() -> None:
     claude_code = request_with("Read", "Write", "Edit", "Bash", "Glob", "Grep", "WebFetch", "WebSearch", "Task")
     offered = offered_tools(claude_code, Config(server_tools="auto"), TOOLS)
-    assert sorted(offered) == ["project_summary", "workspace_diff", "workspace_git_branches",
+    assert sorted(offered) == ["project_summary", "workspace_diff", "workspace_diff_review", "workspace_git_branches",
                                "workspace_git_checkout", "workspace_git_commit", "workspace_git_log",
                                "workspace_git_pull", "workspace_git_push", "workspace_git_stage",
                                "workspace_git_status", "workspace_git_unstage", "workspace_goto_definition",
-                               "workspace_index_rebuild", "workspace_symbol_references", "workspace_symbol_search",
+                               "workspace_index_rebuild", "workspace_release_notes", "workspace_symbol_references",
+                               "workspace_symbol_search",
                                "workspace_task_create", "workspace_task_delete", "workspace_task_set_status",
                                "workspace_task_update", "workspace_tasks_list", "workspace_test_history",
                                "workspace_test_run", "workspace_test_summary"]

@@ -12,6 +12,7 @@ from app.tools.base import Tool
 from app.tools.git.tools import GIT_TOOLS
 from app.tools.index.tools import INDEX_TOOLS
 from app.tools.registry import PROVIDERS, TOOLS, provided_tools
+from app.tools.review import REVIEW_TOOLS
 from app.tools.search import SEARCH_TOOLS
 from app.tools.shell import SHELL_TOOLS
 from app.tools.summary import SUMMARY_TOOLS
@@ -35,7 +36,7 @@ def test_every_tool_is_registered_under_its_own_name_with_a_valid_definition() -
 
 def test_no_two_tool_modules_claim_one_name() -> None:
     offered = [tool.name for group in (WORKSPACE_TOOLS, SEARCH_TOOLS, SHELL_TOOLS, TEST_TOOLS, TASK_TOOLS, WEB_TOOLS,
-                                       INDEX_TOOLS, SUMMARY_TOOLS, GIT_TOOLS) for tool in group]
+                                       INDEX_TOOLS, SUMMARY_TOOLS, GIT_TOOLS, REVIEW_TOOLS) for tool in group]
     assert sorted(offered) == sorted(TOOLS)
     assert {"fs_read", "fs_write", "edit_patch", "shell", "web_fetch", "web_search", "workspace_search",
             "workspace_test_run", "workspace_task_create", "workspace_git_status"} <= set(TOOLS)
