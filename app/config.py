@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -132,7 +132,7 @@ class Config:
     workspace_test_command: str = ""
     workspace_test_args: tuple[str, ...] = ()
     workspace_test_timeout_ms: int = 600000
-    workspace_test_sandbox: str = "auto"
+    workspace_test_sandbox: Literal["auto", "always", "never"] = "auto"
     workspace_test_coverage_files: tuple[str, ...] = ("coverage/coverage-summary.json",)
     workspace_test_profiles: str = ""
     index_max_file_bytes: int = 1024**2
