@@ -40,6 +40,7 @@ test:
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install
 	bash bench/run.sh
