@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 
 import pytest
 
+import app.tools
 from app.config import Config
 from app.tools import registry
 from app.tools.base import Tool
-from app.tools.git.tools import GIT_TOOLS
-from app.tools.index.tools import INDEX_TOOLS
 from app.tools.registry import PROVIDERS, TOOLS, provided_tools
-from app.tools.review import REVIEW_TOOLS
-from app.tools.search import SEARCH_TOOLS
-from app.tools.shell import SHELL_TOOLS
-from app.tools.summary import SUMMARY_TOOLS
-from app.tools.tasks import TASK_TOOLS
-from app.tools.tests import TEST_TOOLS
-from app.tools.web import WEB_TOOLS
-from app.tools.workspace import WORKSPACE_TOOLS
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # Anthropic's tool name rule
 
@@ -34,9 +27,18 @@ def test_every_tool_is_registered_under_its_own_name_with_a_valid_definition() -
         assert definition["input_schema"]["type"] == "object", name
 
 
-def test_no_two_tool_modules_claim_one_name() -> None:
-    offered = [tool.name for group in (WORKSPACE_TOOLS, SEARCH_TOOLS, SHELL_TOOLS, TEST_TOOLS, TASK_TOOLS, WEB_TOOLS,
-                                       INDEX_TOOLS, SUMMARY_TOOLS, GIT_TOOLS, REVIEW_TOOLS) for tool in group]
+def tool_groups() -> list[tuple[Tool, ...]]:
+    """Every ``*_TOOLS`` tuple defined in a module of app.tools (each once, wherever it is imported)."""
+    groups: dict[int, tuple[Tool, ...]] = {}
+    for module in pkgutil.walk_packages(app.tools.__path__, "app.tools."):
+        for name, value in vars(importlib.import_module(module.name)).items():
+            if name.endswith("_TOOLS") and isinstance(value, tuple) and all(isinstance(t, Tool) for t in value):
+                groups[id(value)] = value
+    return list(groups.values())
+
+
+def test_every_tool_group_is_registered_and_no_two_tools_share_a_name() -> None:
+    offered = [tool.name for group in tool_groups() for tool in group]
     assert sorted(offered) == sorted(TOOLS)
     assert {"fs_read", "fs_write", "edit_patch", "shell", "web_fetch", "web_search", "workspace_search",
             "workspace_test_run", "workspace_task_create", "workspace_git_status"} <= set(TOOLS)
