@@ -11,12 +11,14 @@ import pytest
 import requests
 import responses
 import urllib3
+from requests.adapters import HTTPAdapter
 
 from app.errors import (
     ConnectFailedError,
     ConnectionBrokenError,
     ConnectRefusedError,
     ConnectTimeoutError,
+    LynkrError,
     ReadTimeoutError,
 )
 from app.providers._http import (
@@ -72,7 +74,7 @@ def read_request(conn: socket.socket) -> bytes:
                    if line.lower().startswith(b"content-length:")), 0)
     while len(body) < length:
         body += conn.recv(65536)
-    return data
+    return head + b"\r\n\r\n" + body
 
 
 def client(read_timeout_s: float = 2.0) -> HttpClient:
@@ -108,6 +110,7 @@ def test_the_session_is_pooled_created_once_and_ignores_the_environment() -> Non
     assert http.session is session
     assert session.trust_env is False
     adapter = session.get_adapter("https://example.com")
+    assert isinstance(adapter, HTTPAdapter)
     assert adapter._pool_maxsize == 2
     assert adapter.max_retries.total == 0
 
@@ -183,13 +186,14 @@ def test_shutdown_wakes_a_reader_blocked_on_the_stream(loopback: Callable[[Handl
     (requests.ConnectTimeout("x"), ConnectTimeoutError, "Timed out connecting to ollama at h:1."),
     (requests.ConnectionError(urllib3.exceptions.ProtocolError("reset")), ConnectionBrokenError,
      "The connection to ollama at h:1 broke mid-answer."),
-    (requests.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "u", "late")), ReadTimeoutError,
+    (requests.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "u", "late")),  # type: ignore[arg-type]
+     ReadTimeoutError,
      "ollama at h:1 did not answer in time."),
     (requests.ConnectionError("Name or service not known"), ConnectFailedError,
      "Could not connect to ollama at h:1: host name not found."),
     (requests.exceptions.InvalidURL("bad"), ConnectFailedError, "Request to ollama failed: InvalidURL."),
 ])
-def test_each_requests_failure_maps_to_its_class(raised: Exception, expected: type, message: str) -> None:
+def test_each_requests_failure_maps_to_its_class(raised: Exception, expected: type[LynkrError], message: str) -> None:
     responses.post("http://h:1/v1", body=raised)
     with pytest.raises(expected) as caught:
         client().post("http://h:1/v1", headers={}, body=b"{}", stream=False)
