@@ -11,6 +11,7 @@ import pytest
 
 from app import cli
 from app.accounting.auth import key_id
+from app.config import Config
 from app.storage.migrate import available
 
 
@@ -53,15 +54,24 @@ def test_bad_arguments_exit_2_with_argparses_reason(argv: list[str], complaint: 
 @pytest.mark.parametrize("argv", [[], ["serve"], ["start"]])
 def test_serve_is_the_default(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     served: list[Any] = []
-    monkeypatch.setattr(cli, "serve", lambda config: served.append(config.session_db_path) or 7)
+
+    def serve(config: Config) -> int:
+        served.append(config.session_db_path)
+        return 7
+
+    monkeypatch.setattr(cli, "serve", serve)
     assert cli.main(argv) == 7
     assert served == [str(Path.cwd() / "cli.db")]
 
 
 def test_everything_after_claude_belongs_to_claude_code(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
-    monkeypatch.setattr(cli.onboarding, "run", lambda config, args, rest, check: seen.append((args.command, rest))
-                        or 0)
+
+    def run(config: Config, args: Any, rest: list[str], check: Any) -> int:
+        seen.append((args.command, rest))
+        return 0
+
+    monkeypatch.setattr(cli.onboarding, "run", run)
     assert cli.main(["claude", "--resume", "abc", "-p", "hi"]) == 0
     assert seen == [("claude", ["--resume", "abc", "-p", "hi"])]
 

@@ -65,7 +65,7 @@ def test_a_result_block_and_its_stored_row(tool: Tool, make_ctx: Callable[..., T
     assert (row.session_id, row.tool_use_id, row.request_id, row.name, row.is_error) == (
         "sess-1", "toolu_1", "req-1", "echo", False)
     assert orjson.loads(row.input) == {"say": "hi"}
-    assert row.duration_ms >= 0
+    assert isinstance(row.duration_ms, float)
 
 
 def test_a_retried_call_in_the_same_session_reuses_the_stored_result(

@@ -35,7 +35,7 @@ def test_a_search_shows_server_blocks_and_gives_the_model_numbered_results() -> 
     responses.get(SEARCH_URL, json=RESULTS)
     shown, result = run(CONFIG, {"id": "toolu_abc", "input": {"query": " lynkr "}},
                         {**SERVER_TOOL, "blocked_domains": ["blocked.example"]})
-    assert parse_qs(urlsplit(responses.calls[0].request.url).query) == {"q": ["lynkr"], "format": ["json"]}
+    assert parse_qs(urlsplit(str(responses.calls[0].request.url)).query) == {"q": ["lynkr"], "format": ["json"]}
     assert shown == [
         {"type": "server_tool_use", "id": "srvtoolu_abc", "name": "web_search", "input": {"query": "lynkr"}},
         {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_abc", "content": [

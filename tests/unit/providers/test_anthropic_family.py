@@ -108,7 +108,7 @@ def test_send_and_a_refusal_over_http(provider: Direct) -> None:
     reply = provider.send(request(), call("claude-sonnet-4-5"))
     assert reply.message == {**message, "model": "claude-sonnet-4-5"}
     assert (reply.headers, reply.provider, reply.model) == ({"request-id": "up_1"}, "direct", "upstream-claude")
-    sent = orjson.loads(responses.calls[0].request.body)
+    sent = orjson.loads(responses.calls[0].request.body)  # type: ignore[arg-type]  # bytes, as we sent it
     assert sent["model"] == "upstream-claude"
 
     responses.post(URL, status=429, json={"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}},
@@ -122,7 +122,7 @@ def test_send_and_a_refusal_over_http(provider: Direct) -> None:
 
 @responses.activate
 def test_a_stream_is_relayed_and_an_early_end_is_an_error_event(provider: Direct) -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
                                               "model": "upstream-claude", "content": [], "stop_reason": None,
                                               "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 0}}},

@@ -116,7 +116,7 @@ def raw(chunks: list[bytes]) -> requests.Response:
     """A response whose body arrives in exactly these reads."""
     response = requests.Response()
     response.raw = HTTPResponse(body=io.BytesIO(b""), preload_content=False)
-    response.raw.stream = lambda *args, **kwargs: iter(chunks)  # type: ignore[method-assign]
+    response.raw.stream = lambda *args, **kwargs: iter(chunks)
     return response
 
 

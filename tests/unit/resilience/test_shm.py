@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from app.resilience.breaker import BreakerRecord, BreakerState
 from app.resilience.shm import BREAKER_STORE, NAME_BYTES, SharedMemoryStore
 
 
-def put(record: BreakerRecord) -> object:
+def put(record: BreakerRecord) -> Callable[[BreakerRecord], tuple[BreakerRecord, BreakerRecord]]:
     """A change that stores ``record`` and returns the one it replaced."""
     return lambda old: (record, old)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from app.anthropic.types import Usage
 from app.providers.formats.openai_chat.reply import (
     ThinkSplitter,
     anthropic_message,
@@ -80,7 +81,7 @@ def test_partial_suffix() -> None:
 
 def test_the_message_orders_thinking_text_calls() -> None:
     call = {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}
-    usage = {"input_tokens": 1, "output_tokens": 2}
+    usage: Usage = {"input_tokens": 1, "output_tokens": 2}
     assert anthropic_message(message_id="msg_1", model="m", thinking="hm", text="  ", calls=[call], stop="tool_use",
                              usage=usage) == {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
