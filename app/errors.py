@@ -87,6 +87,9 @@ class LynkrError(Exception):
         self.headers = dict(headers or {})
         self.body = body
         self.provider = provider
+        # Whether the provider's circuit breaker has already heard this failure (the candidate chain
+        # gives one verdict per request); one that broke an open stream has not.
+        self.heard_by_breaker = False
         # The upstream's own retry-after, unrounded, for the retry decision (headers hold the
         # client's copy in whole seconds).
         self.retry_after: str | None = None

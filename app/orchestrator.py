@@ -72,6 +72,7 @@ from app.tools.base import ModelCall, ToolError
 
 log = get_logger("orchestrator")
 T = TypeVar("T")
+CLIENT_GONE = 499  # the status recorded for a stream whose client went away
 TOOL_MODEL_MAX_TOKENS = 4096  # a review or release notes; the model's own limit clamps it further
 PROBE_POLL_S = 0.05  # how often a request waiting on another's half-open probe looks again
 StreamDone = Callable[[StreamBuilder, LynkrError | None], None]
@@ -155,6 +156,7 @@ class Orchestrator:
         record = ex.record
         if failure is not None:
             record.status, record.error_type = failure.status, failure.error_type
+            self._tell_breaker(failure, record.provider)
         else:
             record.status = status or 200
         self.finish(record, ex.body, message, ex.started)
@@ -203,18 +205,24 @@ class Orchestrator:
 
         return StreamAnswer(start, builder, done, dict(start.stream.headers) if start.stream else {})
 
+    def _tell_breaker(self, failure: LynkrError, provider: str | None) -> None:
+        """An upstream failure the candidate chain did not see (a stream that broke after it opened)
+        is the provider's failure too."""
+        provider = failure.provider or provider
+        if (provider and not failure.heard_by_breaker and isinstance(failure, UpstreamError)
+                and counts_as_failure(failure.status)):
+            self.breakers.get(provider).record_failure()
+            failure.heard_by_breaker = True
+
     def _stream_done(self, ex: Exchange, builder: StreamBuilder, failure: LynkrError | None,
                      loop: AgentLoop | None) -> None:
         message = builder.accumulator.message or None
         if loop is not None:
             self._loop_ended(ex, loop)
         if failure is not None:
-            provider = failure.provider or ex.record.provider
-            if provider and isinstance(failure, UpstreamError) and counts_as_failure(failure.status):
-                self.breakers.get(provider).record_failure()
             self.settle(ex, message, failure=failure)
         elif not builder.grammar.stopped:
-            self.settle(ex, message, status=499)  # the client went away
+            self.settle(ex, message, status=CLIENT_GONE)
         else:
             if message is not None and (loop is None or not loop.ran_server_tools):
                 self._store(ex, message)
@@ -364,6 +372,7 @@ class Orchestrator:
                         breaker.record_failure()
                     else:
                         breaker.release()
+                    exc.heard_by_breaker = True
                     if state.over_budget is not None and not has_fallback:
                         raise past_budget(exc, state.over_budget) from exc
                     raise
@@ -407,9 +416,11 @@ class Orchestrator:
             record.attempts[-1].usage = record.usage
         self._cost(record)
         if self.budgets is not None and record.admission is not None:
-            # A prompt-cache hit calls no upstream, so it spends nothing.
-            self.budgets.settle(record.admission, record.model,
-                                {} if record.route_reason == "prompt_cache" else record.usage)
+            # A prompt-cache hit calls no upstream, and a failed request gave the client nothing (a
+            # stream cut mid-way included): neither spends the budget. A client that went away did.
+            failed = record.status is not None and record.status >= 400 and record.status != CLIENT_GONE
+            spent = {} if record.route_reason == "prompt_cache" or failed else record.usage
+            self.budgets.settle(record.admission, record.model, spent)
             record.admission = None
         if record.provider:
             self.metrics.routed(record.provider, record.route_reason)
