@@ -5,7 +5,7 @@
 set -euo pipefail
 python="$1"
 shift
-services="$(bash scripts/start-services.sh)"
+services="$(bash scripts/start-services.sh --per-run)"
 eval "$services"
 trap 'bash scripts/stop-services.sh' EXIT
 "$python" -m pytest "$@"
