@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -69,3 +71,36 @@ def test_make_serve_installs_the_runtime_only(tmp_path: Path) -> None:
     installs = [line for line in planned.splitlines() if "pip install" in line and "--upgrade pip" not in line]
     assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e '.[postgres,redis]'"]
     assert "bash scripts/prerequisites.sh runtime" in planned.splitlines()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_each_run_gets_its_own_database_and_redis_database_and_gives_them_back() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("start-services.sh starts Debian's clusters, which needs root")
+    env = {"PATH": os.environ["PATH"]}
+
+    def start() -> dict[str, str]:
+        done = subprocess.run(["bash", "scripts/start-services.sh", "--per-run"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return dict(word.split("=", 1) for line in done.stdout.splitlines() for word in line.split()[1:])
+
+    first, second = start(), start()
+    try:
+        assert first["LYNKR_TEST_DATABASE_URL"] != second["LYNKR_TEST_DATABASE_URL"]
+        assert first["LYNKR_TEST_REDIS_URL"] != second["LYNKR_TEST_REDIS_URL"]
+        assert exists(first["LYNKR_TEST_RUN_DATABASE"])
+    finally:
+        for run in (first, second):
+            subprocess.run(["bash", "scripts/stop-services.sh"], cwd=REPO, env={**env, **run}, check=True, timeout=120)
+    assert not exists(first["LYNKR_TEST_RUN_DATABASE"])
+    claim = subprocess.run(["redis-cli", "-n", first["LYNKR_TEST_RUN_REDIS_DB"], "GET", "lynkr:test-run"],
+                           capture_output=True, text=True, check=True).stdout
+    assert claim.strip() == ""
+
+
+def exists(database: str) -> bool:
+    listed = subprocess.run(["su", "postgres", "-c", "psql -Atc 'SELECT datname FROM pg_database'"],
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    return database in listed.split()
