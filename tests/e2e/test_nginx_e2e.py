@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -23,6 +24,7 @@ from tests.e2e.helpers import ANTHROPIC_HEADERS, Gateway, message_body, wait_unt
 from tests.e2e.nginx_helpers import Nginx, running_nginx, site_for_test
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply
+from tests.fakes.behaviours import Pause
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -46,8 +48,8 @@ def test_a_long_stream_arrives_through_nginx_event_by_event(behind_nginx: tuple[
                                                             mocked_upstream: FakeAnthropicUpstream) -> None:
     """Each text delta reaches the client about when the upstream sent it, not all at the end."""
     _, nginx = behind_nginx
-    mocked_upstream.script(StreamReply(ev.text_events([f"{n} " for n in range(DELTAS)]),
-                                       event_delay=EVENT_DELAY_S))
+    events: list[dict[str, Any] | Pause] = [*ev.text_events([f"{n} " for n in range(DELTAS)])]
+    mocked_upstream.script(StreamReply(events, event_delay=EVENT_DELAY_S))
     arrivals: list[float] = []
     texts: list[str] = []
     decoder = SSEDecoder()
