@@ -204,12 +204,20 @@ class Config:
                 values.extend(value if isinstance(value, tuple) else [value])
             if isinstance(value, str) and "://" in value and "@" in value:
                 parts = urlsplit(value)
-                values += [parts.password or "", parts.netloc.rpartition("@")[0]]
+                values.append(parts.netloc.rpartition("@")[0])
+                # A bare password is masked wherever it appears only when it is long enough not to
+                # be an everyday word ("lynkr" would mask every logger name); in a URL the
+                # userinfo pattern masks it whatever its length.
+                if parts.password and len(parts.password) >= MIN_BARE_PASSWORD:
+                    values.append(parts.password)
         return [v for v in values if v and len(v) >= 4]
 
     def masked(self) -> dict[str, Any]:
         """Every setting by variable name, secrets masked, for ``lynkr check``."""
         return {s.env: mask(getattr(self, s.attr)) if s.secret else getattr(self, s.attr) for s in SETTINGS}
+
+
+MIN_BARE_PASSWORD = 8
 
 
 def mask(value: Any) -> str:

@@ -98,7 +98,7 @@ def _prepared_url(url: str) -> str:
 
 
 @contextmanager
-def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
+def map_requests_exceptions(provider: str, url: str = "", *, reading_body: bool = False) -> Iterator[None]:
     """Translate ``requests``/``urllib3`` failures of a request into the transport error classes.
 
     Covers sending, reading the headers and reading a body (``response.content``): a body that
@@ -116,7 +116,7 @@ def map_requests_exceptions(provider: str, url: str = "") -> Iterator[None]:
         raise ConnectionBrokenError(f"The connection to {provider} at {where} broke mid-answer.",
                                     provider=provider) from exc
     except requests.ConnectionError as exc:
-        raise _connection_error(provider, where, exc) from exc
+        raise _connection_error(provider, where, exc, reading_body) from exc
     except requests.RequestException as exc:
         raise ConnectFailedError(f"Request to {provider} failed: {_reason(exc)}.", provider=provider) from exc
     except urllib3.exceptions.HTTPError as exc:
@@ -142,14 +142,19 @@ def host_of(url: str) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def _connection_error(provider: str, where: str, exc: requests.ConnectionError) -> UpstreamError:
-    """A ``requests.ConnectionError``: no connection, or one that broke or timed out mid-body."""
+def _connection_error(provider: str, where: str, exc: requests.ConnectionError,
+                      reading_body: bool) -> UpstreamError:
+    """A ``requests.ConnectionError``: no connection, one closed before any answer (a stale pooled
+    connection, say: as retryable as no connection), or one that broke or timed out mid-body."""
     cause = exc.args[0] if exc.args else None
     if isinstance(cause, urllib3.exceptions.ReadTimeoutError):
         return ReadTimeoutError(f"{provider} at {where} did not answer in time.", provider=provider)
-    if isinstance(cause, urllib3.exceptions.ProtocolError):
+    if isinstance(cause, urllib3.exceptions.ProtocolError) and reading_body:
         return ConnectionBrokenError(f"The connection to {provider} at {where} broke mid-answer.",
                                      provider=provider)
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return ConnectFailedError(f"The connection to {provider} at {where} closed before it answered.",
+                                  provider=provider)
     reason = _reason(exc)
     error = ConnectRefusedError if reason == "connection refused" else ConnectFailedError
     return error(f"Could not connect to {provider} at {where}: {reason}.", provider=provider)
@@ -216,7 +221,7 @@ def read_body(response: requests.Response, provider: str, url: str, limit: int) 
     declared = response.headers.get("content-length", "")
     pieces: list[bytes] = []
     size = 0 if not declared.isdigit() else int(declared)
-    with map_requests_exceptions(provider, url):
+    with map_requests_exceptions(provider, url, reading_body=True):
         if size <= limit:
             size = 0
             for piece in response.iter_content(65536):

@@ -184,8 +184,8 @@ def test_shutdown_wakes_a_reader_blocked_on_the_stream(loopback: Callable[[Handl
 @responses.activate
 @pytest.mark.parametrize(("raised", "expected", "message"), [
     (requests.ConnectTimeout("x"), ConnectTimeoutError, "Timed out connecting to ollama at h:1."),
-    (requests.ConnectionError(urllib3.exceptions.ProtocolError("reset")), ConnectionBrokenError,
-     "The connection to ollama at h:1 broke mid-answer."),
+    (requests.ConnectionError(urllib3.exceptions.ProtocolError("reset")), ConnectFailedError,
+     "The connection to ollama at h:1 closed before it answered."),
     (requests.ConnectionError(urllib3.exceptions.ReadTimeoutError(None, "u", "late")),  # type: ignore[arg-type]
      ReadTimeoutError,
      "ollama at h:1 did not answer in time."),
@@ -200,6 +200,13 @@ def test_each_requests_failure_maps_to_its_class(raised: Exception, expected: ty
     assert type(caught.value) is expected
     assert caught.value.message == message
     assert caught.value.__cause__ is raised
+
+
+def test_a_connection_that_breaks_while_a_body_is_read_is_broken_not_unconnected() -> None:
+    cause = requests.ConnectionError(urllib3.exceptions.ProtocolError("reset"))
+    with pytest.raises(ConnectionBrokenError, match=r"^The connection to ollama at h:1 broke mid-answer\.$"), \
+            map_requests_exceptions("ollama", "http://h:1/v1", reading_body=True):
+        raise cause
 
 
 def test_client_headers_keep_the_allow_list_with_a_capped_retry_after() -> None:
