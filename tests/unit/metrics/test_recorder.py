@@ -109,7 +109,8 @@ def test_route_label_is_the_template_never_the_raw_path(client: FlaskClient) -> 
 
 
 def test_a_request_refused_before_its_view_keeps_its_route(make_app: Any) -> None:
-    client = make_app(api_keys=("inbound-key-0123456789",)).test_client()
+    # metrics_public: with keys set the scrape itself needs one (or this opt-in)
+    client = make_app(api_keys=("inbound-key-0123456789",), metrics_public=True).test_client()
     assert post_message(client).status_code == 401
 
     assert value(scrape(client), "http_requests_total", method="POST", route="/v1/messages", status="401") == 1
