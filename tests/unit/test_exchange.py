@@ -1,0 +1,178 @@
+"""RequestFacts computes each fact once; an Exchange settles once and gives its slot back once."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from app import exchange as exchange_module
+from app.accounting.usage import RequestRecord
+from app.anthropic.tokens import count_tokens, estimate_tokens
+from app.cache.key import cache_key
+from app.cache.prompt import PromptCache
+from app.exchange import Exchange, RequestFacts
+from app.providers.base import CallContext
+
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    return {"model": "claude-sonnet-4-5", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "How many r's are in strawberry?"}], **overrides}
+
+
+class CountingCache(PromptCache):
+    """A prompt cache that counts how often the facts ask it."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        super().__init__(enabled=enabled)
+        self.key_calls: list[tuple[str, str]] = []
+        self.cacheable_calls = 0
+
+    def key(self, request: dict[str, Any], provider: str, model: str) -> str:
+        self.key_calls.append((provider, model))
+        return super().key(request, provider, model)
+
+    def cacheable_request(self, request: dict[str, Any], *, after_server_tool: bool = False) -> bool:
+        self.cacheable_calls += 1
+        return super().cacheable_request(request, after_server_tool=after_server_tool)
+
+
+def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[dict[str, Any]]:
+    """Wrap ``app.exchange.<name>`` so each call's argument is recorded."""
+    calls: list[dict[str, Any]] = []
+    original = getattr(exchange_module, name)
+
+    def wrapper(request: dict[str, Any]) -> Any:
+        calls.append(request)
+        return original(request)
+
+    monkeypatch.setattr(exchange_module, name, wrapper)
+    return calls
+
+
+def make_exchange(cache: PromptCache | None = None, released: list[int] | None = None,
+                  **overrides: Any) -> Exchange:
+    released = released if released is not None else []
+    return Exchange(body(**overrides), CallContext(request_id="req_1", requested_model="claude-sonnet-4-5"),
+                    RequestRecord(request_id="req_1", path="/v1/messages"), cache or PromptCache(),
+                    lambda: released.append(1))
+
+
+@pytest.mark.parametrize("name", ["estimate_tokens", "count_tokens", "has_images"])
+def test_each_body_fact_is_computed_once(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    calls = counted(monkeypatch, name)
+    request = body()
+    facts = RequestFacts(request, PromptCache())
+    attribute = {"estimate_tokens": "estimated_tokens", "count_tokens": "prompt_tokens", "has_images": "images"}[name]
+
+    first = getattr(facts, attribute)
+    second = getattr(facts, attribute)
+
+    assert first == second
+    assert calls == [request]
+
+
+def test_the_facts_are_those_of_the_request() -> None:
+    request = body()
+    facts = RequestFacts(request, PromptCache())
+
+    assert facts.estimated_tokens == estimate_tokens(request)
+    assert facts.prompt_tokens == count_tokens(request)
+    assert facts.images is False
+    assert facts.cacheable is True
+
+
+def test_images_are_seen_in_a_message_and_in_a_tool_result() -> None:
+    in_message = body(messages=[{"role": "user", "content": [IMAGE, {"type": "text", "text": "what is it?"}]}])
+    in_result = body(messages=[{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [IMAGE]}]}])
+
+    assert RequestFacts(in_message, PromptCache()).images is True
+    assert RequestFacts(in_result, PromptCache()).images is True
+
+
+def test_cacheable_asks_the_cache_once_and_follows_it() -> None:
+    cache = CountingCache()
+    facts = RequestFacts(body(), cache)
+
+    assert (facts.cacheable, facts.cacheable) == (True, True)
+    assert cache.cacheable_calls == 1
+    assert RequestFacts(body(), PromptCache(enabled=False)).cacheable is False
+
+
+def test_cache_key_is_memoised_per_target() -> None:
+    cache = CountingCache()
+    request = body()
+    facts = RequestFacts(request, cache)
+
+    databricks = facts.cache_key("databricks", "databricks-claude-sonnet-4-5")
+    again = facts.cache_key("databricks", "databricks-claude-sonnet-4-5")
+    ollama = facts.cache_key("ollama", "qwen2.5-coder")
+
+    assert databricks == again == cache_key(request, "databricks", "databricks-claude-sonnet-4-5")
+    assert ollama == cache_key(request, "ollama", "qwen2.5-coder")
+    assert ollama != databricks
+    assert cache.key_calls == [("databricks", "databricks-claude-sonnet-4-5"), ("ollama", "qwen2.5-coder")]
+
+
+def test_an_exchange_starts_with_the_clients_body_upstream() -> None:
+    ex = make_exchange(stream=True)
+
+    assert ex.upstream is ex.body
+    assert ex.facts.request is ex.body
+    assert ex.stream is True
+    assert make_exchange().stream is False
+
+
+def test_use_upstream_switches_the_request_and_its_facts() -> None:
+    ex = make_exchange()
+    client_facts = ex.facts
+    assert client_facts.estimated_tokens == estimate_tokens(ex.body)
+    turn = body(tools=[{"name": "workspace_read", "description": "Read a file",
+                        "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}])
+
+    ex.use_upstream(turn)
+
+    assert ex.upstream is turn
+    assert ex.facts is not client_facts
+    assert ex.facts.request is turn
+    assert ex.facts.estimated_tokens == estimate_tokens(turn) > client_facts.estimated_tokens
+    assert ex.body == body()
+
+
+def test_settle_is_true_once_and_releases_the_slot_once() -> None:
+    released: list[int] = []
+    ex = make_exchange(released=released)
+
+    assert ex.settle() is True
+    assert ex.settle() is False
+    assert released == [1]
+
+
+def settle_twice_at_once(ex: Exchange) -> list[bool]:
+    """What ``ex.settle()`` returned to two threads released together."""
+    barrier = threading.Barrier(2)
+    results: list[bool] = []
+
+    def settle() -> None:
+        barrier.wait()
+        results.append(ex.settle())
+
+    threads = [threading.Thread(target=settle) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_settle_from_two_threads_releases_the_slot_once() -> None:
+    for _ in range(50):
+        released: list[int] = []
+        ex = make_exchange(released=released)
+
+        assert sorted(settle_twice_at_once(ex)) == [False, True]
+        assert released == [1]
