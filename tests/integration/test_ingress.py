@@ -33,10 +33,12 @@ def mocked() -> Any:
         yield rsps
 
 
-def rows(app: Flask) -> list[ClientRequest]:
+def rows(app: Flask, answers: list[Any]) -> list[ClientRequest]:
+    """The usage rows of ``answers`` (by their request ids; an earlier test's writer may add others)."""
     assert app.extensions["lynkr"].recorder.flush()
+    ids = [answer.headers["request-id"] for answer in answers]
     with db.connection_context():
-        return list(ClientRequest.select().order_by(ClientRequest.id))
+        return list(ClientRequest.select().where(ClientRequest.request_id.in_(ids)).order_by(ClientRequest.id))
 
 
 def assert_envelope(response: Any, status: int, error_type: str) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def test_a_body_that_crashed_the_pipeline_is_a_400_with_one_row(app: Flask, mock
     response = app.test_client().post("/v1/messages", json=make_request(**overrides))
     assert assert_envelope(response, 400, "invalid_request_error")["error"]["message"] == message
     assert len(mocked.calls) == 0
-    [row] = rows(app)
+    [row] = rows(app, [response])
     assert (row.status, row.error_type, row.path) == (400, "invalid_request_error", "/v1/messages")
 
 
@@ -93,7 +95,7 @@ def test_a_body_over_the_limit_is_413_with_or_without_content_length(make_app: A
     for response in (announced, chunked):
         body = assert_envelope(response, 413, "request_too_large")
         assert body["error"]["message"] == "Request body is larger than the limit (REQUEST_JSON_LIMIT)."
-    assert [(row.status, row.error_type) for row in rows(app)] == [(413, "request_too_large")] * 2
+    assert [(row.status, row.error_type) for row in rows(app, [announced, chunked])] == [(413, "request_too_large")] * 2
 
 
 def test_a_chunked_body_at_the_limit_is_read_whole(make_app: Any, mocked: Any) -> None:
@@ -174,7 +176,7 @@ def test_refusals_before_the_exchange_get_one_row_each(make_app: Any, drain: Any
     drain.start()
     outcomes.append(client.post("/v1/messages", json=make_request(), headers=keyed))
     assert [r.status_code for r in outcomes] == [401, 400, 413, 503, 200, 402, 503]
-    recorded = [(row.status, row.error_type, row.api_key is not None) for row in rows(app)]
+    recorded = [(row.status, row.error_type, row.api_key is not None) for row in rows(app, outcomes)]
     assert recorded == [
         (401, "authentication_error", False), (400, "invalid_request_error", True), (413, "request_too_large", True),
         (503, "overloaded_error", True), (200, None, True), (402, "billing_error", True),
@@ -189,13 +191,14 @@ def test_refusals_before_the_exchange_get_one_row_each(make_app: Any, drain: Any
 def test_a_rate_limited_request_gets_one_row(make_app: Any, mocked: Any) -> None:
     app = make_app(rate_limit_requests_per_minute=1, prompt_cache_enabled=False)
     client = app.test_client()
-    statuses = [client.post("/v1/messages", json=make_request()).status_code for _ in range(2)]
-    assert statuses == [200, 429]
-    assert [(row.status, row.error_type) for row in rows(app)] == [(200, None), (429, "rate_limit_error")]
+    answers = [client.post("/v1/messages", json=make_request()) for _ in range(2)]
+    assert [answer.status_code for answer in answers] == [200, 429]
+    assert [(row.status, row.error_type) for row in rows(app, answers)] == [(200, None), (429, "rate_limit_error")]
 
 
 def test_other_paths_write_no_rows(app: Flask, mocked: Any) -> None:
     client = app.test_client()
-    client.post("/v1/messages/count_tokens", json={"model": "m", "messages": "x"})
-    client.get("/v1/models/nope")
-    assert rows(app) == []
+    answers = [client.post("/v1/messages/count_tokens", json={"model": "m", "messages": "x"}),
+               client.get("/v1/models/nope")]
+    assert [answer.status_code for answer in answers] == [400, 404]
+    assert rows(app, answers) == []
