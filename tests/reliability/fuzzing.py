@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from flask import Flask
 from hypothesis import HealthCheck, event, settings
 from hypothesis.control import currently_in_test_context
 
-from app import create_app
+from app import create_app, orchestrator
+from app.accounting.usage import RequestRecord, write_record
 from app.anthropic.events import validate_stream
 from app.anthropic.sse import SSEDecoder
 from app.config import Config
@@ -29,6 +32,7 @@ from app.resilience.drain import DrainFlag
 from app.resilience.retry import InProcessStore
 from app.storage.db import db
 from app.storage.models import ClientRequest
+from app.web import error_handlers
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream
 from tests.fakes.ollama_upstream import FakeOllama
 from tests.fakes.openai_upstream import FakeOpenAIUpstream
@@ -54,10 +58,12 @@ def fuzz_settings(ci_examples: int) -> settings:
 
 @dataclass
 class Target:
-    """One app answering through one provider family's fake upstream."""
+    """One app answering through one provider family's fake upstream, and the usage records it wrote
+    (request id -> times written: the database would hide a second write of the same id)."""
 
     family: str
     app: Flask
+    writes: Counter[str] = field(default_factory=Counter)
 
 
 @contextlib.contextmanager
@@ -79,10 +85,19 @@ def target(family: str, workdir: Path) -> Iterator[Target]:
         else:
             settings_.update(model_provider="ollama", ollama_endpoint=fake.url, ollama_model="llama3.1")
         app = create_app(Config(**settings_), drain=DrainFlag(), breaker_store=InProcessStore())
-        try:
-            yield Target(family, app)
-        finally:
-            app.extensions["lynkr"].recorder.flush()
+        answered_by = Target(family, app)
+
+        def counted(record: RequestRecord) -> None:
+            answered_by.writes[record.request_id] += 1
+            write_record(record)
+
+        with pytest.MonkeyPatch.context() as patch:
+            for module in (orchestrator, error_handlers):  # the two places a usage row is written
+                patch.setattr(module, "write_record", counted)
+            try:
+                yield answered_by
+            finally:
+                app.extensions["lynkr"].recorder.flush()
 
 
 def post_messages(app: Flask, raw: bytes) -> Any:
@@ -123,8 +138,10 @@ def check_envelope(raw: bytes, request_id: str) -> None:
     assert body["request_id"] == request_id
 
 
-def usage_rows(app: Flask) -> int:
-    """Usage rows written so far (after the background writer caught up)."""
-    assert app.extensions["lynkr"].recorder.flush()
+def check_one_usage_row(answered_by: Target, response: Any) -> None:
+    """``response``'s request was recorded once: one write, one row (after the writer caught up)."""
+    assert answered_by.app.extensions["lynkr"].recorder.flush()
+    request_id = response.headers["request-id"]
+    assert answered_by.writes[request_id] == 1
     with db.connection_context():
-        return ClientRequest.select().count()
+        assert ClientRequest.select().where(ClientRequest.request_id == request_id).count() == 1

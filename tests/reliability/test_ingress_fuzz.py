@@ -18,7 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
-from tests.reliability.fuzzing import FAMILIES, Target, check_answer, fuzz_settings, post_messages, target, usage_rows
+from tests.reliability.fuzzing import (
+    FAMILIES,
+    Target,
+    check_answer,
+    check_one_usage_row,
+    fuzz_settings,
+    post_messages,
+    target,
+)
 
 pytestmark = pytest.mark.slow
 RECORDED = [json.loads(path.read_text())["body"] for path in sorted(FIXTURES.glob("v*-request*.json"))]
@@ -108,10 +116,9 @@ def encode(body: Any) -> bytes:
 @fuzz_settings(ci_examples=15)
 @given(body=mutated())
 def test_mutated_claude_code_bodies_get_an_answer_or_the_envelope(fuzz_target: Target, body: Any) -> None:
-    before = usage_rows(fuzz_target.app)
     response = post_messages(fuzz_target.app, encode(body))
     check_answer(response)
-    assert usage_rows(fuzz_target.app) == before + 1
+    check_one_usage_row(fuzz_target, response)
 
 
 @fuzz_settings(ci_examples=10)
@@ -120,11 +127,10 @@ def test_cut_and_garbled_bytes_are_a_400_envelope(fuzz_target: Target, recorded:
                                                   garbage: bytes) -> None:
     raw = encode(recorded)
     broken = raw[: int(len(raw) * cut)] + garbage
-    before = usage_rows(fuzz_target.app)
     response = post_messages(fuzz_target.app, broken)
     check_answer(response)
     assert response.status_code == 400 or broken == raw
-    assert usage_rows(fuzz_target.app) == before + 1
+    check_one_usage_row(fuzz_target, response)
 
 
 def test_the_unmutated_recordings_are_answered(fuzz_target: Target) -> None:
