@@ -3,7 +3,7 @@ the document and requests that break it (negative mode), on every route, through
 a fake Anthropic-format upstream on loopback.
 
 Every answer: never a 5xx, never slower than ``SLOWEST_ANSWER_S``, an error is the Anthropic
-envelope with the request id.
+envelope with the request id, and a /v1/messages request is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 
-from tests.reliability.fuzzing import FULL, SLOWEST_ANSWER_S, Target, check_envelope, fuzz_settings, target
+from tests.reliability.fuzzing import (
+    FULL,
+    SLOWEST_ANSWER_S,
+    Target,
+    check_envelope,
+    check_one_usage_row,
+    fuzz_settings,
+    target,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -49,3 +57,5 @@ def test_every_route_answers_or_refuses_with_the_envelope(gateway: Target, case:
     assert response.headers["x-request-id"] == [request_id]
     if response.status_code >= 400 and not (case.path == "/health/ready" and response.status_code == 503):
         check_envelope(response.content, request_id)
+    if case.path == "/v1/messages":
+        check_one_usage_row(gateway, request_id)
