@@ -204,9 +204,14 @@ class Thinking(_Lenient):
     budget_tokens = fields.Integer(strict=True)
 
 
+class OutputFormat(_Lenient):
+    type = fields.String(required=True)
+    schema = fields.Dict()
+
+
 class OutputConfig(_Lenient):
     effort = fields.String()
-    format = fields.Dict(allow_none=True)
+    format = _nested(OutputFormat, allow_none=True)
 
 
 class ToolChoice(_Lenient):
