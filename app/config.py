@@ -162,7 +162,7 @@ class Config:
     session_store_enabled: bool = True
     memory_threshold: float = 0.85
     heap_threshold: float = 0.90
-    active_requests_threshold: int = 1000
+    active_requests_threshold: int = 0
     max_queue_ms: int = 0
     max_in_flight_streams: int = 0
     prefer_ollama: bool = False

@@ -42,7 +42,7 @@ def connect(url: str) -> Any:
                                 retry=Retry(NoBackoff(), 0))
 
 
-class OutageBreaker(CircuitBreaker):  # type: ignore[misc]  # the package ships no type hints
+class OutageBreaker(CircuitBreaker):
     """``circuitbreaker``'s breaker, opened by one failure, on an injectable clock (tests drive it)."""
 
     def __init__(self, timer: Callable[[], float], expected: tuple[type[BaseException], ...]) -> None:
