@@ -34,7 +34,8 @@ def test_check_names_missing_settings_and_fails(tmp_path: Path) -> None:
     assert config["DATABRICKS_API_KEY"] == "****9876"
     assert "dapi-secret-value" not in result.stdout
     assert report["provider"] == {"ok": False, "provider": "databricks",
-                                  "error": "not configured: set DATABRICKS_API_BASE"}
+                                  "error": "not configured: set DATABRICKS_API_BASE",
+                                  "context_window": "200000 tokens"}
     assert report["service"]["running"] is False
 
 
@@ -47,6 +48,7 @@ def test_check_probes_a_reachable_provider(tmp_path: Path) -> None:
     _, report = check_report(result.stdout)
     assert report["provider"]["ok"] is True
     assert report["provider"]["model"] == "databricks-claude-sonnet-4-5"
+    assert report["provider"]["context_window"] == "200000 tokens"
     assert probe.body["max_tokens"] == 1
 
 
