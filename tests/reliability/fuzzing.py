@@ -68,12 +68,13 @@ class Target:
 
 @contextlib.contextmanager
 def target(family: str, workdir: Path) -> Iterator[Target]:
-    """The app for ``family`` over its fake upstream (no retries, no fallback, no prompt cache)."""
+    """The app for ``family`` over its fake upstream (no retries, no fallback; the prompt cache on, as
+    by default, so repeated bodies are answered from it)."""
     fakes = {"anthropic": FakeAnthropicUpstream, "chat-completions": FakeOpenAIUpstream, "ollama": FakeOllama}
     with fakes[family]() as fake:
         settings_: dict[str, Any] = {
             "session_db_path": str(workdir / "lynkr.db"), "retry_max_retries": 0, "fallback_enabled": False,
-            "prompt_cache_enabled": False, "keepalive_commit_ms": 2000,
+            "keepalive_commit_ms": 2000,
             "budget_key_daily_tokens": 10**12, "budget_session_tokens": 10**12,
         }
         if family == "anthropic":
