@@ -4,7 +4,6 @@ import pytest
 
 from app.config import Config
 from app.onboarding.claude import OPEN_MODE_KEY, claude_env, client_key, gateway_url, shell_exports
-from app.onboarding.commands import claude_key
 from app.providers.capabilities import CapabilityTable
 
 TABLE = CapabilityTable()
@@ -48,12 +47,3 @@ def test_exports_are_quoted_for_a_posix_shell() -> None:
     assert shell_exports({"A": "plain", "B": "it's $HOME"}) == (
         "unset ANTHROPIC_AUTH_TOKEN\nexport A=plain\nexport B='it'\"'\"'s $HOME'\n")
 
-
-@pytest.mark.parametrize(("words", "expected"), [
-    (["--key", "sk-1", "-p", "hi"], ("sk-1", ["-p", "hi"])),
-    (["--key=sk-2", "--model", "x"], ("sk-2", ["--model", "x"])),
-    (["-p", "--key", "sk-3"], (None, ["-p", "--key", "sk-3"])),
-    ([], (None, [])),
-])
-def test_only_a_leading_key_option_belongs_to_lynkr(words: list[str], expected: tuple[str | None, list[str]]) -> None:
-    assert claude_key(words) == expected
