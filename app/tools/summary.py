@@ -23,7 +23,7 @@ from app.tools.base import Tool, ToolContext
 from app.tools.index.build import language_mix, last_rebuild, rebuild
 from app.tools.index.models import IndexedFile, rows_of
 from app.tools.paths import PathRefused
-from app.tools.tests import read_coverage
+from app.tools.tests import counts_text, read_coverage
 
 MANIFEST_MAX_BYTES = 1024**2
 OPEN_TASKS_SHOWN = 10
@@ -311,8 +311,7 @@ def _test_records(ctx: ToolContext) -> list[str]:
         lines = ["latest run: none recorded (workspace_test_run runs the tests)"]
     else:
         when = latest.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        lines = [f"latest run: #{latest.get_id()} at {when} UTC, {latest.status} — {latest.passed} passed, "
-                 f"{latest.failed} failed, {latest.skipped} skipped, {latest.errors} errors"]
+        lines = [f"latest run: #{latest.get_id()} at {when} UTC, {latest.status} — {counts_text(latest)}"]
     coverage = read_coverage(ctx)
     if not coverage:
         files = ", ".join(ctx.config.workspace_test_coverage_files) or "none configured"

@@ -114,3 +114,10 @@ def test_denied_manifests_are_not_read(database: Any, make_ctx: Any, workspace_d
     result = summary_markdown(make_ctx(policy_file_blocked_paths=("package.json",)))
     assert "## Package managers\n- none found\n" in result
     assert "React" not in result
+
+
+def test_a_latest_run_without_counts_says_counts_unknown(database: Any, make_ctx: Any, workspace_dir: Path) -> None:
+    ctx: ToolContext = make_ctx(workspace_test_command="make check")
+    TestRun.create(session_id="s", command='["make", "check"]', status="passed", passed=0, failed=0, skipped=0,
+                   errors=0, output="all good\n", created_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    assert "- latest run: #1 at 2026-12-01 09:30:00 UTC, passed — counts unknown\n" in summary_markdown(ctx)
