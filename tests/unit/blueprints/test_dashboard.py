@@ -11,7 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.accounting.auth import key_id
-from app.accounting.keys import CACHE_TTL_S, KeyStore, hash_key
+from app.accounting.keys import CACHE_TTL_S, KeyStore, create_key, hash_key
+from app.blueprints.dashboard import SECURITY_HEADERS
 from app.factory import create_app
 from app.resilience.drain import DrainFlag
 from app.resilience.retry import InProcessStore
@@ -115,7 +116,7 @@ def test_the_transcript_shows_turns_server_tools_and_cost(keyed: Flask) -> None:
 
 def test_keys_are_created_shown_once_and_revoked(keyed: Flask) -> None:
     admin = signed_in(keyed, ADMIN)
-    token = admin.get_cookie(CSRF_COOKIE, path="/dashboard").value
+    token = csrf(admin)
     created = admin.post("/dashboard/keys", data={"name": "laptop", "admin": "on", "csrf_token": token})
     assert created.status_code == 200
     key = created.get_data(as_text=True).split('id="new-key">', 1)[1].split("<", 1)[0]
@@ -197,3 +198,92 @@ def test_the_pages_read_postgresql(pg_app: Flask) -> None:  # noqa: F811 - pytes
     assert '<td class="num">1</td>\n        <td class="num">1</td>\n        <td class="num">$0.5000</td>' in sessions
     transcript = client.get("/dashboard/sessions/pg-dash", environ_base=LOOPBACK).get_data(as_text=True)
     assert "On PostgreSQL" in transcript
+
+
+# --- what every page shares: headers, cookies, the stylesheet, the redirects ------------------------------------
+
+
+def test_every_kind_of_response_carries_the_security_headers(keyed: Flask) -> None:
+    client = keyed.test_client()
+    admin = signed_in(keyed, ADMIN)
+    responses = {
+        "form": client.get("/dashboard/signin"),
+        "redirect": client.get("/dashboard/"),
+        "page": admin.get("/dashboard/keys"),
+        "denied": signed_in(keyed, CLIENT).get("/dashboard/keys"),
+        "not found": admin.get("/dashboard/sessions/nope"),
+        "stylesheet": client.get("/dashboard/static/dashboard.css"),
+    }
+    assert {name: response.status_code for name, response in responses.items()} == {
+        "form": 200, "redirect": 302, "page": 200, "denied": 403, "not found": 404, "stylesheet": 200}
+    for response in responses.values():
+        assert {name: response.headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    assert responses["stylesheet"].mimetype == "text/css"
+    assert responses["stylesheet"].get_data(as_text=True).strip()
+    for response in responses.values():
+        response.close()  # the stylesheet is streamed from its file
+    assert responses["denied"].mimetype == "text/html"
+    assert "This page is for admin keys." in responses["denied"].get_data(as_text=True)
+
+
+def test_the_csrf_cookie_is_set_once_and_kept(keyed: Flask) -> None:
+    client = keyed.test_client()
+    first = client.get("/dashboard/signin")
+    cookie = next(c for c in first.headers.getlist("Set-Cookie") if c.startswith(CSRF_COOKIE + "="))
+    assert all(part in cookie for part in ("HttpOnly", "SameSite=Strict", "Path=/dashboard"))
+    token = client.get_cookie(CSRF_COOKIE, path="/dashboard")
+    assert token is not None
+    client.get("/dashboard/signin")
+    again = client.get_cookie(CSRF_COOKIE, path="/dashboard")
+    assert again is not None
+    assert again.value == token.value
+
+
+def test_a_client_key_signs_in_to_its_sessions_and_cannot_touch_keys(keyed: Flask) -> None:
+    client = keyed.test_client()
+    response = client.post("/dashboard/signin", data={"key": CLIENT, "csrf_token": csrf(client)})
+    assert (response.status_code, response.headers["Location"]) == (302, "/dashboard/sessions")
+    token = csrf(client)
+    assert client.post("/dashboard/keys", data={"name": "mine", "csrf_token": token}).status_code == 403
+    with keyed.app_context(), db.connection_context():
+        row, _ = create_key("stored", admin=False)
+    assert client.post(f"/dashboard/keys/{row.id}/revoke", data={"csrf_token": token}).status_code == 403
+    with keyed.app_context(), db.connection_context():
+        assert [(k.name, k.revoked_at) for k in ApiKey.select()] == [("stored", None)]
+
+
+def test_signing_out_forgets_the_key(keyed: Flask) -> None:
+    admin = signed_in(keyed, ADMIN)
+    token = csrf(admin)
+    response = admin.post("/dashboard/signout", data={"csrf_token": token})
+    assert (response.status_code, response.headers["Location"]) == (302, "/dashboard/signin")
+    cleared = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith(KEY_COOKIE + "="))
+    assert cleared.startswith(f"{KEY_COOKIE}=;")
+    assert "Max-Age=0" in cleared
+    assert admin.get("/dashboard/").headers["Location"] == "/dashboard/signin"
+
+
+def test_a_stale_key_cookie_is_sent_to_sign_in_and_cleared(keyed: Flask) -> None:
+    client = keyed.test_client()
+    client.set_cookie(KEY_COOKIE, "sk-revoked-long-ago", path="/dashboard")
+    response = client.get("/dashboard/sessions")
+    assert (response.status_code, response.headers["Location"]) == (302, "/dashboard/signin")
+    assert any(c.startswith(f"{KEY_COOKIE}=;") for c in response.headers.getlist("Set-Cookie"))
+
+
+@pytest.mark.parametrize(("asked", "shown"), [("1h", "1h"), ("7d", "7d"), ("forever", "24h"), (None, "24h")])
+def test_the_overview_window_is_one_of_the_three_or_24h(keyed: Flask, asked: str | None, shown: str) -> None:
+    path = "/dashboard/" if asked is None else f"/dashboard/?window={asked}"
+    page = signed_in(keyed, ADMIN).get(path).get_data(as_text=True)
+    assert f"<h2>Traffic over the last {shown}</h2>" in page
+    assert f'class="on">{shown}</a>' in page
+
+
+def test_a_key_without_a_name_is_refused_with_the_reason(keyed: Flask) -> None:
+    admin = signed_in(keyed, ADMIN)
+    token = csrf(admin)
+    response = admin.post("/dashboard/keys", data={"name": "  ", "csrf_token": token})
+    assert response.status_code == 400
+    assert "a key needs a name" in response.get_data(as_text=True)
+    with keyed.app_context(), db.connection_context():
+        assert ApiKey.select().count() == 0
