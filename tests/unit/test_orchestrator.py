@@ -28,14 +28,16 @@ from app.errors import (
     UpstreamTimeoutError,
 )
 from app.exchange import Exchange
-from app.orchestrator import Answer, Orchestrator, fallback_reason, past_budget
+from app.orchestrator import Answer, Orchestrator, StreamAnswer, fallback_reason, past_budget
 from app.providers import build_providers
 from app.providers.base import CallContext
 from app.providers.capabilities import CapabilityTable
 from app.resilience.breaker import BreakerConfig, InProcessStore
 from app.resilience.retry import BreakerRegistry, RetryPolicy
 from app.storage.recorder import Job, Recorder
+from app.web.streaming import generate
 from tests.conftest import DATABRICKS_URL
+from tests.fakes.anthropic_events import sse_frame, text_events
 
 UPSTREAM_MODEL = "databricks-claude-sonnet-4-5"
 MESSAGE = {"id": "msg_up", "type": "message", "role": "assistant", "model": UPSTREAM_MODEL,
@@ -240,3 +242,52 @@ def test_settle_with_a_status_records_it(built: Built) -> None:
     built.orchestrator.settle(ex)
 
     assert (ex.record.status, built.released, len(built.recorder.jobs)) == (499, 1, 1)
+
+
+def sse_body(events: list[dict[str, Any]]) -> bytes:
+    return b"".join(sse_frame(event) for event in events)
+
+
+@responses.activate
+def test_a_stream_settles_once_when_it_ends_and_is_cached(built: Built) -> None:
+    responses.post(DATABRICKS_URL, body=sse_body(text_events(["Thr", "ee."])), content_type="text/event-stream")
+    ex = built.exchange(stream=True)
+
+    answer = built.orchestrator.handle(ex)
+
+    assert isinstance(answer, StreamAnswer)
+    assert built.released == 0
+    chunks = list(generate(answer.start, answer.builder, 10.0, answer.on_done))
+    assert b"event: message_stop" in chunks[-1]
+    assert (ex.record.status, built.released, len(built.recorder.jobs)) == (200, 1, 1)
+    assert built.cache.get(ex.facts.cache_key("databricks", UPSTREAM_MODEL)) is not None
+
+    answer.on_done(answer.builder, None)
+    assert (built.released, len(built.recorder.jobs)) == (1, 1)
+
+
+@responses.activate
+def test_a_stream_whose_client_went_away_settles_as_499_and_is_not_cached(built: Built) -> None:
+    responses.post(DATABRICKS_URL, body=sse_body(text_events(["Thr", "ee."])), content_type="text/event-stream")
+    ex = built.exchange(stream=True)
+    answer = built.orchestrator.handle(ex)
+    assert isinstance(answer, StreamAnswer)
+
+    answer.on_done(answer.builder, None)
+    answer.start.pump.close()
+
+    assert (ex.record.status, built.released, len(built.recorder.jobs), built.failures()) == (499, 1, 1, 0)
+    assert built.cache.get(ex.facts.cache_key("databricks", UPSTREAM_MODEL)) is None
+
+
+@responses.activate
+def test_a_stream_refused_before_the_first_byte_raises_and_settles(built: Built) -> None:
+    responses.post(DATABRICKS_URL, status=529, json={"type": "error", "error": {"type": "overloaded_error",
+                                                                                  "message": "Overloaded"}})
+    ex = built.exchange(stream=True)
+
+    with pytest.raises(LynkrError) as caught:
+        built.orchestrator.handle(ex)
+
+    assert (caught.value.status, caught.value.error_type) == (529, "overloaded_error")
+    assert (ex.record.status, built.released, len(built.recorder.jobs), built.failures()) == (529, 1, 1, 1)
