@@ -291,7 +291,6 @@ def test_a_streamed_step_whose_translator_reports_the_cut_raises_that_error(turn
         list(loop.ops())
 
     assert (caught.value.status, caught.value.error_type) == (502, "api_error")
-    assert caught.value.message == "The upstream stream ended before the message was complete."
     assert stream.released == 1
 
 
