@@ -174,6 +174,7 @@ def test_send_before_open_and_after_close_is_transport_closed(spawn: Callable[..
         transport.send({"jsonrpc": "2.0", "method": "x"})
 
 
+@pytest.mark.usefixtures("quick_stop")
 def test_a_child_that_stopped_reading_is_transport_closed(spawn: Callable[..., StdioTransport]) -> None:
     sink = RecordingSink()
     transport = spawn("import os, sys, time; os.close(0); print('{}', flush=True); time.sleep(30)", sink)
