@@ -24,6 +24,7 @@ from app.storage.db import db
 from app.storage.models import ClientRequest, UsageCounter
 from tests.fakes import anthropic_events as ev
 from tests.fakes import anthropic_upstream as anthropic
+from tests.fakes import ollama_upstream as ollama
 from tests.fakes import openai_chunks as oc
 from tests.fakes import openai_upstream as openai
 from tests.fakes.behaviours import JsonReply, Pause
@@ -137,19 +138,45 @@ OPENAI_STREAM = {
 }
 
 
+# -- Ollama's native /api/chat (NDJSON) ----------------------------------------------------------
+
+def _partial_line() -> dict[str, Any]:
+    return {"model": ollama.DEFAULT_MODEL, "created_at": "2026-12-07T00:00:00Z",
+            "message": {"role": "assistant", "content": "Half an ans"}, "done": False}
+
+
+OLLAMA_JSON = {
+    "500": Fault(lambda: ollama.ErrorReply(500), 500, "api_error"),
+    "503": Fault(lambda: ollama.ErrorReply(503), 503, "overloaded_error"),
+    "refused": Fault(None, 502, "api_error"),
+    "read-timeout-before-headers": Fault(lambda: ollama.ChatReply(head_delay=2.0), 504, "timeout_error"),
+}
+
+OLLAMA_STREAM = {
+    **OLLAMA_JSON,
+    "read-timeout-mid-stream": Fault(lambda: ollama.ChatReply(lines=[_partial_line(), Pause(2.0)]),
+                                     504, "timeout_error", mid_stream=True),
+    "reset-mid-stream": Fault(lambda: ollama.ChatReply(lines=[_partial_line()], die=True), 502, "api_error",
+                              mid_stream=True),
+    "silent-eof": Fault(lambda: ollama.ChatReply(lines=[_partial_line()]), 502, "api_error", mid_stream=True),
+}
+
+
 FAMILIES: dict[str, tuple[type[Any], Callable[[Any], dict[str, Any]]]] = {
     "anthropic": (anthropic.FakeAnthropicUpstream,
                   lambda fake: {"model_provider": "databricks", "databricks_api_base": fake.url}),
     "openai": (openai.FakeOpenAIUpstream,
                lambda fake: {"model_provider": "openai-compatible", "openai_compatible_endpoint": fake.base_url,
                              "openai_compatible_model": "matrix-model"}),
+    "ollama": (ollama.FakeOllama,
+               lambda fake: {"model_provider": "ollama", "ollama_endpoint": fake.url,
+                             "ollama_timeout_ms": READ_TIMEOUT_MS}),
 }
+TABLES = {(False, "anthropic"): ANTHROPIC_JSON, (True, "anthropic"): ANTHROPIC_STREAM,
+          (False, "openai"): OPENAI_JSON, (True, "openai"): OPENAI_STREAM,
+          (False, "ollama"): OLLAMA_JSON, (True, "ollama"): OLLAMA_STREAM}
 CASES = [(family, stream, name, fault)
-         for family, table in (("anthropic", ANTHROPIC_JSON), ("openai", OPENAI_JSON))
-         for name, fault in table.items() for stream in [False]] + \
-        [(family, True, name, fault)
-         for family, table in (("anthropic", ANTHROPIC_STREAM), ("openai", OPENAI_STREAM))
-         for name, fault in table.items()]
+         for (stream, family), table in TABLES.items() for name, fault in table.items()]
 
 
 @pytest.fixture(params=["server-mode", "client-mode"])
@@ -193,7 +220,8 @@ def test_every_fault_settles_its_books(gateway: tuple[Flask, Any, str, str], fam
                                        fault: Fault) -> None:
     app, fake, provider, mode = gateway
     if fault.behaviour is None:
-        provider_settings = {"databricks": "databricks_api_base", "openai-compatible": "openai_compatible_endpoint"}
+        provider_settings = {"databricks": "databricks_api_base", "openai-compatible": "openai_compatible_endpoint",
+                             "ollama": "ollama_endpoint"}
         app = _with_dead_upstream(app, provider_settings[provider])
     else:
         fake.script(fault.behaviour())
@@ -244,4 +272,4 @@ def _with_dead_upstream(app: Flask, setting: str) -> Flask:
 
 def test_the_matrix_covers_every_family_and_form() -> None:
     assert {family for family, *_ in CASES} == set(FAMILIES)
-    assert len(ANTHROPIC_JSON) + len(ANTHROPIC_STREAM) + len(OPENAI_JSON) + len(OPENAI_STREAM) == len(CASES)
+    assert sum(len(table) for table in TABLES.values()) == len(CASES)
