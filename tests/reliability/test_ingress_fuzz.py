@@ -10,6 +10,7 @@ one usage row.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -138,3 +139,21 @@ def test_the_unmutated_recordings_are_answered(fuzz_target: Target) -> None:
         response = post_messages(fuzz_target.app, encode(body))
         check_answer(response)
         assert response.status_code == 200
+
+
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=300)
+
+
+@fuzz_settings(ci_examples=10)
+@given(name=st.sampled_from(["anthropic-beta", "anthropic-version", "x-claude-code-session-id", "x-session-id",
+                             "X-Request-ID", "X-Request-Start", "x-api-key", "authorization", "accept-encoding"]),
+       value=header_values, stream=st.booleans())
+def test_odd_header_values_get_an_answer_or_the_envelope(fuzz_target: Target, name: str, value: str,
+                                                         stream: bool) -> None:
+    body = encode({**RECORDED[4], "stream": stream})
+    earlier = Counter(fuzz_target.writes)
+    response = fuzz_target.app.test_client().post("/v1/messages", data=body, content_type="application/json",
+                                                  headers={name: value})
+    response.get_data()
+    check_answer(response)
+    check_one_usage_row(fuzz_target, response.headers["request-id"], earlier)
