@@ -43,12 +43,12 @@ from app.web.services import Services, services
 bp = Blueprint("messages", __name__)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DRAIN_RETRY_AFTER = "5"
+SHED_RETRY_AFTER = "5"
 READ_CHUNK = 64 * 1024
 CLAUDE_NAMES = ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 MODELS_CREATED_AT = "2025-01-01T00:00:00Z"
 DEFAULT_MODELS_PAGE, MAX_MODELS_PAGE = 20, 1000
 TOO_LARGE = "Request body is larger than the limit (REQUEST_JSON_LIMIT)."
-SHED_RETRY_AFTER = "5"
 
 
 @bp.before_app_request
