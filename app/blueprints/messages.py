@@ -114,11 +114,15 @@ def create_message() -> Response:
         metrics_of().shed("concurrency")
         raise OverloadedError("Too many requests in flight on this worker; retry shortly.",
                               headers={"retry-after": "1"})
-    record = _record(body)
-    ctx = CallContext(request_id=record.request_id, requested_model=body["model"],
-                      anthropic_version=request.headers.get("anthropic-version"),
-                      anthropic_beta=request.headers.get("anthropic-beta"))
-    exchange = Exchange(body, ctx, record, svc.orchestrator.cache, slot.release)
+    try:
+        record = _record(body)
+        ctx = CallContext(request_id=record.request_id, requested_model=body["model"],
+                          anthropic_version=request.headers.get("anthropic-version"),
+                          anthropic_beta=request.headers.get("anthropic-beta"))
+        exchange = Exchange(body, ctx, record, svc.orchestrator.cache, slot.release)
+    except BaseException:
+        slot.release()  # no exchange owns it yet
+        raise
     request.environ[EXCHANGE_BEGUN] = True  # from here on Orchestrator.settle writes the usage row
     try:
         outcome = svc.orchestrator.handle(exchange)

@@ -202,3 +202,17 @@ def test_other_paths_write_no_rows(app: Flask, mocked: Any) -> None:
                client.get("/v1/models/nope")]
     assert [answer.status_code for answer in answers] == [400, 404]
     assert rows(app, answers) == []
+
+
+def test_a_crash_before_the_exchange_gives_the_slot_back_and_writes_one_row(app: Flask, mocked: Any,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("session store broke")
+
+    monkeypatch.setattr("app.blueprints.messages.session_id_from", broken)
+    response = app.test_client().post("/v1/messages", json=make_request())
+    body = assert_envelope(response, 500, "api_error")
+    assert body["error"]["message"] == "Internal server error"
+    assert app.extensions["lynkr"].limiter.in_flight == 0
+    assert [(row.status, row.error_type) for row in rows(app, [response])] == [(500, "api_error")]
+    assert len(mocked.calls) == 0
