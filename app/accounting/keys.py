@@ -41,6 +41,9 @@ def id_from_hash(key_hash: str) -> str:
     return "key_" + key_hash[:16]
 
 
+_MISSING = object()
+
+
 @dataclass(frozen=True)
 class StoredKey:
     """What a valid database key grants."""
@@ -115,8 +118,10 @@ class KeyStore:
 
     def _cached(self, slot: str, load: Callable[[], Any]) -> Any:
         with self._lock:
-            if slot in self._cache:
-                return self._cache[slot]
+            # One read: an entry can expire between a membership test and a lookup.
+            cached = self._cache.get(slot, _MISSING)
+        if cached is not _MISSING:
+            return cached
         value = load()
         with self._lock:
             self._cache[slot] = value

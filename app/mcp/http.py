@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,8 @@ SESSION_HEADER = "Mcp-Session-Id"
 VERSION_HEADER = "MCP-Protocol-Version"
 ACCEPT = "application/json, text/event-stream"
 CONNECT_TIMEOUT_S = 10.0
+LISTEN_PAUSE_S = 0.5  # before the server's event stream is opened again
+LISTEN_MAX_PAUSE_S = 30.0
 
 
 class HttpTransport:
@@ -44,6 +47,7 @@ class HttpTransport:
         self._http = requests.Session()
         self._sink: Sink | None = None
         self._closed = False
+        self._closed_event = threading.Event()  # wakes the event-stream listener's pause on close
         self._lock = threading.Lock()
 
     def open(self, sink: Sink) -> None:
@@ -70,6 +74,7 @@ class HttpTransport:
             if self._closed:
                 return
             self._closed = True
+        self._closed_event.set()
         if self.session_id:
             with contextlib.suppress(requests.RequestException):
                 self._http.delete(self.url, headers=self._headers(), timeout=(CONNECT_TIMEOUT_S, 5))
@@ -126,8 +131,14 @@ class HttpTransport:
         raise TransportError(f"{self.url} ended its answer without a response")
 
     def _listen(self, sink: Sink) -> None:
-        """The optional GET stream: notifications the server sends outside any request (tools/list_changed)."""
+        """The optional GET stream: notifications the server sends outside any request (tools/list_changed).
+
+        A stream that ends is opened again, after a pause that doubles while streams keep ending
+        at once (a proxy's idle timeout, a server that closes idle streams), so it never spins.
+        """
+        pause = LISTEN_PAUSE_S
         while not self._closed:
+            opened = time.monotonic()
             try:
                 with self._http.get(self.url, headers={**self._headers(), "Accept": "text/event-stream"},
                                     stream=True, timeout=(CONNECT_TIMEOUT_S, None)) as response:
@@ -139,6 +150,9 @@ class HttpTransport:
                     log.info("MCP server %s: the event stream ended (%s)", self.server_id, exc.__class__.__name__,
                              extra={"mcp_server": self.server_id})
                 return
+            lasted = time.monotonic() - opened
+            pause = LISTEN_PAUSE_S if lasted > LISTEN_MAX_PAUSE_S else min(pause * 2, LISTEN_MAX_PAUSE_S)
+            self._closed_event.wait(pause)
 
     @staticmethod
     def _read_events(response: requests.Response, sink: Sink) -> None:

@@ -53,6 +53,8 @@ class StdioTransport:
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise TransportError(f"could not start {self.argv[0]}: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # a NUL byte in an argument or an environment value
+            raise TransportError(f"could not start {self.argv[0]}: {exc}") from exc
         assert self.process.stdout is not None
         assert self.process.stderr is not None
         threading.Thread(target=self._read_stdout, args=(self.process.stdout, sink), daemon=True,

@@ -308,3 +308,12 @@ def test_after_negotiation_the_server_stream_delivers_its_own_messages(endpoint:
     assert gets[0].headers["MCP-Protocol-Version"] == VERSION
     time.sleep(0.1)
     assert len(endpoint.seen) == 2  # a 405 ends the listening
+
+
+def test_a_server_stream_that_ends_at_once_is_not_reopened_in_a_tight_loop(
+        endpoint: Endpoint, transports: list[HttpTransport]) -> None:
+    endpoint.answer = lambda seen: Reply(200, {"Content-Type": "text/event-stream"}, b"")
+    transport = opened(transports, endpoint.url, RecordingSink())
+    transport.negotiated(VERSION)
+    time.sleep(1.0)
+    assert len([s for s in endpoint.seen if s.method == "GET"]) <= 3

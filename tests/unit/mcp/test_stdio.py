@@ -229,3 +229,9 @@ def test_negotiated_changes_nothing_on_stdio(spawn: Callable[..., StdioTransport
     transport.send({"jsonrpc": "2.0", "id": 7, "method": "m", "params": {}})
     sink.wait(messages=1)
     assert sink.messages == [{"jsonrpc": "2.0", "id": 7, "result": {}}]
+
+
+def test_a_nul_byte_in_the_environment_is_a_start_failure(tmp_path: Path) -> None:
+    transport = StdioTransport("srv", [sys.executable, "-c", "pass"], env={"A": "x\0y"}, cwd=tmp_path)
+    with pytest.raises(TransportError, match=r"could not start .*python.*: embedded null byte"):
+        transport.open(RecordingSink())
