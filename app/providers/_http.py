@@ -133,13 +133,18 @@ def map_stream_exceptions(provider: str, url: str = "") -> Iterator[None]:
         raise _stream_error(provider, where, exc) from exc
 
 
+@functools.lru_cache(maxsize=64)
 def host_of(url: str) -> str:
-    """``host[:port]`` of ``url``, never its userinfo (how an endpoint is named to anyone)."""
+    """``host[:port]`` of ``url``, never its userinfo (how an endpoint is named to anyone); once per URL."""
     parts = urlsplit(url)
     if not parts.hostname:
         return redact(url)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{host}:{parts.port}" if parts.port else host
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: name the host alone
+        port = None
+    return f"{host}:{port}" if port else host
 
 
 def _connection_error(provider: str, where: str, exc: requests.ConnectionError,

@@ -10,8 +10,8 @@ from app.errors import InvalidRequestError
 from app.web.schemas import (
     MAX_JSON_DEPTH,
     adopt_seed_shapes,
-    json_depth,
     parse_json,
+    too_deep,
     validate_count_tokens_request,
     validate_messages_request,
 )
@@ -84,13 +84,17 @@ def test_parse_json() -> None:
     with pytest.raises(InvalidRequestError, match=r"^Request body nests deeper than 128 levels\.$"):
         parse_json(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
     deepest = parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
-    assert json_depth(deepest, MAX_JSON_DEPTH) == MAX_JSON_DEPTH
+    assert not too_deep(deepest)
+    assert too_deep([deepest])
 
 
-def test_json_depth_counts_containers_and_stops_early() -> None:
-    assert json_depth({"a": [1, {"b": []}]}, 10) == 4
-    assert json_depth("scalar", 10) == 0
-    assert json_depth([[[[]]]], 2) == 3
+def test_depth_counts_containers_not_scalars() -> None:
+    assert not too_deep("scalar")
+    nested: object = {"a": 1}
+    for _ in range(MAX_JSON_DEPTH - 1):
+        nested = [nested]
+    assert not too_deep(nested)
+    assert too_deep({"b": nested})
 
 
 def test_the_seed_projects_shapes_are_adopted() -> None:
@@ -103,3 +107,25 @@ def test_the_seed_projects_shapes_are_adopted() -> None:
         "tool_choice"] == {"type": "auto"}
     assert adopt_seed_shapes({"tool_choice": "sometimes"}, lambda model: 1) == {"tool_choice": "sometimes"}
     assert adopt_seed_shapes([1], lambda model: 1) == [1]
+
+
+
+def test_a_message_or_tool_list_seen_valid_is_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.web import schemas
+
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}],
+            "tools": [{"name": "Read", "input_schema": {"type": "object"}}]}
+    validate_messages_request(body)
+    checked: list[object] = []
+    real = schemas.Message._deserialize
+
+    def counting(self: object, *args: object, **kwargs: object) -> object:
+        checked.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(schemas.Message, "_deserialize", counting)
+    validate_messages_request({**body, "messages": [*body["messages"], {"role": "assistant", "content": "Hello"}]})
+    assert checked == [{"role": "assistant", "content": "Hello"}]  # only the new turn
+    with pytest.raises(InvalidRequestError, match=r"^messages\.1\.content\.0\.text: "):
+        validate_messages_request({**body, "messages": [*body["messages"],
+                                                        {"role": "user", "content": [{"type": "text", "text": 5}]}]})
