@@ -87,9 +87,13 @@ class Content(fields.Field):
             return value
         if not isinstance(value, list):
             raise ValidationError(self.shape)
+        key = orjson.dumps(value)
+        if _SEEN_CONTENT.known(key):  # the same system prompt on every request
+            return value
         problems = {index: errors for index, block in enumerate(value) if (errors := block_errors(block))}
         if problems:
             raise ValidationError(problems)
+        _SEEN_CONTENT.remember(key)
         return value
 
 
@@ -104,6 +108,27 @@ def block_errors(block: Any) -> dict[str, Any] | list[str]:
     return schema.validate(block) if schema is not None else {}
 
 
+class SeenValid:
+    """JSON values (as their bytes) already found valid, the most recent :data:`SEEN_ITEMS` of them."""
+
+    def __init__(self) -> None:
+        self._valid: LRUCache[bytes, bool] = LRUCache(SEEN_ITEMS)
+        self._lock = threading.Lock()
+
+    def known(self, key: bytes) -> bool:
+        """Whether ``key`` was found valid before."""
+        with self._lock:
+            return key in self._valid
+
+    def remember(self, key: bytes) -> None:
+        """Note that ``key`` is valid."""
+        with self._lock:
+            self._valid[key] = True
+
+
+_SEEN_CONTENT = SeenValid()
+
+
 class RememberedList(fields.List):
     """A list whose items are each checked once per distinct content.
 
@@ -114,8 +139,7 @@ class RememberedList(fields.List):
 
     def __init__(self, inner: fields.Field, **kwargs: Any) -> None:
         super().__init__(inner, **kwargs)
-        self._valid: LRUCache[bytes, bool] = LRUCache(SEEN_ITEMS)
-        self._lock = threading.Lock()
+        self._seen = SeenValid()
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         if not isinstance(value, list):
@@ -123,16 +147,14 @@ class RememberedList(fields.List):
         problems: dict[int, Any] = {}
         for index, item in enumerate(value):
             key = orjson.dumps(item)
-            with self._lock:
-                if key in self._valid:
-                    continue
+            if self._seen.known(key):
+                continue
             try:
                 self.inner.deserialize(item, **kwargs)
             except ValidationError as error:
                 problems[index] = error.messages
                 continue
-            with self._lock:
-                self._valid[key] = True
+            self._seen.remember(key)
         if problems:
             raise ValidationError(problems)
         return value
