@@ -9,6 +9,7 @@ the budget counter is back where it was, and a healthy request right after succe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from tests.fakes.behaviours import JsonReply, Pause
 KEY = "sk-lynkr-matrix-0001"
 HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
 READ_TIMEOUT_MS = 800
+CONNECT_TIMEOUT_MS = 300
 OVERSIZE_LIMIT = 64 * 1024
 
 
@@ -39,11 +41,33 @@ OVERSIZE_LIMIT = 64 * 1024
 class Fault:
     """A fault and the client's expected outcome: an HTTP status, or an error event after a 200."""
 
-    behaviour: Callable[[], Any] | None  # None: nothing listens (connection refused)
+    behaviour: Callable[[], Any] | None  # None: no upstream answers at all (see ``dead``)
     status: int
     error_type: str
     mid_stream: bool = False
     counts_for_breaker: bool = True
+    dead: str = "refused"  # without a behaviour: "refused" (a closed port) or "silent" (no accept)
+
+
+@pytest.fixture
+def silent_upstream() -> Iterator[str]:
+    """A port whose accept queue is full: a new connection's SYN is dropped, so connecting times out."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(listener.getsockname())
+        fillers.append(filler)
+    try:
+        yield url
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
 
 
 def _closed_port() -> str:
@@ -59,6 +83,7 @@ def _a_partial() -> list[dict[str, Any]]:
 
 
 ANTHROPIC_JSON = {
+    "connect-timeout": Fault(None, 504, "timeout_error", dead="silent"),
     "429-retry-after": Fault(lambda: anthropic.ErrorReply(429, headers={"retry-after": "1"},
                                                           error_type="rate_limit_error"),
                              429, "rate_limit_error", counts_for_breaker=False),
@@ -110,6 +135,7 @@ def _o_partial() -> list[dict[str, Any]]:
 
 
 OPENAI_JSON = {
+    "connect-timeout": Fault(None, 504, "timeout_error", dead="silent"),
     "429": Fault(lambda: openai.ErrorReply(429, error_type="rate_limit_exceeded"), 429, "rate_limit_error",
                  counts_for_breaker=False),
     "500": Fault(lambda: openai.ErrorReply(500), 500, "api_error"),
@@ -146,6 +172,7 @@ def _partial_line() -> dict[str, Any]:
 
 
 OLLAMA_JSON = {
+    "connect-timeout": Fault(None, 504, "timeout_error", dead="silent"),
     "500": Fault(lambda: ollama.ErrorReply(500), 500, "api_error"),
     "503": Fault(lambda: ollama.ErrorReply(503), 503, "overloaded_error"),
     "refused": Fault(None, 502, "api_error"),
@@ -191,7 +218,8 @@ def gateway(request: pytest.FixtureRequest, make_app: Callable[..., Flask],
     with fake_class() as fake:
         app = make_app(**mode, api_keys=(KEY,), budget_key_daily_tokens=10_000_000, retry_max_retries=0,
                        fallback_enabled=False,
-                       upstream_timeout_ms=READ_TIMEOUT_MS, max_upstream_event_bytes=OVERSIZE_LIMIT,
+                       upstream_timeout_ms=READ_TIMEOUT_MS, connect_timeout_ms=CONNECT_TIMEOUT_MS,
+                       max_upstream_event_bytes=OVERSIZE_LIMIT,
                        breaker_failure_threshold=100, **settings(fake))
         yield app, fake, app.extensions["lynkr"].config.model_provider, request.param
         app.extensions["lynkr"].recorder.flush()
@@ -216,13 +244,14 @@ def _events(raw: bytes) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("family", "stream", "name", "fault"), [
     pytest.param(family, stream, name, fault, id=f"{family}-{'stream' if stream else 'json'}-{name}")
     for family, stream, name, fault in CASES])
-def test_every_fault_settles_its_books(gateway: tuple[Flask, Any, str, str], family: str, stream: bool, name: str,
-                                       fault: Fault) -> None:
+def test_every_fault_settles_its_books(gateway: tuple[Flask, Any, str, str], silent_upstream: str, family: str,
+                                       stream: bool, name: str, fault: Fault) -> None:
     app, fake, provider, mode = gateway
     if fault.behaviour is None:
         provider_settings = {"databricks": "databricks_api_base", "openai-compatible": "openai_compatible_endpoint",
                              "ollama": "ollama_endpoint"}
-        app = _with_dead_upstream(app, provider_settings[provider])
+        dead_url = silent_upstream if fault.dead == "silent" else _closed_port()
+        app = _with_dead_upstream(app, provider_settings[provider], dead_url)
     else:
         fake.script(fault.behaviour())
     client = app.test_client()
@@ -258,15 +287,15 @@ def test_every_fault_settles_its_books(gateway: tuple[Flask, Any, str, str], fam
         assert healthy.status_code == 200, healthy.get_data(as_text=True)
 
 
-def _with_dead_upstream(app: Flask, setting: str) -> Flask:
-    """The app rebuilt with its provider pointed at a port nothing listens on."""
+def _with_dead_upstream(app: Flask, setting: str, url: str) -> Flask:
+    """The app rebuilt with its provider pointed at ``url``, where no upstream answers."""
     from dataclasses import replace
 
     from app.factory import create_app
     from app.resilience.retry import InProcessStore
 
     config = app.extensions["lynkr"].config
-    return create_app(replace(config, **{setting: _closed_port() + ("/v1" if "openai" in setting else "")}),
+    return create_app(replace(config, **{setting: url + ("/v1" if "openai" in setting else "")}),
                       drain=app.extensions["lynkr"].drain, breaker_store=InProcessStore())
 
 

@@ -93,3 +93,30 @@ def test_a_body_that_pauses_past_the_deadline_is_408(
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b'"timeout_error"' in answer
     assert 0.4 < waited < 3
+
+
+def test_slow_headers_and_idle_keep_alives_cannot_stall_the_instance(
+        make_gateway: Callable[..., Gateway], mocked_upstream: FakeAnthropicUpstream) -> None:  # noqa: F811
+    """100 connections sending their headers a line at a time (and then stopping), and 100 kept-alive
+    connections left idle after one request: health and a normal request still answer within 1 s."""
+    gateway = make_gateway(LYNKR_THREADS=None, WEB_CONCURRENCY="2")
+    slow_headers, idle = [], []
+    try:
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+            sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the rest
+            slow_headers.append(sock)
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+            sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            idle.append(sock)  # kept alive, sending nothing more
+        probes = [timed(lambda: requests.get(gateway.url + "/health/live", timeout=5)) for _ in range(5)]
+        probes += [timed(lambda: requests.post(gateway.url + "/v1/messages", json=message_body("Hi"),
+                                               headers=ANTHROPIC_HEADERS, timeout=5)) for _ in range(5)]
+    finally:
+        for sock in (*slow_headers, *idle):
+            sock.close()
+
+    assert [status for _, status in probes] == [200] * len(probes)
+    assert max(seconds for seconds, _ in probes) < 1.0, probes
