@@ -9,6 +9,7 @@ background threads) wraps its work in ``with db.connection_context():``.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from app.storage.extras import require
 
 db = DatabaseProxy()
 
+SQLITE_OPEN_WAIT_S = 5.0
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
     "synchronous": "normal",
@@ -38,10 +40,28 @@ def make_database(config: Config) -> PooledDatabase:
     path = Path(config.session_db_path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
-    return PooledSqliteDatabase(
+    return _SqliteDatabase(
         str(path), pragmas=SQLITE_PRAGMAS, max_connections=config.threads + 8,
         stale_timeout=300, check_same_thread=False,
     )
+
+
+class _SqliteDatabase(PooledSqliteDatabase):
+    """SQLite whose connections retry a locked open for a while.
+
+    Switching a new file to WAL needs it to itself, and SQLite refuses at once — without its busy
+    timeout — while another process opens it: two workers starting on a new database file.
+    """
+
+    def _connect(self) -> Any:
+        deadline = time.monotonic() + SQLITE_OPEN_WAIT_S
+        while True:
+            try:
+                return super()._connect()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
 
 def _postgres(url: str, threads: int) -> PooledDatabase:

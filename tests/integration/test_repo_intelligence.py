@@ -21,7 +21,7 @@ from dulwich.repo import Repo
 from flask import Flask
 
 from app.storage.db import db
-from app.storage.models import UpstreamAttempt
+from app.storage.models import ClientRequest, UpstreamAttempt
 from app.tools.claude_md import END, START
 from app.tools.index import languages
 from tests.integration.test_agent_loop import ScriptedUpstream, answer, ask, text
@@ -229,6 +229,7 @@ def test_a_diff_review_asks_the_gateways_own_model_and_is_recorded(
     response = ask(app.test_client(), [{"role": "user", "content": "review my change"}])
 
     assert response.status_code == 200
+    request_id = response.headers["request-id"]
     review_call = upstream.bodies[1]
     assert review_call["system"].startswith("You are a careful senior engineer reviewing a change.")
     assert "app/main.py" in review_call["messages"][0]["content"]
@@ -238,5 +239,6 @@ def test_a_diff_review_asks_the_gateways_own_model_and_is_recorded(
     assert "## Risks" in json.dumps(result["content"])
     app.extensions["lynkr"].recorder.flush()
     with db.connection_context():
-        attempts = list(UpstreamAttempt.select().order_by(UpstreamAttempt.id).dicts())
+        attempts = list(UpstreamAttempt.select().join(ClientRequest)
+                        .where(ClientRequest.request_id == request_id).order_by(UpstreamAttempt.id).dicts())
     assert [a["status"] for a in attempts] == [200, 200, 200]
