@@ -110,6 +110,10 @@ def test_sigterm_drains_before_the_graceful_stop(plain_gunicorn: Callable[..., G
 
     gateway.proc.send_signal(signal.SIGTERM)
     signalled = time.monotonic()
+    # The master sets the shared drain flag when it handles the signal: a request sent in the same
+    # instant may still be served, so readiness is polled for well inside the 2 s pre-stop window.
+    assert wait_until(lambda: requests.get(gateway.url + "/health/ready", headers={"Connection": "close"},
+                                           timeout=5).status_code == 503, timeout=1.0)
     ready = requests.get(gateway.url + "/health/ready", headers={"Connection": "close"}, timeout=5)
     model = gateway.post(message_body())
 
