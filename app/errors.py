@@ -22,7 +22,7 @@
 
 The transport classes (:data:`TRANSPORT_ERRORS`) are raised only at the provider boundary
 (:mod:`app.providers._http`), for a request and for a body or stream that breaks off, so every
-caller — the orchestrator's retries, the stream pump, the agent loop — catches them by type.
+caller — the orchestrator's retries, the stream response, the agent loop — catches them by type.
 
 Every error a client sees is ``{"type":"error","error":{"type":…,"message":…},"request_id":…}``.
 An Anthropic-format upstream's own error body passes through unchanged (``body``), because

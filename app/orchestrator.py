@@ -56,7 +56,6 @@ from app.exchange import Exchange
 from app.logging import get_logger
 from app.metrics.recorder import NULL_METRICS, MetricsRecorder, outcome_of
 from app.providers.base import CallContext, Provider, UpstreamStream
-from app.pump import StreamSource, StreamStart, begin
 from app.resilience.retry import (
     BreakerRegistry,
     CircuitBreaker,
@@ -66,6 +65,7 @@ from app.resilience.retry import (
     counts_as_failure,
 )
 from app.routing import Route, Router, RoutingRule
+from app.sources import StreamSource, StreamStart, begin
 from app.storage.recorder import Recorder
 from app.storage.transcripts import record_exchange
 from app.tools.base import ModelCall, ToolError
@@ -88,7 +88,7 @@ class Answer:
 
 @dataclass
 class StreamAnswer:
-    """A stream that has begun: the pump reading its source, the client's builder, and the
+    """A stream that has begun: its source (or the open under way), the client's builder, and the
     callback its end reports to."""
 
     start: StreamStart

@@ -29,7 +29,7 @@ WORKER="$(pgrep -P "$GW" | head -1)"
 "$PY" "$HARNESS/loadgen.py" --url "http://127.0.0.1:$PORT" -c "${CONCURRENCY:-16}" -d $((SECONDS_TO_SAMPLE + 4)) \
     --warmup 1 ${STREAM:+--stream} > load.json &
 sleep 2
-"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt --gil \
+"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt ${GIL- --gil} \
     --nonblocking > /dev/null 2>&1
 wait %3 2>/dev/null || true
 "$ROOT/.venv/bin/python" "$ROOT/bench/top_frames.py" stacks.txt

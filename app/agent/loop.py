@@ -11,13 +11,21 @@ it — never as an answer; what the server tools did before it stays in the sess
 
 The loop gets everything it may use explicitly: its model calls (:class:`Steps`), its limits
 and its budget (:class:`StepBudget`).
+
+A streamed turn runs on the response thread: the upstream step is read there, and what may
+block for long — a tool, opening the next step — runs on a helper thread while the loop hands
+out :data:`~app.providers.wire.SILENT` per tick, so the client still hears pings.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from app.accounting.usage import USAGE_KEYS, usage_counts
 from app.agent import runner, splice, websearch
@@ -28,10 +36,13 @@ from app.config import Config
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
 from app.logging import get_logger
 from app.providers.base import UpstreamStream
+from app.providers.wire import DEFAULT_TICK_S, READING, SILENT, Pause
+from app.sources import on_helper
 from app.tools.base import Tool, ToolContext
 
 log = get_logger("agent")
-Ops = Generator[Op, None, None]
+Ops = Generator[Op | Pause, None, None]
+T = TypeVar("T")
 PROGRESS_ARG_CHARS = 80
 
 
@@ -92,7 +103,14 @@ class AgentLoop:
         self.totals = dict.fromkeys(USAGE_KEYS, 0)
         self.ran_server_tools = False
         self.current: UpstreamStream | None = None
+        self.tick_s = DEFAULT_TICK_S
         self._shown = _Shown()
+
+    def pace(self, tick_s: float) -> None:
+        """Hand out :data:`SILENT` after each ``tick_s`` seconds of waiting (a streamed turn)."""
+        self.tick_s = tick_s
+        if self.current is not None:
+            self.current.pace(tick_s)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -163,25 +181,50 @@ class AgentLoop:
                   or (self.turn.web_search is not None and c.get("name") == websearch.NAME)]
         return server, [c for c in calls if c not in server]
 
-    def _run_server_calls(self, calls: list[dict[str, Any]]) -> Generator[Op, None, list[dict[str, Any]]]:
+    def _run_server_calls(self, calls: list[dict[str, Any]]) -> Generator[Op | Pause, None, list[dict[str, Any]]]:
         results = []
         for call in calls:
             if self.turn.web_search is not None and call.get("name") == websearch.NAME:
-                shown, result = websearch.run(self.config, call, self.turn.web_search)
+                shown, result = yield from self._waited(
+                    partial(websearch.run, self.config, call, self.turn.web_search))
                 for block in shown:
                     yield ServerBlock(block)
             else:
                 yield from self._text(_progress(call))
                 assert self.turn.tool_ctx is not None
-                result = runner.run_call(call, self.turn.offered.get(str(call.get("name"))), self.turn.tool_ctx)
+                result = yield from self._waited(
+                    partial(runner.run_call, call, self.turn.offered.get(str(call.get("name"))), self.turn.tool_ctx))
                 if result.get("is_error"):
                     yield from self._text(" → error\n")
             results.append(result)
         return results
 
+    def _waited(self, call: Callable[[], T],
+                abandoned: Callable[[Future[T]], None] | None = None) -> Generator[Pause, None, T]:
+        """``call``'s result. A streamed turn runs it on a helper thread, handing out :data:`SILENT`
+        per tick meanwhile; if the client goes away, a tool that waits is told to stop, and
+        ``abandoned`` gets the call once it completes."""
+        if not self.streaming:
+            return call()
+        yield READING
+        running: Future[T] = on_helper(call)
+        try:
+            while True:
+                try:
+                    return running.result(timeout=self.tick_s)
+                except FutureTimeout:
+                    yield SILENT
+        except GeneratorExit:
+            if self.turn.tool_ctx is not None:
+                self.turn.tool_ctx.cancelled.set()
+            if abandoned is not None:
+                running.add_done_callback(abandoned)
+            raise
+
     # -- one model call ---------------------------------------------------------------------------
 
-    def _step(self, request: dict[str, Any], opened: UpstreamStream | None) -> Generator[Op, None, dict[str, Any]]:
+    def _step(self, request: dict[str, Any],
+              opened: UpstreamStream | None) -> Generator[Op | Pause, None, dict[str, Any]]:
         if self.streaming:
             message = yield from self._streamed_step(request, opened)
         else:
@@ -194,13 +237,17 @@ class AgentLoop:
         return message
 
     def _streamed_step(self, request: dict[str, Any],
-                       opened: UpstreamStream | None) -> Generator[Op, None, dict[str, Any]]:
-        stream = opened or self.steps.open(request)
+                       opened: UpstreamStream | None) -> Generator[Op | Pause, None, dict[str, Any]]:
+        stream = opened or (yield from self._waited(partial(self.steps.open, request), _release_unread))
         self.current = stream
+        stream.pace(self.tick_s)
         builder = StepBuilder(model=stream.model)
         translator = stream.translator(builder)
         try:
             for item in stream.items:
+                if isinstance(item, Pause):
+                    yield item
+                    continue
                 _fed(translator, item)
                 yield from self._visible(builder)
             translator.close()
@@ -233,6 +280,14 @@ class AgentLoop:
     def _save(self, produced: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
         if self.session_id and self.ran_server_tools:
             splice.save_trace(self.session_id, self._shown.message(), produced, results)
+
+
+def _release_unread(running: Future[UpstreamStream]) -> None:
+    """A step that opened after its turn was abandoned: released unread."""
+    if running.exception() is None:
+        stream = running.result()
+        stream.close()
+        stream.release()
 
 
 def _fed(translator: Any, item: Any) -> Any:
@@ -285,11 +340,12 @@ class AgentTranslator:
 
 @dataclass
 class AgentSource:
-    """The loop's turn as a stream source for :mod:`app.pump`; its first step is already open."""
+    """The loop's turn as a stream source for :mod:`app.sources`; its first step is already open."""
 
     loop: AgentLoop
     first: UpstreamStream
     translator: Callable[[StreamBuilder], AgentTranslator] = AgentTranslator
+    _ops: Ops | None = None
 
     @property
     def provider(self) -> str:
@@ -307,9 +363,15 @@ class AgentSource:
         return self.first.headers
 
     @property
-    def items(self) -> Iterator[Op]:
-        """The turn's ops."""
-        return self.loop.ops(self.first)
+    def items(self) -> Ops:
+        """The turn's ops and pauses."""
+        if self._ops is None:
+            self._ops = self.loop.ops(self.first)
+        return self._ops
+
+    def pace(self, tick_s: float) -> None:
+        """Hand out :data:`SILENT` after each ``tick_s`` seconds of waiting."""
+        self.loop.pace(tick_s)
 
     def close(self) -> None:
         """The client went away: abort the model call in progress, and tell a tool that waits (an
@@ -322,11 +384,16 @@ class AgentSource:
             current.close()
 
     def release(self) -> None:
-        """Each step releases its own upstream connection."""
+        """Each step releases its own upstream connection once the loop runs; the first step is
+        released here if the loop never ran."""
+        if self._ops is None or inspect.getgeneratorstate(self._ops) == inspect.GEN_CREATED:
+            self.first.close()
+            self.first.release()
 
 
 def run_to_message(loop: AgentLoop, builder: StreamBuilder) -> dict[str, Any]:
     """Drive ``loop`` to its end into ``builder``; the message the client gets."""
     for op in loop.ops():
-        apply(builder, op)
+        if not isinstance(op, Pause):
+            apply(builder, op)
     return builder.accumulator.message

@@ -26,9 +26,9 @@ from app.exchange import Exchange
 from app.metrics.recorder import metrics_of
 from app.orchestrator import StreamAnswer
 from app.providers.base import CallContext, Provider
-from app.pump import running_readers
 from app.resilience.retry import queued_ms_from_header
 from app.routing import CLOUD_TIER, TIERS, is_claude_model, parse_aliases
+from app.sources import open_sources
 from app.storage.sessions import session_id_from
 from app.web import streaming
 from app.web.error_handlers import EXCHANGE_BEGUN
@@ -148,7 +148,7 @@ def _max_output_tokens(model: str) -> int:
 def _shed(svc: Services) -> None:
     start = request.headers.get("X-Request-Start")
     queued = queued_ms_from_header(start, time.time()) if start else None
-    reason = svc.shedder.check(svc.limiter.in_flight, queued, running_readers())
+    reason = svc.shedder.check(svc.limiter.in_flight, queued, open_sources())
     if reason:
         metrics_of().shed(reason)
         raise OverloadedError(f"Lynkr is overloaded ({reason}); retry shortly.", status=503,

@@ -77,6 +77,8 @@ class HttpClient:
         prepared.headers = CaseInsensitiveDict(self.session.headers)  # requests' defaults (Accept-Encoding, …)
         prepared.headers.update(headers)
         prepared.headers["Content-Length"] = str(len(body))
+        if stream:  # read straight from the socket (app.providers.wire): no content coding
+            prepared.headers["Accept-Encoding"] = "identity"
         prepared.body = body
         with map_requests_exceptions(self.provider, url):
             prepared.url = _prepared_url(url)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,9 +36,9 @@ from app.providers._http import (
     client_headers,
     map_stream_exceptions,
     read_body,
-    shutdown_response,
 )
 from app.providers.capabilities import CapabilityTable, ModelCapabilities
+from app.providers.wire import BodyReader, Pause
 from app.routing import resolve_model
 
 log = get_logger("providers")
@@ -78,22 +78,27 @@ class Reply:
 
 @dataclass
 class UpstreamStream:
-    """An open upstream stream: parsed items to translate, and a way to abort it."""
+    """An open upstream stream: parsed items to translate (with :class:`Pause` markers between
+    them), read on the caller's thread by ``reader``."""
 
     provider: str
     model: str
-    response: requests.Response
+    reader: BodyReader
     items: Iterator[Any]
     translator: Callable[[StreamBuilder], Any]
     headers: dict[str, str] = field(default_factory=dict)
 
+    def pace(self, tick_s: float) -> None:
+        """Hand out :data:`SILENT` after each ``tick_s`` seconds without data."""
+        self.reader.tick_s = tick_s
+
     def close(self) -> None:
-        """Abort: shut the socket so a reader blocked on it wakes, then release it."""
-        shutdown_response(self.response)
+        """Abort from any thread: shut the socket so a read blocked on it wakes."""
+        self.reader.close()
 
     def release(self) -> None:
-        """Release the connection once reading has ended."""
-        self.response.close()
+        """Release the connection once reading has ended (back to the pool if read to its end)."""
+        self.reader.release()
 
 
 class Provider(ABC):
@@ -221,8 +226,9 @@ class Provider(ABC):
     def open_stream(self, request: dict[str, Any], ctx: CallContext) -> UpstreamStream:
         """Open a streaming request; raises before returning when the upstream refuses."""
         upstream, response, headers = self._post(request, ctx, stream=True)
-        items = self._guarded(self.stream_items(response), upstream.url)
-        return UpstreamStream(self.name, upstream.model, response, items,
+        reader = BodyReader(response, self.http.timeout[1])
+        items = self._guarded(self.stream_items(reader.pieces()), upstream.url)
+        return UpstreamStream(self.name, upstream.model, reader, items,
                               lambda builder: self.translator(builder, request, upstream.model), headers)
 
     def _guarded(self, items: Iterator[Any], url: str) -> Iterator[Any]:
@@ -259,9 +265,9 @@ class Provider(ABC):
     def translator(self, builder: StreamBuilder, request: dict[str, Any], model: str) -> Any:
         """A format ``StreamTranslator`` feeding ``builder``."""
 
-    def stream_items(self, response: requests.Response) -> Iterator[Any]:
-        """Parsed items of the upstream stream (SSE data by default)."""
-        return sse_items(response, self.config.max_upstream_event_bytes)
+    def stream_items(self, pieces: Iterable[bytes | Pause]) -> Iterator[Any]:
+        """Parsed items of the upstream stream's body ``pieces`` (SSE data by default), pauses kept."""
+        return sse_items(pieces, self.config.max_upstream_event_bytes)
 
     def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
         """The error for an upstream HTTP error status."""
@@ -283,13 +289,16 @@ def has_images(request: dict[str, Any]) -> bool:
     return False
 
 
-def sse_items(response: requests.Response, max_event_bytes: int | None = None) -> Iterator[Any]:
-    """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``.
+def sse_items(pieces: Iterable[bytes | Pause], max_event_bytes: int | None = None) -> Iterator[Any]:
+    """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``; pauses pass through.
 
     A line or event over ``max_event_bytes`` raises :class:`~app.anthropic.sse.EventTooLargeError`.
     """
     decoder = SSEDecoder(max_event_bytes)
-    for chunk in response.raw.stream(65536, decode_content=True):
+    for chunk in pieces:
+        if isinstance(chunk, Pause):
+            yield chunk
+            continue
         for event in decoder.feed(chunk):
             if event.data == "[DONE]":
                 yield "[DONE]"

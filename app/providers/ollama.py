@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
-import requests
 from cachetools import TLRUCache
 
 from app.anthropic.events import StreamBuilder
@@ -34,6 +33,7 @@ from app.providers._http import HttpClient
 from app.providers.base import PROBE_MODEL, CallContext, Provider, UpstreamRequest, has_images
 from app.providers.capabilities import CapabilityTable, ModelCapabilities
 from app.providers.formats.ollama import convert as ollama
+from app.providers.wire import Pause
 
 log = get_logger("providers.ollama")
 USER_AGENT = "lynkr/0.1"
@@ -104,9 +104,9 @@ class OllamaProvider(Provider):
         """An ``/api/chat`` NDJSON stream translator."""
         return ollama.StreamTranslator(builder, request=request, caps=self._request_caps(request, model))
 
-    def stream_items(self, response: requests.Response) -> Iterator[Any]:
-        """Parsed NDJSON lines (one JSON object per line)."""
-        return ndjson_items(response, self.config.max_upstream_event_bytes)
+    def stream_items(self, pieces: Iterable[bytes | Pause]) -> Iterator[Any]:
+        """Parsed NDJSON lines (one JSON object per line), pauses kept."""
+        return ndjson_items(pieces, self.config.max_upstream_event_bytes)
 
     def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
         """Ollama errors typed by status and wording; context overflow in Anthropic's wording."""
@@ -194,15 +194,19 @@ def _features_expiry(_model: str, features: ollama.ModelFeatures, now: float) ->
     return now + (GUESS_TTL_S if features.source == "name" else FEATURES_TTL_S)
 
 
-def ndjson_items(response: requests.Response, max_line_bytes: int | None = None) -> Iterator[Any]:
-    """Parse an NDJSON body into JSON items: lines may be split across reads; blank lines are skipped.
+def ndjson_items(body: Iterable[bytes | Pause], max_line_bytes: int | None = None) -> Iterator[Any]:
+    """Parse an NDJSON body into JSON items: lines may be split across reads; blank lines are
+    skipped; pauses pass through.
 
     Linear in the body's size: an unfinished line is kept as pieces, joined once when it ends.
     A line over ``max_line_bytes`` raises :class:`~app.anthropic.sse.EventTooLargeError`.
     """
     pieces: list[bytes] = []
     size = 0
-    for chunk in response.raw.stream(65536, decode_content=True):
+    for chunk in body:
+        if isinstance(chunk, Pause):
+            yield chunk
+            continue
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
             line = b"".join([*pieces, chunk[start:end]]) if pieces else chunk[start:end]

@@ -1,28 +1,36 @@
 """The streaming response: status first, keepalive while the source is silent, pings after.
 
-The source (an upstream stream or the agent's turn) is read by :mod:`app.pump` on a helper
-thread. The request thread holds the HTTP status until the source answers (so 429/529 with
-``retry-after`` and fallback keep their meaning); if it is silent past the commit threshold the
-response commits 200 and sends SSE comments until ``message_start``, then ``ping`` events after
-each interval of silence. A later failure becomes an SSE ``error`` event and is reported to
-``on_done`` as a :class:`~app.errors.LynkrError`. When the client goes away the generator is
-closed, the upstream socket is shut down at once and the helper thread ends.
+The source (an upstream stream or the agent's turn) is opened by :mod:`app.sources`, which holds
+the HTTP status until it answers (so 429/529 with ``retry-after`` and fallback keep their
+meaning); then this generator reads it on the response thread. If it is silent past the commit
+threshold the response commits 200 and sends SSE comments until ``message_start``, then ``ping``
+events after each interval of silence. Items read together go out in one write. A later failure
+becomes an SSE ``error`` event and is reported to ``on_done`` as a :class:`~app.errors.LynkrError`.
+When the client goes away the generator is closed and the source let go at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from itertools import chain
 from typing import Any
 
 from app.anthropic import sse
 from app.anthropic.events import Event, StreamBuilder
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError, error_for_event
 from app.logging import get_logger, redact_value
-from app.pump import END, ITEM, OPEN, StreamStart
+from app.providers.wire import SILENT, Pause
+from app.sources import StreamSource, StreamStart
 
 log = get_logger("streaming")
 PRE_START_COMMENT_INTERVAL_S = 5.0
+# After the message ends, how long the upstream may take to end its body (so its connection can
+# be pooled) before it is closed instead.
+DRAIN_S = 0.5
 StreamDone = Callable[[StreamBuilder, "LynkrError | None"], None]
 
 
@@ -44,11 +52,11 @@ class StreamBody:
         return self._events
 
     def close(self) -> None:
-        """Close the body; if it never started, stop the upstream reader and report."""
+        """Close the body; if it never started, let the source go and report."""
         unstarted = inspect.getgeneratorstate(self._events) == inspect.GEN_CREATED
         self._events.close()
         if unstarted:
-            self._start.pump.close()
+            self._start.end()
             self._on_done(self._builder, None)
 
 
@@ -60,64 +68,102 @@ def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
 
 def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
               on_done: StreamDone) -> Generator[bytes, None, None]:
-    pump, stream = start.pump, start.stream
-    translator = stream.translator(builder) if stream else None
     failure: LynkrError | None = None
-    pending = start.first
+    tick = min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
     try:
-        if stream is None and pending is None:
+        if start.opening is not None:
             yield sse.comment()
-        while not builder.finished:
-            got = pending or pump.get(_wait(builder, ping_interval_s))
-            pending = None
-            if got is None:
-                yield b"".join(sse.encode(e) for e in builder.ping()) if builder.started else sse.comment()
+            opened = yield from _await(start.opening, tick)
+            start.opened(opened)
+        stream, items = start.stream, start.items
+        assert stream is not None
+        assert items is not None
+        translator = stream.translator(builder)
+        stream.pace(tick)
+        quiet_s = 0.0
+        events: list[Event] = []
+        for item in chain(start.first, _until_finished(items, builder)):
+            if isinstance(item, Pause):
+                if events:
+                    yield _encoded(events)
+                    events, quiet_s = [], 0.0
+                elif item is SILENT:
+                    quiet_s += tick
+                    if quiet_s >= (ping_interval_s if builder.started else PRE_START_COMMENT_INTERVAL_S):
+                        yield _encoded(builder.ping()) if builder.started else sse.comment()
+                        quiet_s = 0.0
                 continue
-            # Everything already queued goes out in one write: fewer syscalls under load.
-            events: list[Event] = []
-            while got is not None and not builder.finished:
-                kind, value = got
-                if kind == OPEN:
-                    stream, translator = value, value.translator(builder)
-                else:
-                    produced, broke = _events_for(kind, value, builder, translator)
-                    events += produced
-                    failure = broke or failure
-                got = pump.poll()
-            pending = got
-            if events:
-                yield b"".join([sse.encode(e) for e in events])
+            produced, broke = _events_for(item, builder, translator)
+            events += produced
+            failure = broke or failure
+        if not builder.finished:
+            produced, broke = _ended(builder, translator)
+            events += produced
+            failure = broke or failure
+        if events:
+            yield _encoded(events)
+        if builder.grammar.stopped:
+            stream.pace(DRAIN_S)
+            with contextlib.suppress(LynkrError):  # the message is whole: what follows cannot fail it
+                _drain(items)
+    except LynkrError as exc:
+        failure = exc
+        if not builder.finished:
+            yield _encoded(builder.error(exc.error_type, exc.client_message))
     finally:
-        pump.close()
+        start.end()
         on_done(builder, failure)
 
 
-def _wait(builder: StreamBuilder, ping_interval_s: float) -> float:
-    return ping_interval_s if builder.started else min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
+def _until_finished(items: Iterator[Any], builder: StreamBuilder) -> Iterator[Any]:
+    """The source's items until the client's message has finished (or the items end)."""
+    for item in items:
+        yield item
+        if builder.finished:
+            return
 
 
-def _events_for(kind: str, value: Any, builder: StreamBuilder,
-                translator: Any) -> tuple[list[Event], LynkrError | None]:
-    """The events for one queued item, and the failure it ended the stream with, if any."""
-    if kind == ITEM:
+def _drain(items: Iterator[Any]) -> None:
+    """Read what the upstream sends after the message (its body's end) until the first silence."""
+    for item in items:
+        if item is SILENT:
+            return
+
+
+def _await(opening: Future[StreamSource], tick_s: float) -> Generator[bytes, None, StreamSource]:
+    """The source once the helper has opened it, with a keepalive comment per tick meanwhile."""
+    while True:
         try:
-            events = translator.feed(value)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("upstream stream broke the protocol: %s", exc)
-            error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
-            return builder.error(error.error_type, error.client_message), error
-        # An error frame the upstream sent mid-stream (relayed, or translated from its own form):
-        # it ends the stream as a failure, and may echo the credential the upstream was sent.
-        frame = next((e for e in events if e.get("type") == "error"), None)
-        if frame is None:
-            return events, None
-        frame["error"] = redact_value(frame.get("error"))
-        return events, error_for_event(frame["error"])
-    if kind == END:
-        events = translator.close() if translator else []
-        if builder.grammar.stopped:
-            return events, None
-        error = ConnectionBrokenError("The upstream stream ended before the message was complete.")
-        return events + builder.error(error.error_type, error.client_message), error
-    error = value
-    return builder.error(error.error_type, error.client_message), error
+            return opening.result(timeout=tick_s)
+        except FutureTimeout:
+            yield sse.comment()
+
+
+def _encoded(events: list[Event]) -> bytes:
+    return b"".join([sse.encode(e) for e in events])
+
+
+def _events_for(item: Any, builder: StreamBuilder, translator: Any) -> tuple[list[Event], LynkrError | None]:
+    """The events for one item, and the failure it ended the stream with, if any."""
+    try:
+        events: list[Event] = translator.feed(item)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("upstream stream broke the protocol: %s", exc)
+        error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
+        return builder.error(error.error_type, error.client_message), error
+    # An error frame the upstream sent mid-stream (relayed, or translated from its own form):
+    # it ends the stream as a failure, and may echo the credential the upstream was sent.
+    frame = next((e for e in events if e.get("type") == "error"), None)
+    if frame is None:
+        return events, None
+    frame["error"] = redact_value(frame.get("error"))
+    return events, error_for_event(frame["error"])
+
+
+def _ended(builder: StreamBuilder, translator: Any) -> tuple[list[Event], LynkrError | None]:
+    """The source's items ended: the translator's last events, and an error unless the message stopped."""
+    events: list[Event] = translator.close()
+    if builder.grammar.stopped:
+        return events, None
+    error = ConnectionBrokenError("The upstream stream ended before the message was complete.")
+    return events + builder.error(error.error_type, error.client_message), error

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from app import create_app
 from app.anthropic.events import validate_stream
 from app.anthropic.sse import SSEDecoder
 from app.providers.ollama import ndjson_items
+from app.providers.wire import READING
 from app.resilience.retry import InProcessStore
 from tests.integration.test_messages_anthropic import make_request
 
@@ -214,22 +214,9 @@ def test_read_timeout_is_ollama_timeout(make_config: Any, drain: Any) -> None:
     assert app.extensions["lynkr"].providers["ollama"].http.timeout == (3.0, 45.0)
 
 
-class _Raw:
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = chunks
-
-    def stream(self, amount: int, decode_content: bool) -> Iterator[bytes]:
-        yield from self.chunks
-
-
-class _Response:
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.raw = _Raw(chunks)
-
-
 def test_ndjson_lines_split_across_reads() -> None:
-    chunks = [b'{"a": 1}\n{"b"', b': 2}\n\n', b"\n", b'{"c": 3}']
-    assert list(ndjson_items(_Response(chunks))) == [{"a": 1}, {"b": 2}, {"c": 3}]  # type: ignore[arg-type]
+    chunks = [b'{"a": 1}\n{"b"', READING, b': 2}\n\n', b"\n", READING, b'{"c": 3}']
+    assert list(ndjson_items(chunks)) == [{"a": 1}, READING, {"b": 2}, READING, {"c": 3}]
 
 
 def test_tools_for_a_model_without_tool_support_go_to_the_fallback(make_config: Any, drain: Any) -> None:

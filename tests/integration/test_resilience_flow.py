@@ -18,7 +18,7 @@ from responses import registries
 
 from app.anthropic.events import validate_stream
 from app.anthropic.sse import SSEDecoder
-from app.pump import running_readers
+from app.sources import open_sources
 from tests.conftest import DATABRICKS_URL
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply
@@ -385,9 +385,9 @@ def test_shedding_answers_503_with_retry_after(make_app: Any) -> None:
 def wait_for_no_readers(timeout_s: float = 2.0) -> None:
     """Wait until no upstream reader of an earlier stream is still winding down in this process."""
     deadline = time.monotonic() + timeout_s
-    while running_readers() and time.monotonic() < deadline:
+    while open_sources() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert running_readers() == 0
+    assert open_sources() == 0
 
 
 def test_open_streams_shed_new_requests(make_app: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.pump import running_readers
+from app.sources import open_sources
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import FakeAnthropicUpstream, StreamReply
 from tests.integration.test_messages_anthropic import make_request
@@ -22,7 +22,7 @@ def test_disconnect_shuts_the_upstream_and_ends_the_reader(make_app: Any) -> Non
         received = b""
         while received.count(b"content_block_delta") < 3:
             received += next(body)
-        assert running_readers() == 1
+        assert open_sources() == 1
         response.close()
         closed_at = time.monotonic()
         [request] = upstream.wait_for_requests(1)
@@ -31,6 +31,6 @@ def test_disconnect_shuts_the_upstream_and_ends_the_reader(make_app: Any) -> Non
         assert request.disconnected_at - closed_at < 1.0
         assert not request.completed
         deadline = time.monotonic() + 1.0
-        while running_readers() and time.monotonic() < deadline:
+        while open_sources() and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert running_readers() == 0
+        assert open_sources() == 0

@@ -274,7 +274,7 @@ def test_a_stream_whose_client_went_away_settles_as_499_and_is_not_cached(built:
     assert isinstance(answer, StreamAnswer)
 
     answer.on_done(answer.builder, None)
-    answer.start.pump.close()
+    answer.start.end()
 
     assert (ex.record.status, built.released, len(built.recorder.jobs), built.failures()) == (499, 1, 1, 0)
     assert built.cache.get(ex.facts.cache_key("databricks", UPSTREAM_MODEL)) is None

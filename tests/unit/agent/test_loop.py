@@ -18,6 +18,7 @@ from app.config import Config
 from app.errors import ConnectionBrokenError, LynkrError, RateLimitError, UpstreamError
 from app.providers.base import UpstreamStream
 from app.providers.formats.anthropic import StreamTranslator
+from app.providers.wire import READING, SILENT
 from app.tools.base import Tool, ToolContext
 from app.tools.paths import Workspace
 from tests.fakes.anthropic_events import message_end, message_start, text_delta, text_start
@@ -52,10 +53,14 @@ class StubStream:
         self.translator_class: type[StreamTranslator] = StreamTranslator
         self.closed = threading.Event()
         self.released = 0
+        self.paces: list[float] = []
 
     @property
     def items(self) -> Iterator[dict[str, Any]]:
         return iter(self.events)
+
+    def pace(self, tick_s: float) -> None:
+        self.paces.append(tick_s)
 
     @property
     def translator(self) -> Callable[[StreamBuilder], StreamTranslator]:
@@ -258,7 +263,7 @@ def test_a_streamed_step_yields_its_deltas_and_releases_the_stream(turn: Turn) -
 
     ops = list(loop.ops())
 
-    assert ops == [Text("Hel"), Text("lo"), Finish("end_turn", usage(12, 6))]
+    assert ops == [READING, Text("Hel"), Text("lo"), Finish("end_turn", usage(12, 6))]  # opened on a helper
     assert stream.released == 1
     assert loop.current is None
 
@@ -327,3 +332,112 @@ def test_agent_source_close_without_a_stream_or_tools_is_harmless(turn: Turn) ->
     source.close()
 
     assert source.loop.current is None
+
+
+TOOL_ANSWER = [message_start(),
+               {"type": "content_block_start", "index": 0, "content_block": {**READ_CALL, "input": {}}},
+               {"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"path": "a.py"}'}},
+               {"type": "content_block_stop", "index": 0}, *message_end(stop_reason="tool_use")]
+DONE_ANSWER = [message_start(), text_start(), text_delta("Done."), {"type": "content_block_stop", "index": 0},
+               *message_end()]
+
+
+def slow_tool_turn(turn: Turn, release: threading.Event, started: threading.Event) -> Turn:
+    def read(ctx: ToolContext, args: dict[str, Any]) -> str:
+        started.set()
+        release.wait(5)
+        return "print('hi')"
+
+    tool = Tool("workspace_read", "Read a file in the workspace.",
+                {"type": "object", "properties": {"path": {"type": "string"}}}, read)
+    return Turn(turn.request, {"workspace_read": tool}, turn.tool_ctx)
+
+
+def test_upstream_pauses_pass_through_a_streamed_step(turn: Turn) -> None:
+    stream = StubStream([message_start(), READING, text_start(), text_delta("Hi"), SILENT,
+                         {"type": "content_block_stop", "index": 0}, *message_end()])  # type: ignore[list-item]
+    loop = make_loop(turn, StubSteps(), streaming=True)
+    loop.pace(0.25)
+
+    assert list(loop.ops(upstream(stream))) == [READING, Text("Hi"), SILENT, Finish("end_turn", usage(12, 6))]
+    assert stream.paces == [0.25]
+
+
+def test_a_streamed_turn_runs_its_tool_on_a_helper_and_is_silent_meanwhile(turn: Turn) -> None:
+    release, started = threading.Event(), threading.Event()
+    first, second = StubStream(TOOL_ANSWER), StubStream(DONE_ANSWER)
+    loop = make_loop(slow_tool_turn(turn, release, started), StubSteps(second), streaming=True)
+    loop.pace(0.01)
+    ops = loop.ops(upstream(first))
+
+    assert next(ops) == Text(PROGRESS)
+    assert next(ops) is READING
+    assert next(ops) is SILENT
+    assert started.is_set()
+    release.set()
+    rest = list(ops)
+
+    assert set(rest[:-2]) <= {SILENT, READING}  # the tool's end, then opening the second step
+    assert rest[-2:] == [Text("Done."), Finish("end_turn", usage(24, 12))]  # both steps' usage
+    assert (first.released, second.released) == (1, 1)
+    assert second.paces == [0.01]
+
+
+def test_a_client_gone_during_a_tool_tells_the_tool_to_stop(turn: Turn) -> None:
+    release, started = threading.Event(), threading.Event()
+    loop = make_loop(slow_tool_turn(turn, release, started), StubSteps(), streaming=True)
+    loop.pace(0.01)
+    ops = loop.ops(upstream(StubStream(TOOL_ANSWER)))
+    while next(ops) is not SILENT:
+        pass
+
+    ops.close()
+    release.set()
+
+    assert turn.tool_ctx is not None
+    assert turn.tool_ctx.cancelled.is_set()
+
+
+def test_a_step_that_opens_after_its_turn_was_abandoned_is_released(turn: Turn) -> None:
+    release, started = threading.Event(), threading.Event()
+    late = StubStream(DONE_ANSWER)
+
+    class SlowSteps(StubSteps):
+        def open(self, request: dict[str, Any]) -> Any:
+            started.set()
+            release.wait(5)
+            return late
+
+    bare = Turn(turn.request, {"workspace_read": turn.offered["workspace_read"]}, turn.tool_ctx)
+    loop = make_loop(bare, SlowSteps(), streaming=True)
+    loop.pace(0.01)
+    ops = loop.ops(upstream(StubStream(TOOL_ANSWER)))
+    while not (next(ops) is SILENT and started.is_set()):
+        pass
+    ops.close()
+    release.set()
+
+    assert late.closed.wait(5)
+    assert late.released == 1
+
+
+def test_agent_source_release_before_the_loop_ran_releases_the_first_step(turn: Turn) -> None:
+    first = StubStream(DONE_ANSWER)
+    source = AgentSource(make_loop(turn, StubSteps(), streaming=True), upstream(first))
+
+    source.release()
+
+    assert (first.closed.is_set(), first.released) == (True, 1)
+
+
+def test_agent_source_pace_reaches_the_step_in_progress(turn: Turn) -> None:
+    first = StubStream([message_start(), text_start(), text_delta("Hel"), text_delta("lo")])
+    source = AgentSource(make_loop(turn, StubSteps(), streaming=True), upstream(first))
+    assert next(source.items) == Text("Hel")
+
+    source.pace(0.5)
+
+    assert first.paces[-1] == 0.5
+    source.release()
+    assert first.released == 0  # the running loop releases its own steps

@@ -6,7 +6,6 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 import responses
 
 from app.anthropic.events import StreamBuilder
@@ -63,13 +62,6 @@ def plain(capabilities: CapabilityTable | None = None, **config: Any) -> Plain:
     return Plain(Config(**settings), capabilities or CapabilityTable(), http)
 
 
-def streamed(body: bytes) -> requests.Response:
-    """A streamed response whose body is ``body``, as ``requests`` hands it over."""
-    with responses.RequestsMock() as mock:
-        mock.get(URL, body=body, content_type="text/event-stream")
-        return requests.get(URL, stream=True, timeout=2)
-
-
 def test_has_images_in_a_message_or_a_tool_result_only() -> None:
     assert has_images({"messages": [{"role": "user", "content": [IMAGE]}]}) is True
     assert has_images({"messages": [{"role": "user", "content": [
@@ -86,19 +78,19 @@ def test_sse_items_parse_json_data_and_done() -> None:
             b"data: {\"n\":1}\r\n\r\n"
             b"data: [DONE]\n\n")
 
-    assert list(sse_items(streamed(body))) == [{"type": "message_start"}, {"n": 1}, "[DONE]"]
+    assert list(sse_items([body])) == [{"type": "message_start"}, {"n": 1}, "[DONE]"]
 
 
 def test_sse_items_refuse_an_event_over_the_limit() -> None:
     body = b"data: {\"text\":\"" + b"x" * 200 + b"\"}\n\n"
 
     with pytest.raises(EventTooLargeError):
-        list(sse_items(streamed(body), max_event_bytes=64))
+        list(sse_items([body], max_event_bytes=64))
 
 
 def test_sse_items_raise_on_data_that_is_not_json() -> None:
     with pytest.raises(orjson.JSONDecodeError):
-        list(sse_items(streamed(b"data: {not json\n\n")))
+        list(sse_items([b"data: {not json\n\n"]))
 
 
 def test_incompatibility_reasons() -> None:

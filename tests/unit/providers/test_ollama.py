@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 import requests
 import responses
 from responses import matchers
-from urllib3.response import HTTPResponse
 
 from app.anthropic.sse import EventTooLargeError
 from app.providers.formats.ollama.show import ModelFeatures
@@ -112,26 +110,18 @@ def test_a_json_answer(provider: OllamaProvider) -> None:
             reply.message["usage"]["output_tokens"]) == ("end_turn", 20, 3)
 
 
-def raw(chunks: list[bytes]) -> requests.Response:
-    """A response whose body arrives in exactly these reads."""
-    response = requests.Response()
-    response.raw = HTTPResponse(body=io.BytesIO(b""), preload_content=False)
-    response.raw.stream = lambda *args, **kwargs: iter(chunks)
-    return response
-
-
 def test_ndjson_lines_split_across_reads_with_blank_lines_and_no_final_newline() -> None:
     chunks = [b'{"a":', b'1}\n\n{"b"', b':2}\n  \n{"c":3}']
-    assert list(ndjson_items(raw(chunks))) == [{"a": 1}, {"b": 2}, {"c": 3}]
+    assert list(ndjson_items(chunks)) == [{"a": 1}, {"b": 2}, {"c": 3}]
 
 
 def test_an_overlong_ndjson_line_is_refused_whole_or_in_pieces() -> None:
     line = orjson.dumps({"x": "y" * 100}) + b"\n"
     with pytest.raises(EventTooLargeError):
-        list(ndjson_items(raw([line]), max_line_bytes=50))
+        list(ndjson_items([line], max_line_bytes=50))
     with pytest.raises(EventTooLargeError):
-        list(ndjson_items(raw([line[:30], line[30:60], line[60:]]), max_line_bytes=50))
-    assert list(ndjson_items(raw([line]), max_line_bytes=200)) == [{"x": "y" * 100}]
+        list(ndjson_items([line[:30], line[30:60], line[60:]], max_line_bytes=50))
+    assert list(ndjson_items([line], max_line_bytes=200)) == [{"x": "y" * 100}]
 
 
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}

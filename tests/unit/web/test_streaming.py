@@ -1,9 +1,11 @@
-"""The streaming response over a scripted pump: event order, keepalives, pings, failures, cleanup."""
+"""The streaming response over scripted sources: event order, batching, keepalives, pings,
+failures, draining and cleanup."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from concurrent.futures import Future
+from typing import Any
 
 import orjson
 import pytest
@@ -13,57 +15,57 @@ from app.anthropic.events import StreamBuilder
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
 from app.logging import REDACTED, Redactor
 from app.providers.formats.anthropic import StreamTranslator
-from app.pump import END, ERROR, ITEM, OPEN, StreamPump, StreamStart
-from app.web.streaming import PRE_START_COMMENT_INTERVAL_S, StreamBody, generate
+from app.providers.wire import READING, SILENT
+from app.sources import StreamSource, StreamStart
+from app.web.streaming import DRAIN_S, PRE_START_COMMENT_INTERVAL_S, StreamBody, generate
 from tests.fakes.anthropic_events import block_stop, message_end, message_start, text_delta, text_start
 
 PING_S = 10.0
-Queued = tuple[str, Any]
 
 
-class StubSource:
-    """An opened upstream stream whose items are relayed by the Anthropic translator."""
+class ScriptedSource:
+    """An opened upstream stream whose items (pauses included) come from a script, relayed by the
+    Anthropic translator."""
 
     provider = "databricks"
     model = "databricks-claude-sonnet-4-5"
     headers: dict[str, str] = {}
-    items: Iterator[Any] = iter(())
+
+    def __init__(self, script: list[Any], *, fail_with: LynkrError | None = None) -> None:
+        self._script = script
+        self._fail_with = fail_with
+        self.paces: list[float] = []
+        self.released = 0
+        self.read = 0  # items handed out
+        self.read_to_end = False
+        self._iterator: Iterator[Any] | None = None
+
+    @property
+    def items(self) -> Iterator[Any]:
+        if self._iterator is None:
+            self._iterator = self._read()
+        return self._iterator
+
+    def _read(self) -> Iterator[Any]:
+        for item in self._script:
+            self.read += 1
+            yield item
+        if self._fail_with is not None:
+            raise self._fail_with
+        self.read_to_end = True
 
     @property
     def translator(self) -> Callable[[StreamBuilder], Any]:
         return StreamTranslator
 
+    def pace(self, tick_s: float) -> None:
+        self.paces.append(tick_s)
+
     def close(self) -> None:
         """Nothing to wake."""
 
     def release(self) -> None:
-        """Nothing held."""
-
-
-class ScriptedPump:
-    """A pump whose queue is scripted as bursts: ``get`` takes a burst's first item (None is a
-    silence), ``poll`` the rest of the burst."""
-
-    def __init__(self, bursts: list[list[Queued] | None]) -> None:
-        self._bursts = list(bursts)
-        self._burst: list[Queued] = []
-        self.waits: list[float] = []
-        self.closed = 0
-
-    def get(self, timeout: float) -> Queued | None:
-        self.waits.append(timeout)
-        assert self._bursts, "the generator waited past the end of the script"
-        burst = self._bursts.pop(0)
-        if burst is None:
-            return None
-        self._burst = list(burst[1:])
-        return burst[0]
-
-    def poll(self) -> Queued | None:
-        return self._burst.pop(0) if self._burst else None
-
-    def close(self) -> None:
-        self.closed += 1
+        self.released += 1
 
 
 class Done:
@@ -76,12 +78,11 @@ class Done:
         self.calls.append((builder, failure))
 
 
-def items(*events: dict[str, Any]) -> list[Queued]:
-    return [(ITEM, event) for event in events]
-
-
-def started(pump: ScriptedPump, *, stream: StubSource | None = None, first: Queued | None = None) -> StreamStart:
-    return StreamStart(cast(StreamPump, pump), stream, first)
+def started(source: ScriptedSource, first: list[Any] | None = None) -> StreamStart:
+    start = StreamStart(None)
+    start.opened(source)
+    start.first = first or []
+    return start
 
 
 def builder() -> StreamBuilder:
@@ -109,11 +110,11 @@ REST = [text_delta("lo"), block_stop(), *message_end()]
 
 
 def test_keepalive_before_message_start_then_events_then_pings() -> None:
-    pump = ScriptedPump([None, items(*TEXT), None, items(*REST)])
+    source = ScriptedSource([SILENT, *TEXT, READING, SILENT, SILENT, *REST])
     done = Done()
     client = builder()
 
-    chunks = list(generate(started(pump, stream=StubSource()), client, PING_S, done))
+    chunks = list(generate(started(source), client, PING_S, done))
 
     assert [frames(c) for c in chunks] == [
         [":keepalive"],
@@ -121,18 +122,32 @@ def test_keepalive_before_message_start_then_events_then_pings() -> None:
         ["ping"],
         ["content_block_delta", "content_block_stop", "message_delta", "message_stop"],
     ]
-    assert pump.waits == [PRE_START_COMMENT_INTERVAL_S, PRE_START_COMMENT_INTERVAL_S, PING_S, PING_S]
+    assert source.paces == [PRE_START_COMMENT_INTERVAL_S, DRAIN_S]
     assert [(b, f) for b, f in done.calls] == [(client, None)]
     assert client.accumulator.message["content"] == [{"type": "text", "text": "Hello"}]
-    assert pump.closed == 1
+    assert (source.read_to_end, source.released) == (True, 1)
 
 
-def test_a_source_not_yet_open_gets_a_comment_at_once_then_opens_from_the_queue() -> None:
-    source = StubSource()
-    pump = ScriptedPump([[(OPEN, source), *items(*TEXT, *REST)]])
+def test_items_read_together_go_out_in_one_write() -> None:
+    source = ScriptedSource([message_start(), READING, text_start(), text_delta("a"), text_delta("b"), READING,
+                             block_stop(), *message_end()])
+
+    chunks = list(generate(started(source), builder(), PING_S, Done()))
+
+    assert [frames(c) for c in chunks] == [
+        ["message_start"],
+        ["content_block_start", "content_block_delta", "content_block_delta"],
+        ["content_block_stop", "message_delta", "message_stop"],
+    ]
+
+
+def test_a_source_not_yet_open_gets_a_comment_at_once_then_opens() -> None:
+    source = ScriptedSource([*TEXT, *REST])
+    opening: Future[StreamSource] = Future()
+    opening.set_result(source)
     done = Done()
 
-    chunks = list(generate(started(pump), builder(), PING_S, done))
+    chunks = list(generate(StreamStart(opening), builder(), PING_S, done))
 
     assert [frames(c) for c in chunks] == [
         [":keepalive"],
@@ -140,13 +155,27 @@ def test_a_source_not_yet_open_gets_a_comment_at_once_then_opens_from_the_queue(
          "content_block_stop", "message_delta", "message_stop"],
     ]
     assert [f for _, f in done.calls] == [None]
+    assert source.released == 1
+
+
+def test_an_open_that_fails_after_the_commit_becomes_an_error_event() -> None:
+    refused = UpstreamError("The upstream is overloaded.", status=529, error_type="overloaded_error")
+    opening: Future[StreamSource] = Future()
+    opening.set_exception(refused)
+    done = Done()
+
+    chunks = list(generate(StreamStart(opening), builder(), PING_S, done))
+
+    assert frames(chunks[0]) == [":keepalive"]
+    assert last_event(chunks[-1]) == {"type": "error", "error": {"type": "overloaded_error",
+                                                                 "message": "The upstream is overloaded."}}
+    assert [f for _, f in done.calls] == [refused]
 
 
 def test_the_first_item_begin_saw_goes_out_first() -> None:
-    pump = ScriptedPump([items(*TEXT[1:], *REST)])
-    done = Done()
+    source = ScriptedSource([READING, *TEXT[1:], *REST])
 
-    chunks = list(generate(started(pump, stream=StubSource(), first=(ITEM, TEXT[0])), builder(), PING_S, done))
+    chunks = list(generate(started(source, [TEXT[0]]), builder(), PING_S, Done()))
 
     assert [frames(c) for c in chunks] == [
         ["message_start"],
@@ -157,23 +186,23 @@ def test_the_first_item_begin_saw_goes_out_first() -> None:
 
 def test_an_error_mid_stream_becomes_an_error_event_and_is_reported() -> None:
     broken = ConnectionBrokenError("The upstream reset the connection.", provider="databricks")
-    pump = ScriptedPump([[*items(*TEXT), (ERROR, broken)]])
+    source = ScriptedSource([*TEXT, READING], fail_with=broken)
     done = Done()
 
-    chunks = list(generate(started(pump, stream=StubSource()), builder(), PING_S, done))
+    chunks = list(generate(started(source), builder(), PING_S, done))
 
-    assert frames(chunks[-1])[-1] == "error"
+    assert frames(chunks[-1]) == ["error"]
     assert last_event(chunks[-1]) == {"type": "error", "error": {"type": "api_error",
                                                                  "message": "The upstream reset the connection."}}
     assert [f for _, f in done.calls] == [broken]
-    assert pump.closed == 1
+    assert source.released == 1
 
 
 def test_an_end_without_message_stop_reports_connection_broken() -> None:
-    pump = ScriptedPump([[*items(*TEXT), (END, None)]])
+    source = ScriptedSource([*TEXT])
     done = Done()
 
-    chunks = list(generate(started(pump, stream=StubSource()), builder(), PING_S, done))
+    chunks = list(generate(started(source), builder(), PING_S, done))
 
     assert frames(chunks[-1]) == ["message_start", "content_block_start", "content_block_delta", "error"]
     assert last_event(chunks[-1]) == {"type": "error", "error": {
@@ -187,13 +216,14 @@ def test_an_upstream_error_frame_is_masked_and_reported_as_its_error(monkeypatch
     secret = "dapi-upstream-secret-0123456789"
     monkeypatch.setattr(lynkr_logging, "_CLIENT_REDACTOR", Redactor([secret]))
     frame = {"type": "error", "error": {"type": "overloaded_error", "message": f"token {secret} is overloaded"}}
-    pump = ScriptedPump([[*items(*TEXT, frame)]])
+    source = ScriptedSource([*TEXT, frame, READING, text_delta("never read")])
     done = Done()
 
-    chunks = list(generate(started(pump, stream=StubSource()), builder(), PING_S, done))
+    chunks = list(generate(started(source), builder(), PING_S, done))
 
     body = b"".join(chunks)
     assert secret.encode() not in body
+    assert b"never read" not in body
     assert last_event(chunks[-1]) == {"type": "error", "error": {"type": "overloaded_error",
                                                                  "message": f"token {REDACTED} is overloaded"}}
     [(_, failure)] = done.calls
@@ -203,10 +233,10 @@ def test_an_upstream_error_frame_is_masked_and_reported_as_its_error(monkeypatch
 
 
 def test_a_malformed_item_ends_the_stream_as_an_upstream_error() -> None:
-    pump = ScriptedPump([[*items(*TEXT, block_stop(index=5))]])
+    source = ScriptedSource([*TEXT, block_stop(index=5)])
     done = Done()
 
-    chunks = list(generate(started(pump, stream=StubSource()), builder(), PING_S, done))
+    chunks = list(generate(started(source), builder(), PING_S, done))
 
     error = last_event(chunks[-1])
     assert error["error"]["type"] == "api_error"
@@ -216,30 +246,52 @@ def test_a_malformed_item_ends_the_stream_as_an_upstream_error() -> None:
     assert failure.message == error["error"]["message"]
 
 
-def test_closing_the_body_before_it_started_stops_the_reader_and_reports_once() -> None:
-    pump = ScriptedPump([])
+def test_after_the_message_the_rest_of_the_body_is_drained_until_a_silence() -> None:
+    source = ScriptedSource([*TEXT, *REST, READING, "[DONE]", READING, SILENT, "never read"])
+    done = Done()
+
+    list(generate(started(source), builder(), PING_S, done))
+
+    assert source.read == len(TEXT) + len(REST) + 4
+    assert source.paces[-1] == DRAIN_S
+    assert [f for _, f in done.calls] == [None]
+
+
+def test_a_failure_while_draining_does_not_fail_a_whole_message() -> None:
+    broken = ConnectionBrokenError("reset after the end", provider="databricks")
+    source = ScriptedSource([*TEXT, *REST, READING], fail_with=broken)
+    done = Done()
+
+    chunks = list(generate(started(source), builder(), PING_S, done))
+
+    assert frames(chunks[-1])[-1] == "message_stop"
+    assert [f for _, f in done.calls] == [None]
+
+
+def test_closing_the_body_before_it_started_lets_the_source_go_and_reports_once() -> None:
+    source = ScriptedSource([*TEXT])
     done = Done()
     client = builder()
 
-    body = generate(started(pump, stream=StubSource()), client, PING_S, done)
+    body = generate(started(source), client, PING_S, done)
     assert isinstance(body, StreamBody)
     body.close()
     body.close()
 
     assert [(b, f) for b, f in done.calls] == [(client, None)]
-    assert pump.closed == 1
+    assert (source.read, source.released) == (0, 1)
 
 
 def test_a_client_gone_mid_stream_reports_once_with_no_failure() -> None:
-    pump = ScriptedPump([items(*TEXT), None])
+    source = ScriptedSource([*TEXT, READING, SILENT, *REST])
     done = Done()
     client = builder()
 
-    body = generate(started(pump, stream=StubSource()), client, PING_S, done)
+    body = generate(started(source), client, PING_S, done)
     chunks = iter(body)
     assert frames(next(chunks)) == ["message_start", "content_block_start", "content_block_delta"]
     body.close()
 
     assert [(b, f) for b, f in done.calls] == [(client, None)]
     assert client.finished is False
-    assert pump.closed == 1
+    assert (source.read_to_end, source.released) == (False, 1)
