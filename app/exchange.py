@@ -4,6 +4,9 @@ The view builds an :class:`Exchange` (body, call context, usage record, the work
 holds) and hands it to :meth:`app.orchestrator.Orchestrator.handle`. Everything downstream reads
 the body's facts from :class:`RequestFacts` — the token estimate, whether it carries images,
 whether its answer may be cached, its cache key per target — so no consumer recomputes them.
+Its messages are serialised once (:class:`~app.anthropic.encoded.Encoded`, carried in the call
+context); what depends on one message alone is kept in that message's notes, shared by every
+request that resends it.
 The exchange is settled exactly once (:meth:`Exchange.settle`): the slot is given back there and
 nowhere else, whatever the exit.
 """
@@ -14,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from app.accounting.usage import RequestRecord
+from app.anthropic.encoded import Encoded, encoded, noted
 from app.anthropic.tokens import count_tokens, estimate_tokens
 from app.cache.prompt import PromptCache
 from app.providers.base import CallContext, has_images
@@ -26,25 +30,41 @@ from app.providers.base import CallContext, has_images
 class RequestFacts:
     """Facts of one request body, each computed on first use and then kept."""
 
-    def __init__(self, request: dict[str, Any], cache: PromptCache) -> None:
+    def __init__(self, request: dict[str, Any], cache: PromptCache, given: Encoded | None = None) -> None:
         self.request = request
         self._cache = cache
+        self._given = given
         self._keys: dict[tuple[str, str], str] = {}
+
+    @cached_property
+    def encoded(self) -> Encoded | None:
+        """The request's messages serialised: the client's, when ``request`` carries those very
+        messages, else encoded here; None when ``messages`` is not a list."""
+        messages = self.request.get("messages")
+        if self._given is not None and self._given.matches(messages):
+            return self._given
+        return encoded(messages)
 
     @cached_property
     def estimated_tokens(self) -> int:
         """The routing estimate of the prompt's size."""
-        return estimate_tokens(self.request)
+        given = self.encoded
+        return estimate_tokens(self.request, given.parts, given.notes) if given else estimate_tokens(self.request)
 
     @cached_property
     def prompt_tokens(self) -> int:
         """The prompt counted with the tokenizer (for a cache miss's usage)."""
-        return count_tokens(self.request)
+        given = self.encoded
+        return count_tokens(self.request, given.notes) if given else count_tokens(self.request)
 
     @cached_property
     def images(self) -> bool:
         """Whether any message carries an image."""
-        return has_images(self.request)
+        given = self.encoded
+        if given is None:
+            return has_images(self.request)
+        return any(noted(notes, "has_images", partial(_carries_images, message))
+                   for message, notes in zip(given.messages, given.notes, strict=True))
 
     @cached_property
     def cacheable(self) -> bool:
@@ -57,6 +77,10 @@ class RequestFacts:
         if target not in self._keys:
             self._keys[target] = self._cache.key(self.request, provider, model)
         return self._keys[target]
+
+
+def _carries_images(message: dict[str, Any]) -> bool:
+    return has_images({"messages": [message]})
 
 
 @dataclass
@@ -89,7 +113,7 @@ class Exchange:
     def use_upstream(self, request: dict[str, Any]) -> None:
         """Send ``request`` upstream instead of the client's body (the agent's turn)."""
         self.upstream = request
-        self.facts = RequestFacts(request, self.cache)
+        self.facts = RequestFacts(request, self.cache, self.ctx.encoded)
 
     def settle(self) -> bool:
         """Mark the exchange settled and give its slot back; False when it already was."""

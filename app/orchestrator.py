@@ -27,6 +27,7 @@ from app.accounting.usage import Attempt, RequestRecord, usage_counts, write_rec
 from app.agent.loop import AgentLoop, AgentSource, Turn, run_to_message
 from app.agent.policy import LoopLimits
 from app.agent.service import Agent
+from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
 from app.cache.prompt import (
     MissStreamBuilder,
@@ -159,7 +160,7 @@ class Orchestrator:
             self._tell_breaker(failure, record.provider)
         else:
             record.status = status or 200
-        self.finish(record, ex.body, message, ex.started)
+        self.finish(record, ex.body, message, ex.started, ex.ctx.encoded)
 
     def _complete(self, ex: Exchange, routes: list[Route], turn: Turn | None) -> Answer:
         if turn is not None:
@@ -407,8 +408,10 @@ class Orchestrator:
     # -- recording --------------------------------------------------------------------------------
 
     def finish(self, record: RequestRecord, request: dict[str, Any], message: dict[str, Any] | None,
-               started: float) -> None:
-        """Settle the request's budget holds, then queue its usage row and new turns for writing."""
+               started: float, encoded: Encoded | None = None) -> None:
+        """Settle the request's budget holds, then queue its usage row and new turns for writing
+        (``encoded``: the request's messages as the client's call encoded them, whose notes keep
+        each turn's digest)."""
         record.duration_ms = round((time.perf_counter() - started) * 1000, 2)
         if message is not None and not record.usage:
             record.usage = usage_counts(message.get("usage"))
@@ -429,11 +432,13 @@ class Orchestrator:
         # Only a job that stores turns holds on to the messages: a queued job must not keep a
         # large body alive while the writer catches up.
         messages = (request.get("messages") or []) if session_id else []
+        given = encoded.notes_for(messages) if encoded is not None and session_id else None
 
         def job() -> None:
             write_record(record)
             if session_id:
-                record_exchange(session_id, record.api_key, messages, message if record.status == 200 else None)
+                record_exchange(session_id, record.api_key, messages, message if record.status == 200 else None,
+                                given or ())
 
         self.recorder.submit(job, holds_bytes=record.body_bytes if session_id else 0)
 

@@ -5,6 +5,7 @@
 #   bench/run.sh                  # both upstream formats, REPS=1 DURATION=5 (short mode)
 #   REPS=3 DURATION=15 bench/run.sh   # the full run
 #   bench/run.sh scaling          # body size, concurrency and stream-length matrix (bench/scaling.py)
+#   bench/run.sh long             # long conversations, 500 KB resent or growing, c=4 (bench/long_conversation.py)
 #   FORMATS=anthropic bench/run.sh
 #   TOOLS="off" bench/run.sh      # only without WORKSPACE_ROOT ("on": with it, the default server mode)
 #
@@ -115,6 +116,14 @@ if [ "${1:-}" = scaling ]; then
   start_upstream 2000
   taskset -c 0 "$PY" "$ROOT/bench/scaling.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" \
     --duration "$DURATION" --axis chunks --chunks 2000
+  exit 0
+fi
+
+if [ "${1:-}" = long ]; then
+  start_upstream 50
+  start_gateway anthropic
+  taskset -c 0 "$PY" "$ROOT/bench/long_conversation.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" \
+    --duration "$DURATION" --pad-kb "${BENCH_PAD_KB:-500}"
   exit 0
 fi
 

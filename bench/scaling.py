@@ -45,21 +45,26 @@ def sized_body(target: int | None) -> Callable[[bool, str], bytes]:
     def build(stream: bool, model: str = bodymod.MODEL) -> bytes:
         body = json.loads(json.dumps(bodymod.build_body(stream, model)))  # the harness shares nested lists
         if target is None:
-            return json.dumps(body).encode()
+            return _compact(body)
         if target < len(json.dumps(body)):
             body["tools"] = []
             body["system"] = [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."}]
             body["messages"] = [{"role": "user", "content": ""}]
             body["messages"][0]["content"] = (FILLER * 2)[: max(target - len(json.dumps(body)), 0)]
-            return json.dumps(body).encode()
+            return _compact(body)
         while len(json.dumps(body)) < min(target, TEXT_MAX):
             body["messages"][:0] = [{"role": "user", "content": FILLER},
                                     {"role": "assistant", "content": [{"type": "text", "text": FILLER}]}]
         while len(json.dumps(body)) < target:
             body["messages"][-1]["content"].insert(0, SCREENSHOT)
-        return json.dumps(body).encode()
+        return _compact(body)
 
     return build
+
+
+def _compact(body: dict[str, Any]) -> bytes:
+    """The body as clients send it (Claude Code's ``JSON.stringify`` and the shared harness: no spaces)."""
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def measure(url: str, *, concurrency: int, stream: bool, duration: float, pid: int | None,

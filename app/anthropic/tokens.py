@@ -4,6 +4,9 @@ Claude's tokenizer is not public, so text is counted with OpenAI's cl100k BPE, w
 ships inside the ``bpe_openai`` wheel (no network). Everything that is not text is priced the way
 Anthropic documents it: images by pixel area, PDFs per page, server tools at a fixed cost.
 Nothing here raises on odd input: unknown shapes count their strings, or nothing.
+
+Given a request's message notes (:mod:`app.anthropic.encoded`), each message's count and image
+size are kept there, so a resent history is not counted again.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import re
 import struct
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from app.anthropic.encoded import Notes, noted
 
 if TYPE_CHECKING:
     import bpe_openai
@@ -63,16 +69,23 @@ def count_text(text: str) -> int:
     )
 
 
-def count_tokens(request: dict[str, Any]) -> int:
+def count_tokens(request: dict[str, Any], notes: Sequence[Notes] | None = None) -> int:
     """Return the input tokens of a Messages request body: system, messages, tools, tool_choice.
 
-    Never raises on malformed parts; they count as zero or by their strings.
+    ``notes`` are those of the request's messages, where each message's count is kept. Never
+    raises on malformed parts; they count as zero or by their strings.
     """
     if not isinstance(request, dict):
         return 0
+    messages = _as_list(request.get("messages"))
+    if notes is None:
+        counted = sum(_message_tokens(message) for message in messages)
+    else:
+        counted = sum(noted(note, "tokens", partial(_message_tokens, message))
+                      for message, note in zip(messages, notes, strict=True))
     return (
         _value_tokens(request.get("system"), 0)
-        + sum(_message_tokens(message) for message in _as_list(request.get("messages")))
+        + counted
         + sum(_tool_tokens(tool) for tool in _as_list(request.get("tools")))
         + _json_tokens(request.get("tool_choice"))
     )
@@ -313,15 +326,27 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def estimate_tokens(request: dict[str, Any]) -> int:
+def estimate_tokens(request: dict[str, Any], parts: Sequence[bytes] | None = None,
+                    notes: Sequence[Notes] | None = None) -> int:
     """A cheap upper-side estimate of the prompt's tokens: serialised bytes / 3.5.
 
     Routing runs on every request, so it does not load the BPE tokenizer (about 100 MB per
     worker); JSON of English text and code runs 3.5-4 bytes per token. An image costs its
     fixed token count, not its base64 bytes (a 1 MB screenshot is ~1 600 tokens, not 300 000).
+    ``parts`` and ``notes`` (the messages' bytes and notes) spare serialising the history again
+    and walking it for images: the result is the same.
     """
-    image_bytes, images = _base64_images(request.get("messages") or [])
-    return int((len(orjson.dumps(request)) - image_bytes) / 3.5) + images * IMAGE_TOKENS
+    messages = request.get("messages") or []
+    if parts is None or notes is None:
+        image_bytes, images = _base64_images(messages)
+        return int((len(orjson.dumps(request)) - image_bytes) / 3.5) + images * IMAGE_TOKENS
+    # orjson writes the list as "[" + the parts joined by "," + "]".
+    size = len(orjson.dumps({**request, "messages": []})) + sum(map(len, parts)) + max(len(parts) - 1, 0)
+    image_bytes = images = 0
+    for message, note in zip(messages, notes, strict=True):
+        more_bytes, more = noted(note, "base64_images", partial(_base64_images, [message]))
+        image_bytes, images = image_bytes + more_bytes, images + more
+    return int((size - image_bytes) / 3.5) + images * IMAGE_TOKENS
 
 
 def _base64_images(blocks: list[Any]) -> tuple[int, int]:

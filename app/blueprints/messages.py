@@ -19,6 +19,7 @@ from flask import Blueprint, Response, request
 
 from app.accounting.usage import RequestRecord
 from app.anthropic import sse, tokens
+from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
 from app.cache.prompt import hit_events
 from app.errors import InvalidRequestError, LynkrError, NotFoundError, OverloadedError, RequestTooLargeError
@@ -35,6 +36,7 @@ from app.web.error_handlers import EXCHANGE_BEGUN
 from app.web.schemas import (
     adopt_seed_shapes,
     parse_json,
+    parse_messages_request,
     validate_count_tokens_request,
     validate_messages_request,
 )
@@ -68,10 +70,22 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def _parse_body() -> Any:
+    request.environ["lynkr.body"] = body = parse_json(_counted_body())
+    return body
+
+
+def _parse_messages_body() -> tuple[Any, Encoded | None]:
+    """The parsed body and its messages, each serialised once: validation, the token estimate, the
+    transcript and the upstream body reuse these bytes and what each message's notes remember."""
+    body, given = parse_messages_request(_counted_body())
+    request.environ["lynkr.body"] = body
+    return body, given
+
+
+def _counted_body() -> bytes:
     raw = _read_body()
     request.environ["lynkr.body_bytes"] = len(raw)
-    request.environ["lynkr.body"] = body = parse_json(raw)
-    return body
+    return raw
 
 
 def _read_body() -> bytes:
@@ -107,7 +121,8 @@ def create_message() -> Response:
         metrics_of().shed("draining")
         raise OverloadedError("Lynkr is shutting down; retry shortly.", status=503,
                               headers={"retry-after": DRAIN_RETRY_AFTER})
-    body = validate_messages_request(adopt_seed_shapes(_parse_body(), _max_output_tokens))
+    parsed, given = _parse_messages_body()
+    body = validate_messages_request(adopt_seed_shapes(parsed, _max_output_tokens), given)
     _shed(svc)
     slot = svc.limiter.slot()
     if slot is None:
@@ -118,7 +133,7 @@ def create_message() -> Response:
         record = _record(body)
         ctx = CallContext(request_id=record.request_id, requested_model=body["model"],
                           anthropic_version=request.headers.get("anthropic-version"),
-                          anthropic_beta=request.headers.get("anthropic-beta"))
+                          anthropic_beta=request.headers.get("anthropic-beta"), encoded=given)
         exchange = Exchange(body, ctx, record, svc.orchestrator.cache, slot.release)
     except BaseException:
         slot.release()  # no exchange owns it yet

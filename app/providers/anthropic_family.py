@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from app.anthropic.encoded import Encoded, splice_body
 from app.anthropic.events import StreamBuilder
 from app.errors import LynkrError, UpstreamError, error_type_for_status
 from app.providers.base import CallContext, Provider, UpstreamRequest, anthropic_error_body
@@ -30,6 +31,14 @@ def status_for_error_type(error_type: str) -> int:
     return ERROR_TYPE_STATUSES.get(error_type, 502)
 
 
+def _note_as_is(given: Encoded, sent: list[dict[str, Any]], aspect: str) -> None:
+    """Note, for each client message sent as the very same object, that it goes as it is."""
+    kept = {id(m) for m in sent}
+    for message, notes in zip(given.messages, given.notes, strict=True):
+        if id(message) in kept:
+            notes[aspect] = True
+
+
 class AnthropicFormatProvider(Provider):
     """A provider whose upstream takes Anthropic Messages requests."""
 
@@ -45,7 +54,11 @@ class AnthropicFormatProvider(Provider):
         profile = self.capabilities.host(self.host)
         caps = self.caps(model)
         self.note_clamp(request, model, caps)
-        body = anthropic_format.to_upstream(request, model=model, profile=profile, caps=caps)
+        given = ctx.encoded if ctx.encoded is not None and ctx.encoded.matches(request.get("messages")) else None
+        aspect = f"anthropic_as_is:{profile.deferred_tools}"  # all upstream_message reads of the profile
+        as_is = {id(m) for m, notes in zip(given.messages, given.notes, strict=True) if aspect in notes} \
+            if given is not None else set()
+        body = anthropic_format.to_upstream(request, model=model, profile=profile, caps=caps, as_is=as_is)
         if stream:
             body["stream"] = True
         else:
@@ -60,7 +73,10 @@ class AnthropicFormatProvider(Provider):
         betas = anthropic_format.filter_betas(ctx.anthropic_beta, profile)
         if betas:
             headers["anthropic-beta"] = betas
-        return UpstreamRequest(self.url(), headers, body, model)
+        if given is None:
+            return UpstreamRequest(self.url(), headers, body, model)
+        _note_as_is(given, body["messages"], aspect)
+        return UpstreamRequest(self.url(), headers, body, model, splice_body(body, given.messages, given.parts))
 
     def message_from(self, body: dict[str, Any], request: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         """The upstream's message, echoing the client's model name.

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import orjson
 import requests
 
+from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
 from app.anthropic.sse import EventTooLargeError, SSEDecoder
 from app.config import Config
@@ -54,6 +55,8 @@ class CallContext:
     anthropic_version: str | None = None
     anthropic_beta: str | None = None
     model_override: str | None = None  # set by a routing rule that names provider:model
+    # The client's messages as parsed and serialised once; a body built from them reuses the bytes.
+    encoded: Encoded | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     model: str
+    payload: bytes | None = None  # ``body`` serialised, when the conversion built it already
 
 
 @dataclass
@@ -200,7 +204,7 @@ class Provider(ABC):
         self.ensure_configured()
         upstream = self.convert_request(request, ctx, stream=stream)
         response = self.http.post(upstream.url, headers=upstream.headers,
-                                  body=orjson.dumps(upstream.body), stream=stream)
+                                  body=upstream.payload or orjson.dumps(upstream.body), stream=stream)
         headers = client_headers(response.headers)
         if response.status_code >= 400:
             try:

@@ -7,23 +7,28 @@ A rewritten history (compaction, an edited turn) diverges at some turn and conti
 branch from the last shared one — N turns give about N rows, never N²/2.
 
 ``cache_control`` markers are ignored when hashing: Claude Code moves them to the newest turn
-on every request.
+on every request. A turn's own digest is kept in its message's notes
+(:mod:`app.anthropic.encoded`), so a resent history costs one small hash per turn, and only the
+new turns are made canonical.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import orjson
 from peewee import Node, Query
 
+from app.anthropic.encoded import Notes, noted
 from app.storage.db import db
 from app.storage.models import Session, Turn, utcnow
 from app.storage.prepared import InsertRow, Prepared
 
 _LOOKUP_CHUNK = 256  # hashes per lookup; a power of two (lookups are padded to one)
+_TAIL = 8  # the newest turns looked up first: a resent history is stored but for its last turns
 _NO_HASH = ""  # pads a lookup: never a chain hash
 
 
@@ -60,42 +65,61 @@ def canonical_turn(message: dict[str, Any]) -> bytes:
                         option=orjson.OPT_SORT_KEYS)
 
 
-def chain_hashes(messages: Iterable[dict[str, Any]]) -> list[tuple[str, bytes]]:
-    """``(chain hash, canonical bytes)`` for each turn, in order."""
+def turn_digest(message: dict[str, Any]) -> bytes:
+    """The SHA-256 of a turn's canonical bytes."""
+    return hashlib.sha256(canonical_turn(message)).digest()
+
+
+def chain_hashes(messages: Sequence[dict[str, Any]], notes: Sequence[Notes] = ()) -> list[str]:
+    """The chain hash of each turn, in order.
+
+    A turn with ``notes`` (the first ``len(notes)``) keeps its digest there, and its chain hash
+    with the hash before it: a history resent after the same prefix is looked up, not hashed.
+    """
     out = []
-    previous = b""
-    for message in messages:
-        canonical = canonical_turn(message)
-        digest = hashlib.sha256(previous + hashlib.sha256(canonical).digest()).hexdigest()
-        out.append((digest, canonical))
-        previous = digest.encode()
+    previous = ""
+    for position, message in enumerate(messages):
+        note = notes[position] if position < len(notes) else None
+        chained = note.get("chain") if note is not None else None
+        if chained is not None and chained[0] == previous:
+            digest = chained[1]
+        else:
+            inner = noted(note, "turn_digest", partial(turn_digest, message)) if note is not None \
+                else turn_digest(message)
+            digest = hashlib.sha256(previous.encode() + inner).hexdigest()
+            if note is not None:
+                note["chain"] = (previous, digest)
+        out.append(digest)
+        previous = digest
     return out
 
 
 def record_exchange(session_id: str, owner: str | None, messages: list[dict[str, Any]],
-                    response: dict[str, Any] | None) -> int:
-    """Store the turns of ``messages`` (and the answer) not yet stored; returns rows written."""
+                    response: dict[str, Any] | None, notes: Sequence[Notes] = ()) -> int:
+    """Store the turns of ``messages`` (and the answer) not yet stored; returns rows written.
+
+    ``notes``, when given, are those of ``messages`` (:class:`app.anthropic.encoded.Encoded`).
+    """
     turns = list(messages)
     if response and response.get("content"):
         turns.append({"role": "assistant", "content": response["content"]})
-    hashed = chain_hashes(turns)
+    hashed = chain_hashes(turns, notes)
     sources = ["client"] * len(messages) + ["response"] * (len(turns) - len(messages))
     with db.atomic():
         if not _ensure_session(session_id, owner):
             return 0
-        known = _stored(session_id, [h for h, _ in hashed])
-        start = max((i + 1 for i, (h, _) in enumerate(hashed) if h in known), default=0)
+        known = _newest_stored(session_id, hashed)
+        start = max((i + 1 for i, h in enumerate(hashed) if h in known), default=0)
         if start == len(turns) > len(messages):
             # The client resent this answer (through another worker or instance) before this
             # exchange was recorded: it is stored, but as the client's.
-            Turn.update(source="response").where((Turn.session == session_id) & (Turn.chain_hash == hashed[-1][0])
+            Turn.update(source="response").where((Turn.session == session_id) & (Turn.chain_hash == hashed[-1])
                                                  & (Turn.source == "client")).execute()
-        parent = known.get(hashed[start - 1][0]) if start else None
+        parent = known.get(hashed[start - 1]) if start else None
         written = 0
         for position in range(start, len(hashed)):
-            digest, canonical = hashed[position]
-            parent = _insert_turn(session_id, parent, position, turns[position]["role"], canonical,
-                                  digest, sources[position])
+            parent = _insert_turn(session_id, parent, position, turns[position]["role"],
+                                  canonical_turn(turns[position]), hashed[position], sources[position])
             written += 1
     return written
 
@@ -105,6 +129,16 @@ def _ensure_session(session_id: str, owner: str | None) -> bool:
     now = Session.updated_at.db_value(utcnow())
     cursor = _TOUCH_SESSION.execute(db.obj, [session_id, owner, now], shape=owner is None)
     return cursor.rowcount > 0
+
+
+def _newest_stored(session_id: str, hashes: list[str]) -> dict[str, int]:
+    """Stored turns among ``hashes``, the newest of them included (writing starts after it).
+
+    A turn is stored only after every turn before it, so when one of the last few is stored the
+    newest stored one is among them, and the rest of the history need not be looked up.
+    """
+    tail = _stored(session_id, hashes[-_TAIL:])
+    return tail if tail or len(hashes) <= _TAIL else _stored(session_id, hashes)
 
 
 def _stored(session_id: str, hashes: list[str]) -> dict[str, int]:

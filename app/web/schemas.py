@@ -22,26 +22,68 @@ import orjson
 from cachetools import LRUCache
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
 
+from app.anthropic.encoded import Encoded
 from app.errors import InvalidRequestError
+from app.web.resent import ResentHistory
 
 # orjson serialises at most 254 levels; the pipeline wraps a body (upstream requests, cache keys,
 # transcripts) a few levels deeper and walks content recursively, so a client gets half of that.
 MAX_JSON_DEPTH = 128
 ORJSON_MAX_DEPTH = 254
-SEEN_ITEMS = 4096  # distinct messages and tool lists remembered as valid, per worker
+SEEN_ITEMS = 4096  # distinct tool lists and content lists remembered as valid, per worker
 MAX_MODEL_CHARS = 128  # the width of the usage rows' model column
 ROLES = ("user", "assistant", "system")
 
 
+TOO_DEEP = f"Request body nests deeper than {MAX_JSON_DEPTH} levels."
+MESSAGE_DEPTH = MAX_JSON_DEPTH - 2  # a message sits inside the body and its messages list
+RESENT = ResentHistory()
+
+
 def parse_json(raw: bytes) -> Any:
     """The parsed body; raises :class:`InvalidRequestError` for bad JSON or nesting past :data:`MAX_JSON_DEPTH`."""
+    value = _loads(raw)
+    if too_deep(value):
+        raise InvalidRequestError(TOO_DEEP)
+    return value
+
+
+def parse_messages_request(raw: bytes) -> tuple[Any, Encoded | None]:
+    """:func:`parse_json` for a ``/v1/messages`` body, and its messages encoded (None when they are
+    not a list): the depth check serialises each message anyway, and those bytes are kept.
+
+    Messages resent from an earlier body are taken as parsed then (:mod:`app.web.resent`).
+    """
+    reused = RESENT.parse(raw, _new_parts)
+    if reused is not None:
+        body, given = reused
+        if too_deep({**body, "messages": []}):
+            raise InvalidRequestError(TOO_DEEP)
+        RESENT.remember(raw, given)
+        return body, given
+    value = _loads(raw)
+    messages = value.get("messages") if isinstance(value, dict) else None
+    if not isinstance(messages, list):
+        if too_deep(value):
+            raise InvalidRequestError(TOO_DEEP)
+        return value, None
+    parts = _new_parts(messages)
+    if parts is None or too_deep({**value, "messages": []}):
+        raise InvalidRequestError(TOO_DEEP)
+    given = Encoded(messages, parts)
+    RESENT.remember(raw, given)
+    return value, given
+
+
+def _new_parts(messages: list[Any]) -> list[bytes] | None:
+    return parts_within(messages, MESSAGE_DEPTH)
+
+
+def _loads(raw: bytes) -> Any:
     try:
-        value = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"Request body is not valid JSON: {exc}") from exc
-    if too_deep(value):
-        raise InvalidRequestError(f"Request body nests deeper than {MAX_JSON_DEPTH} levels.")
-    return value
 
 
 def too_deep(value: Any) -> bool:
@@ -59,6 +101,27 @@ def too_deep(value: Any) -> bool:
     except orjson.JSONEncodeError:
         return True
     return False
+
+
+def parts_within(values: list[Any], depth: int) -> list[bytes] | None:
+    """Each value's compact JSON bytes, or None when one nests deeper than ``depth``.
+
+    The depth check of :func:`too_deep`, one value at a time: each value is serialised inside
+    one chain of wrapping lists, and its own bytes are cut out of the result.
+    """
+    margin = ORJSON_MAX_DEPTH - depth
+    inner: list[Any] = [None]
+    probe = inner
+    for _ in range(margin - 1):
+        probe = [probe]
+    parts = []
+    for value in values:
+        inner[0] = value
+        try:
+            parts.append(orjson.dumps(probe)[margin:-margin])
+        except orjson.JSONEncodeError:
+            return None
+    return parts
 
 
 # -- fields -----------------------------------------------------------------------------------
@@ -157,6 +220,17 @@ class RememberedList(fields.List):
             self._seen.remember(key)
         if problems:
             raise ValidationError(problems)
+        return value
+
+
+class ListOnly(fields.Field):
+    """A list whose items are checked elsewhere (``fields.List`` would visit each one)."""
+
+    default_error_messages = {"invalid": "Not a valid list."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
         return value
 
 
@@ -292,7 +366,7 @@ class _Conversation(_Lenient):
         validate.Length(min=1, max=MAX_MODEL_CHARS),
         validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII without spaces"),
     ])
-    messages = RememberedList(_nested(Message), required=True)
+    messages = ListOnly(required=True)  # each message: _message_problems
     system = Content()
     tools = RememberedList(_nested(Tool))
     tool_choice = _nested(ToolChoice)
@@ -317,25 +391,53 @@ class CountTokensRequestSchema(_Conversation):
 
 _MESSAGES = MessagesRequestSchema()
 _COUNT = CountTokensRequestSchema()
+_MESSAGE = Message(unknown=INCLUDE)
 
 
-def validate_messages_request(body: Any) -> dict[str, Any]:
-    """Check a ``/v1/messages`` body; raises :class:`InvalidRequestError` naming the field."""
-    return _check(_MESSAGES, body)
+def validate_messages_request(body: Any, given: Encoded | None = None) -> dict[str, Any]:
+    """Check a ``/v1/messages`` body; raises :class:`InvalidRequestError` naming the field.
+
+    ``given`` is the body's messages encoded already (:class:`~app.anthropic.encoded.Encoded`).
+    """
+    return _check(_MESSAGES, body, given)
 
 
 def validate_count_tokens_request(body: Any) -> dict[str, Any]:
     """Check a ``/v1/messages/count_tokens`` body."""
-    return _check(_COUNT, body)
+    return _check(_COUNT, body, None)
 
 
-def _check(schema: Schema, body: Any) -> dict[str, Any]:
+def _check(schema: Schema, body: Any, given: Encoded | None) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequestError("Request body must be a JSON object.")
-    errors = schema.validate(body)
+    errors: dict[str, Any] = schema.validate(body)
+    problems = _message_problems(body.get("messages"), given)
+    if problems:
+        errors["messages"] = problems
     if errors:
         raise InvalidRequestError(first_problem(errors))
     return body
+
+
+def _message_problems(messages: Any, given: Encoded | None) -> dict[int, Any]:
+    """What is wrong with each message, by index; a message noted valid before is not checked again.
+
+    Claude Code resends the whole conversation on every request: a request costs its new turns,
+    not the history (a message is known by its exact bytes, so an edited one is checked anew).
+    """
+    if not isinstance(messages, list):
+        return {}
+    encoded = given if given is not None and given.matches(messages) else Encoded(messages)
+    problems: dict[int, Any] = {}
+    for index, (message, notes) in enumerate(zip(messages, encoded.notes, strict=True)):
+        if "valid" in notes:
+            continue
+        errors = _MESSAGE.validate(message)
+        if errors:
+            problems[index] = errors
+        else:
+            notes["valid"] = True
+    return problems
 
 
 def first_problem(errors: Any, path: str = "") -> str:
@@ -381,6 +483,7 @@ __all__ = [
     "ValidationError",
     "adopt_seed_shapes",
     "parse_json",
+    "parse_messages_request",
     "validate_count_tokens_request",
     "validate_messages_request",
 ]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
+import orjson
 import pytest
 
 from app import exchange as exchange_module
 from app.accounting.usage import RequestRecord
+from app.anthropic.encoded import Encoded
 from app.anthropic.tokens import estimate_tokens
 from app.cache.key import cache_key
 from app.cache.prompt import PromptCache
@@ -44,7 +47,7 @@ def counted(monkeypatch: pytest.MonkeyPatch, name: str, value: Any) -> list[dict
     """Replace ``app.exchange.<name>`` by a stub answering ``value``; each call's argument is recorded."""
     calls: list[dict[str, Any]] = []
 
-    def stub(request: dict[str, Any]) -> Any:
+    def stub(request: dict[str, Any], *encoded: Any) -> Any:
         calls.append(request)
         return value
 
@@ -63,7 +66,6 @@ def make_exchange(cache: PromptCache | None = None, released: list[int] | None =
 @pytest.mark.parametrize(("name", "attribute", "value"), [
     ("estimate_tokens", "estimated_tokens", 1234),
     ("count_tokens", "prompt_tokens", 987),
-    ("has_images", "images", True),
 ])
 def test_each_body_fact_is_computed_once(monkeypatch: pytest.MonkeyPatch, name: str, attribute: str,
                                          value: Any) -> None:
@@ -175,3 +177,32 @@ def test_settle_from_two_threads_releases_the_slot_once() -> None:
 
         assert sorted(settle_twice_at_once(ex)) == [False, True]
         assert released == [1]
+
+
+def test_the_facts_use_the_clients_encoded_messages_and_their_notes(monkeypatch: pytest.MonkeyPatch) -> None:
+    tag = uuid.uuid4().hex
+    request = body(messages=[{"role": "user", "content": [IMAGE, {"type": "text", "text": f"{tag} what is it?"}]},
+                             {"role": "assistant", "content": f"{tag} a cat"}])
+    given = Encoded(request["messages"])
+    facts = RequestFacts(request, PromptCache(), given)
+
+    assert facts.encoded is given
+    assert facts.estimated_tokens == estimate_tokens(request)
+    assert facts.images is True
+    assert given.notes[0]["has_images"] is True
+    assert "has_images" not in given.notes[1]  # the first answered
+    looked: list[object] = []
+    monkeypatch.setattr(exchange_module, "has_images", lambda request: looked.append(request) or False)
+    resent = orjson.loads(orjson.dumps(request))
+    assert RequestFacts(resent, PromptCache(), Encoded(resent["messages"])).images is True
+    assert looked == []  # from the notes
+
+
+def test_an_agent_turn_with_other_messages_is_encoded_anew() -> None:
+    client = body()
+    turn = body(messages=[*client["messages"], {"role": "assistant", "content": "Let me look."}])
+    facts = RequestFacts(turn, PromptCache(), Encoded(client["messages"]))
+
+    assert facts.encoded is not None
+    assert facts.encoded.parts == [orjson.dumps(m) for m in turn["messages"]]
+    assert facts.estimated_tokens == estimate_tokens(turn)

@@ -9,12 +9,14 @@ are sent as ordinary tools and ``tool_reference`` blocks as text, unknown fields
 dropped, ``max_tokens`` is clamped, and structured outputs (``output_config.format``) go where
 the profile takes them. Whatever the host accepts is forwarded untouched.
 
-Pure: dicts in, dicts or events out. Public names: :func:`to_upstream`, :func:`filter_betas`,
-:func:`from_upstream`, :class:`StreamTranslator`.
+Pure: dicts in, dicts or events out. Public names: :func:`to_upstream` (and
+:func:`upstream_message`, one message of it), :func:`filter_betas`, :func:`from_upstream`,
+:class:`StreamTranslator`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any
 
 from app.anthropic.events import Event, StreamBuilder
@@ -28,14 +30,18 @@ EMPTY_MESSAGE = "The upstream ended the message without answering (no content bl
 TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type"})
 
 
-def to_upstream(request: dict[str, Any], *, model: str, profile: HostProfile,
-                caps: ModelCapabilities) -> dict[str, Any]:
-    """The request body to send to an Anthropic-format host."""
+def to_upstream(request: dict[str, Any], *, model: str, profile: HostProfile, caps: ModelCapabilities,
+                as_is: Container[int] = ()) -> dict[str, Any]:
+    """The request body to send to an Anthropic-format host.
+
+    ``as_is`` holds the ``id`` of messages known to go unchanged (:func:`upstream_message` gave
+    them back as they were before); they are not looked at again.
+    """
     body = dict(request)
     body["model"] = model
     if not profile.system_turns:
         _hoist_system_turns(body)
-    body["messages"] = _drop_synthetic_thinking(body.get("messages") or [])
+    body["messages"] = [m if id(m) in as_is else upstream_message(m, profile) for m in body.get("messages") or []]
     if not profile.deferred_tools:
         _undefer_tools(body)
     if body.get("max_tokens", 0) > caps.max_output_tokens:
@@ -129,17 +135,22 @@ def _hoist_system_turns(body: dict[str, Any]) -> None:
     body["messages"] = [m for m in messages if m.get("role") != "system"]
 
 
-def _drop_synthetic_thinking(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def upstream_message(message: dict[str, Any], profile: HostProfile) -> dict[str, Any]:
+    """One message as the host takes it; the very same object when nothing in it changes.
+
+    Reads only ``profile.deferred_tools`` of the profile (a caller remembering the answer per
+    message keys it by that).
+    """
+    message = _drop_synthetic_thinking(message)
+    return message if profile.deferred_tools else _references_as_text(message)
+
+
+def _drop_synthetic_thinking(message: dict[str, Any]) -> dict[str, Any]:
     """Thinking Lynkr synthesised from another model's reasoning never goes to Anthropic."""
-    out = []
-    for message in messages:
-        content = message.get("content")
-        if message.get("role") == "assistant" and isinstance(content, list) and any(
-            _is_synthetic(b) for b in content
-        ):
-            message = {**message, "content": [b for b in content if not _is_synthetic(b)]}
-        out.append(message)
-    return out
+    content = message.get("content")
+    if message.get("role") == "assistant" and isinstance(content, list) and any(_is_synthetic(b) for b in content):
+        return {**message, "content": [b for b in content if not _is_synthetic(b)]}
+    return message
 
 
 def _is_synthetic(block: Any) -> bool:
@@ -193,7 +204,6 @@ def _undefer_tools(body: dict[str, Any]) -> None:
             {k: v for k, v in tool.items() if k in TOOL_KEYS} if "input_schema" in tool else tool
             for tool in tools
         ]
-    body["messages"] = [_references_as_text(m) for m in body.get("messages") or []]
 
 
 def _references_as_text(message: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import struct
 import threading
 import time
+import uuid
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from app.anthropic import tokens
+from app.anthropic.encoded import Encoded
 from app.anthropic.tokens import (
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD,
@@ -351,3 +353,24 @@ def test_recorded_request_is_within_15_percent_of_reference(path: Path, bpe_open
     body = load_body(path)
     ours, reference = count_tokens(body), reference_count(body, bpe_openai.get_encoding("cl100k_base"))
     assert abs(ours - reference) <= REFERENCE_TOLERANCE * reference, f"{path.name}: {ours} vs {reference}"
+
+
+def test_with_the_messages_notes_each_message_is_counted_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    tag = uuid.uuid4().hex
+    history = [{"role": "user", "content": f"{tag} question"}, {"role": "assistant", "content": f"{tag} answer"}]
+    request = {"system": "Be brief.", "messages": history}
+    counted: list[object] = []
+    real = tokens._message_tokens
+
+    def counting(message: object) -> int:
+        counted.append(message)
+        return real(message)
+
+    monkeypatch.setattr(tokens, "_message_tokens", counting)
+    first = count_tokens(request, Encoded(history).notes)
+    grown = [*history, {"role": "user", "content": f"{tag} follow-up"}]
+    second = count_tokens({**request, "messages": grown}, Encoded(grown).notes)
+
+    assert first == count_tokens(request)
+    assert second == count_tokens({**request, "messages": grown})
+    assert counted[:3] == [*history, grown[2]]  # the resent turns were not counted again

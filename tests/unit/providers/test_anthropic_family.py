@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -10,7 +11,9 @@ import orjson
 import pytest
 import responses
 
+from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
+from app.anthropic.types import SYNTHETIC_SIGNATURE_PREFIX
 from app.errors import LynkrError
 from app.providers._http import UpstreamTooLargeError
 from app.providers.anthropic_family import DEFAULT_VERSION, USER_AGENT, AnthropicFormatProvider
@@ -191,3 +194,85 @@ def test_an_sse_line_over_the_limit_ends_the_stream_with_an_upstream_error(
     with pytest.raises(UpstreamTooLargeError):
         list(stream.items)
     stream.release()
+
+
+def long_request() -> dict[str, Any]:
+    """A conversation the Databricks profile rewrites in places: a system turn (hoisted), thinking
+    Lynkr synthesised (dropped), a tool reference (made text); the other turns go as they came."""
+    synthetic = {"type": "thinking", "thinking": "t", "signature": SYNTHETIC_SIGNATURE_PREFIX + "x"}
+    reference = {"type": "tool_result", "tool_use_id": "toolu_1",
+                 "content": [{"type": "tool_reference", "tool_name": "Grep"}]}
+    turns: list[dict[str, Any]] = [{"role": "user", "content": "Find the bug ü"},
+                                   {"role": "system", "content": "Be brief."},
+                                   {"role": "assistant", "content": [synthetic, {"type": "tool_use", "id": "toolu_1",
+                                                                                 "name": "ToolSearch", "input": {}}]},
+                                   {"role": "user", "content": [reference]}]
+    turns += [{"role": "assistant" if i % 2 else "user", "content": [{"type": "text", "text": f"turn {i}"}]}
+              for i in range(20)]
+    return request(messages=turns, system=[{"type": "text", "text": "You are Claude Code."}], max_tokens=200_000,
+                   metadata={"user_id": "u"}, context_management={"edits": []}, stream=True)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_body_built_from_the_clients_encoded_messages_is_the_full_paths(provider: Direct, stream: bool) -> None:
+    client = long_request()
+    full = provider.convert_request(client, call(), stream=stream)
+    spliced = provider.convert_request(client, call(encoded=Encoded(client["messages"])), stream=stream)
+
+    assert full.payload is None
+    kept = spliced.body["messages"]
+    assert len(kept) == len(client["messages"]) - 1  # the system turn hoisted
+    assert kept[0] is client["messages"][0]
+    assert kept[1] is not client["messages"][2]  # rewritten turns
+    assert kept[2] is not client["messages"][3]
+    assert spliced.body == full.body
+    assert spliced.payload == orjson.dumps(full.body)
+
+
+def test_messages_other_than_the_encoded_ones_are_serialised_anew(provider: Direct) -> None:
+    client = long_request()
+    step = {**client, "messages": [*client["messages"], {"role": "user", "content": "next step"}]}
+
+    upstream = provider.convert_request(step, call(encoded=Encoded(client["messages"])), stream=False)
+
+    assert upstream.payload is None
+
+
+@responses.activate
+def test_the_bytes_sent_upstream_are_the_spliced_body(provider: Direct) -> None:
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "upstream-claude",
+               "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": {"input_tokens": 3, "output_tokens": 1}}
+    responses.post(URL, json=message)
+    client = long_request()
+
+    provider.send(client, call(encoded=Encoded(client["messages"])))
+
+    assert responses.calls[0].request.body == orjson.dumps(provider.convert_request(client, call(), stream=False).body)
+
+
+def test_a_resent_message_is_not_translated_again_and_an_edited_one_is(provider: Direct,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.providers.formats import anthropic as anthropic_format
+
+    tag = uuid.uuid4().hex
+    first = request(messages=[{"role": "user", "content": f"{tag} question"},
+                              {"role": "assistant", "content": [{"type": "text", "text": f"{tag} answer"}]}])
+    provider.convert_request(first, call(encoded=Encoded(first["messages"])), stream=False)
+    translated: list[object] = []
+    real = anthropic_format.upstream_message
+
+    def counting(message: dict[str, Any], profile: Any) -> dict[str, Any]:
+        translated.append(message)
+        return real(message, profile)
+
+    monkeypatch.setattr(anthropic_format, "upstream_message", counting)
+    synthetic = {"type": "thinking", "thinking": "t", "signature": SYNTHETIC_SIGNATURE_PREFIX + "x"}
+    edited = orjson.loads(orjson.dumps(first))
+    edited["messages"][1]["content"].insert(0, synthetic)  # an earlier turn, now with thinking to drop
+    edited["messages"].append({"role": "user", "content": f"{tag} next"})
+    upstream = provider.convert_request(edited, call(encoded=Encoded(edited["messages"])), stream=False)
+
+    assert translated == edited["messages"][1:]  # the resent first turn came from its notes
+    assert upstream.body["messages"][1]["content"] == [{"type": "text", "text": f"{tag} answer"}]
+    assert upstream.payload == orjson.dumps(provider.convert_request(edited, call(), stream=False).body)

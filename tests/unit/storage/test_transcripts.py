@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 
+from app.anthropic.encoded import Encoded
+from app.storage import transcripts
 from app.storage.db import db
 from app.storage.models import Session, Turn
 from app.storage.transcripts import record_exchange, session_turns
@@ -64,6 +68,18 @@ def test_rewritten_history_starts_a_branch_from_the_last_shared_turn(database: A
     assert Turn.select().where(Turn.parent == first.id).count() == 2
 
 
+def test_a_rewrite_far_back_in_a_long_history_branches_from_the_last_shared_turn(database: Any) -> None:
+    history = [user(f"q{n}") if n % 2 == 0 else assistant(f"a{n}") for n in range(20)]
+    record_exchange("s-far", None, history, None)
+    rewritten = [*history[:3], assistant("a summary"), *history[4:]]  # 17 new turns from position 3
+
+    assert record_exchange("s-far", None, rewritten, None) == 17
+    assert record_exchange("s-far", None, [*rewritten, user("next")], None) == 1
+    assert [t["content"][0]["text"] for t in session_turns("s-far")][2:5] == ["q2", "a summary", "q4"]
+    third = Turn.get((Turn.session == "s-far") & (Turn.position == 2))
+    assert Turn.select().where(Turn.parent == third.id).count() == 2
+
+
 def test_string_content_and_block_content_are_the_same_turn(database: Any) -> None:
     record_exchange("s4", None, [{"role": "user", "content": "hi"}], None)
     assert record_exchange("s4", None, [user("hi")], None) == 0
@@ -108,3 +124,51 @@ def test_an_answer_resent_before_it_was_recorded_is_still_the_response(database:
     assert record_exchange("s-race", None, [user("a")], {"content": assistant("b")["content"]}) == 0
     assert [(t["role"], t["source"]) for t in session_turns("s-race")] == [
         ("user", "client"), ("assistant", "response"), ("user", "client")]
+
+
+def test_chain_hashes_from_the_notes_are_the_hashes_and_each_turn_is_digested_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    tag = uuid.uuid4().hex
+    history = [user(f"{tag} a"), assistant(f"{tag} b"), user(f"{tag} c")]
+    answer = assistant(f"{tag} d")
+    plain, grown = transcripts.chain_hashes(history), transcripts.chain_hashes([*history, answer])
+    digested: list[object] = []
+    real = transcripts.turn_digest
+
+    def counting(message: dict[str, Any]) -> bytes:
+        digested.append(message)
+        return real(message)
+
+    monkeypatch.setattr(transcripts, "turn_digest", counting)
+    first = transcripts.chain_hashes(history, Encoded(history).notes)
+    resent = [orjson.loads(orjson.dumps(m)) for m in history]
+    again = transcripts.chain_hashes([*resent, answer], Encoded(resent).notes)
+
+    assert first == plain
+    assert again == grown
+    assert digested == [*history, answer]  # the resent turns came from their notes
+
+
+def test_an_edited_earlier_turn_changes_its_hash_and_every_later_one() -> None:
+    tag = uuid.uuid4().hex
+    history = [user(f"{tag} a"), assistant(f"{tag} b"), user(f"{tag} c")]
+    before = transcripts.chain_hashes(history, Encoded(history).notes)
+    edited = [history[0], assistant(f"{tag} B"), history[2]]
+
+    after = transcripts.chain_hashes(edited, Encoded(edited).notes)
+
+    assert after[0] == before[0]
+    assert after[1] != before[1]
+    assert after[2] != before[2]
+    assert after == transcripts.chain_hashes(edited)
+
+
+def test_record_exchange_with_notes_stores_what_it_stores_without(database: Any) -> None:
+    tag = uuid.uuid4().hex
+    history = [user(f"{tag} a"), assistant(f"{tag} b"), user(f"{tag} c")]
+    record_exchange("plain", None, history, None)
+    assert record_exchange("noted", None, history, None, Encoded(history).notes) == 3
+    assert record_exchange("noted", None, [*history, assistant("d"), user("e")], None,
+                           Encoded([*history, assistant("d"), user("e")]).notes) == 2
+    plain, noted = session_turns("plain"), session_turns("noted")
+    assert [t["content"] for t in noted[:3]] == [t["content"] for t in plain]

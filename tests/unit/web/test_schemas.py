@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import orjson
 import pytest
 
+from app.anthropic.encoded import Encoded
 from app.errors import InvalidRequestError
 from app.web.schemas import (
     MAX_JSON_DEPTH,
     adopt_seed_shapes,
     parse_json,
+    parse_messages_request,
     too_deep,
     validate_count_tokens_request,
     validate_messages_request,
@@ -129,3 +133,51 @@ def test_a_message_or_tool_list_seen_valid_is_not_checked_again(monkeypatch: pyt
     with pytest.raises(InvalidRequestError, match=r"^messages\.1\.content\.0\.text: "):
         validate_messages_request({**body, "messages": [*body["messages"],
                                                         {"role": "user", "content": [{"type": "text", "text": 5}]}]})
+
+
+def test_validity_is_noted_per_message_content_and_an_edited_one_is_checked_again() -> None:
+    tag = uuid.uuid4().hex
+    history = [{"role": "user", "content": f"{tag} a"}, {"role": "assistant", "content": f"{tag} b"}]
+    body = {**VALID, "messages": history}
+    given = Encoded(history)
+
+    assert validate_messages_request(body, given) is body
+    assert [notes.get("valid") for notes in given.notes] == [True, True]
+    edited = [history[0], {"role": "assistant", "content": [{"type": "text", "text": 5}]}]
+    with pytest.raises(InvalidRequestError, match=r"^messages\.1\.content\.0\.text: Not a valid string\.$"):
+        validate_messages_request({**VALID, "messages": edited}, Encoded(edited))
+    other = [{"role": "tool", "content": f"{tag} other"}]  # not what ``given`` encodes: encoded anew
+    with pytest.raises(InvalidRequestError, match=r"^messages\.0\.role: must be user or assistant$"):
+        validate_messages_request({**VALID, "messages": other}, given)
+
+
+def test_a_messages_body_is_parsed_with_each_message_serialised_once() -> None:
+    body = {**VALID, "messages": [{"role": "user", "content": "hé"}, {"role": "assistant", "content": [{"a": [1]}]}]}
+    parsed, given = parse_messages_request(orjson.dumps(body))
+
+    assert parsed == body
+    assert given is not None
+    assert given.matches(parsed["messages"])
+    assert given.parts == [orjson.dumps(m) for m in body["messages"]]
+    assert parse_messages_request(b'{"messages": "hi"}') == ({"messages": "hi"}, None)
+    with pytest.raises(InvalidRequestError, match=r"^Request body is not valid JSON: "):
+        parse_messages_request(b"{")
+
+
+@pytest.mark.parametrize("where", ["message", "system"])
+def test_a_messages_body_has_the_same_depth_limit(where: str) -> None:
+    def body_nesting(levels: int) -> dict[str, Any]:
+        """A body whose deepest point is ``levels`` deep (the body itself is level 1)."""
+        nested: Any = []
+        for _ in range(levels - 4):
+            nested = [nested]
+        if where == "message":  # body, messages, message, content: 4 levels
+            return {**VALID, "messages": [{"role": "user", "content": nested}]}
+        return {**VALID, "system": [{"x": nested}]}  # body, system, block, x's list
+
+    deepest, deeper = body_nesting(MAX_JSON_DEPTH), body_nesting(MAX_JSON_DEPTH + 1)
+    assert not too_deep(deepest)
+    assert too_deep(deeper)
+    assert parse_messages_request(orjson.dumps(deepest))[0] == deepest
+    with pytest.raises(InvalidRequestError, match=r"^Request body nests deeper than 128 levels\.$"):
+        parse_messages_request(orjson.dumps(deeper))
