@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
 from app.accounting.usage import RequestRecord
@@ -63,7 +63,7 @@ class RequestFacts:
         given = self.encoded
         if given is None:
             return has_images(self.request)
-        return any(noted(notes, "has_images", partial(_carries_images, message))
+        return any(noted(notes, "has_images", _carries_images, message)
                    for message, notes in zip(given.messages, given.notes, strict=True))
 
     @cached_property

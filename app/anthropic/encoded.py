@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import orjson
 
 T = TypeVar("T")
+A = TypeVar("A")
 Notes = dict[str, Any]  # what is known of one message, by aspect ("valid", "tokens", ...)
 MEMO_BYTES = 64 * 1024 * 1024  # message bytes remembered per worker (a 1 MB conversation is 1 MB)
 ENTRY_OVERHEAD = 256  # what an entry costs besides its key: its notes dict and their small values
@@ -72,12 +73,12 @@ class ContentMemo:
 MEMO = ContentMemo()
 
 
-def noted(notes: Notes, aspect: str, compute: Callable[[], T]) -> T:
-    """``notes[aspect]``, computed and noted on first use (two requests racing both compute the
-    same value; a dict item set is atomic)."""
+def noted(notes: Notes, aspect: str, compute: Callable[[A], T], message: A) -> T:
+    """``notes[aspect]``, ``compute(message)`` noted on first use (two requests racing both compute
+    the same value; a dict item set is atomic)."""
     if aspect in notes:
         return notes[aspect]  # type: ignore[no-any-return]
-    value = notes[aspect] = compute()
+    value = notes[aspect] = compute(message)
     return value
 
 

@@ -19,7 +19,6 @@ import struct
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -81,7 +80,7 @@ def count_tokens(request: dict[str, Any], notes: Sequence[Notes] | None = None) 
     if notes is None:
         counted = sum(_message_tokens(message) for message in messages)
     else:
-        counted = sum(noted(note, "tokens", partial(_message_tokens, message))
+        counted = sum(noted(note, "tokens", _message_tokens, message)
                       for message, note in zip(messages, notes, strict=True))
     return (
         _value_tokens(request.get("system"), 0)
@@ -344,9 +343,13 @@ def estimate_tokens(request: dict[str, Any], parts: Sequence[bytes] | None = Non
     size = len(orjson.dumps({**request, "messages": []})) + sum(map(len, parts)) + max(len(parts) - 1, 0)
     image_bytes = images = 0
     for message, note in zip(messages, notes, strict=True):
-        more_bytes, more = noted(note, "base64_images", partial(_base64_images, [message]))
+        more_bytes, more = noted(note, "base64_images", _message_images, message)
         image_bytes, images = image_bytes + more_bytes, images + more
     return int((size - image_bytes) / 3.5) + images * IMAGE_TOKENS
+
+
+def _message_images(message: Any) -> tuple[int, int]:
+    return _base64_images([message])
 
 
 def _base64_images(blocks: list[Any]) -> tuple[int, int]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import orjson
@@ -84,7 +83,7 @@ def chain_hashes(messages: Sequence[dict[str, Any]], notes: Sequence[Notes] = ()
         if chained is not None and chained[0] == previous:
             digest = chained[1]
         else:
-            inner = noted(note, "turn_digest", partial(turn_digest, message)) if note is not None \
+            inner = noted(note, "turn_digest", turn_digest, message) if note is not None \
                 else turn_digest(message)
             digest = hashlib.sha256(previous.encode() + inner).hexdigest()
             if note is not None:

@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -55,10 +56,10 @@ class ResentHistory:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def parse(self, raw: bytes, parts: Parts) -> tuple[dict[str, Any], Encoded] | None:
+    def parse(self, raw: bytes, parts: Parts) -> tuple[dict[str, Any], Encoded, int] | None:
         """``raw`` parsed, reusing the longest run of messages seen before, with its messages
-        encoded; None when nothing is reused (parse it whole). ``parts`` serialises the new
-        messages and checks their depth; the caller checks the rest of the body's."""
+        encoded and how many were reused; None when none is (parse it whole). ``parts`` serialises
+        the new messages and checks their depth; the caller checks the rest of the body's."""
         start = raw.find(MESSAGES_KEY)
         if start < 0:
             return None
@@ -85,22 +86,23 @@ class ResentHistory:
             return None
         head["messages"] = [*seen.encoded.messages[:count], *new]
         head.update(rest)
-        return head, Encoded(head["messages"], [*seen.encoded.parts[:count], *new_parts])
+        return head, Encoded(head["messages"], [*seen.encoded.parts[:count], *new_parts]), count
 
-    def remember(self, raw: bytes, given: Encoded) -> None:
+    def remember(self, raw: bytes, given: Encoded, resent: int = 0) -> None:
         """Keep ``raw``'s messages for the bodies that resend them, when its bytes are their parts;
-        it replaces the conversation of its group that began with the same turn."""
+        it replaces the conversation of its group that began with the same turn. The first
+        ``resent`` messages are known to be (:meth:`parse` compared them)."""
+        parts = given.parts
         start = raw.find(MESSAGES_KEY)
-        if start < 0 or not given.parts or len(raw) > self.max_bytes:
+        if start < 0 or not parts or len(raw) > self.max_bytes:
             return
         start += len(MESSAGES_KEY)
-        if not raw.startswith(b",".join(given.parts) + b"]", start):
+        ends = [end - 1 for end in accumulate(len(part) + 1 for part in parts)]
+        unchecked = b",".join(parts[resent:]) + b"]"
+        if 0 < resent < len(parts):
+            unchecked = b"," + unchecked
+        if not raw.startswith(unchecked, start + (ends[resent - 1] if resent else 0)):
             return
-        ends, offset = [], 0
-        for part in given.parts:
-            offset += len(part)
-            ends.append(offset)
-            offset += 1
         entry = _Seen(raw, start, ends, given)
         key = raw[:start + KEY_BYTES]
         with self._lock:

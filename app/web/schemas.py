@@ -56,10 +56,10 @@ def parse_messages_request(raw: bytes) -> tuple[Any, Encoded | None]:
     """
     reused = RESENT.parse(raw, _new_parts)
     if reused is not None:
-        body, given = reused
+        body, given, resent = reused
         if too_deep({**body, "messages": []}):
             raise InvalidRequestError(TOO_DEEP)
-        RESENT.remember(raw, given)
+        RESENT.remember(raw, given, resent)
         return body, given
     value = _loads(raw)
     messages = value.get("messages") if isinstance(value, dict) else None

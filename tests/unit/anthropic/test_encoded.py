@@ -52,14 +52,14 @@ def test_the_same_content_shares_its_notes_and_an_edit_does_not() -> None:
 
 def test_noted_computes_an_aspect_once() -> None:
     notes: dict[str, Any] = {}
-    calls: list[int] = []
+    calls: list[str] = []
 
-    def compute() -> int:
-        calls.append(1)
+    def compute(message: str) -> int:
+        calls.append(message)
         return 42
 
-    assert (noted(notes, "tokens", compute), noted(notes, "tokens", compute)) == (42, 42)
-    assert calls == [1]
+    assert (noted(notes, "tokens", compute, "hi"), noted(notes, "tokens", compute, "hi")) == (42, 42)
+    assert calls == ["hi"]
 
 
 def test_the_memo_is_bounded_by_bytes_least_recently_used_first() -> None:

@@ -144,3 +144,22 @@ def test_the_history_is_bounded_by_bytes(history: ResentHistory) -> None:
         small.remember(other, parse_messages_request(other)[1])  # type: ignore[arg-type]
 
     assert small.parse(first, lambda new: [orjson.dumps(m) for m in new]) is None
+
+
+@pytest.mark.parametrize(("new_turn", "kept"), [
+    (b'{"role":"user","content":"next"}', True),
+    (b'{"role": "user", "content": "next"}', False),  # not compact: its bytes are not its part
+])
+def test_a_grown_body_is_remembered_only_when_its_new_turns_are_compact(new_turn: bytes, kept: bool) -> None:
+    messages = conversation(4)
+    raw = orjson.dumps(body(messages))
+    parsed(raw)
+    start = raw.index(b'"messages":[') + len(b'"messages":[')
+    end = start + len(b",".join(orjson.dumps(m) for m in messages))
+    grown = raw[:end] + b"," + new_turn + raw[end:]
+
+    second, _ = parsed(grown)
+    third, _ = parsed(grown)
+
+    assert (third["messages"][-1] is second["messages"][-1]) is kept
+    assert third["messages"][0] is second["messages"][0]
