@@ -6,6 +6,8 @@
 #   REPS=3 DURATION=15 bench/run.sh   # the full run
 #   bench/run.sh scaling          # body size, concurrency and stream-length matrix (bench/scaling.py)
 #   bench/run.sh long             # long conversations, 500 KB resent or growing, c=4 (bench/long_conversation.py)
+#   bench/run.sh paced            # minute-long streams: deltas 100 ms apart, c=256/1000/2000, direct vs Lynkr
+#                                 # (PACED_CONC="256 1000", PACED_SECONDS=20, TOOLS as below)
 #   FORMATS=anthropic bench/run.sh
 #   TOOLS="off" bench/run.sh      # only without WORKSPACE_ROOT ("on": with it, the default server mode)
 #
@@ -44,12 +46,12 @@ stop_upstream() {
 }
 trap 'stop_gateway; stop_upstream' EXIT
 
-start_upstream() {  # [FAKE_CHUNKS]
+start_upstream() {  # [FAKE_CHUNKS [FAKE_DELAY_MS]]
   stop_upstream
   if ss -ltnH "sport = :19001" | grep -q LISTEN; then
     echo "port 19001 is taken (another fake upstream?); stop it first" >&2; exit 1
   fi
-  FAKE_PORT=19001 FAKE_CHUNKS="${1:-50}" taskset -c 0 "$PY" "$ROOT/bench/counting_upstream.py" \
+  FAKE_PORT=19001 FAKE_CHUNKS="${1:-50}" FAKE_DELAY_MS="${2:-0}" taskset -c 0 "$PY" "$ROOT/bench/counting_upstream.py" \
     > "$WORK/upstream.log" 2>&1 &
   UPSTREAM_PID=$!
   for _ in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:19001/health && return; sleep 0.1; done
@@ -124,6 +126,36 @@ if [ "${1:-}" = long ]; then
   start_gateway anthropic
   taskset -c 0 "$PY" "$ROOT/bench/long_conversation.py" --url "http://127.0.0.1:$PORT" --pid "$GATEWAY_PID" \
     --duration "$DURATION" --pad-kb "${BENCH_PAD_KB:-500}"
+  exit 0
+fi
+
+paced_row() {  # LABEL URL PID C: one paced-stream cell, printed as a row
+  local result
+  result="$(taskset -c 0 "$PY" "$HARNESS/loadgen.py" --url "$2" --pid "$3" -c "$4" -d "${PACED_SECONDS:-20}" \
+    --warmup 6 --stream --timeout 120 --grace 15)"
+  echo "$result" >> "$WORK/paced.jsonl"
+  echo "$result" | "$PY" -c "
+import json, sys
+r = json.load(sys.stdin)
+print(f'| $1 | {r[\"concurrency\"]} | {r[\"rps\"]} | {r[\"ttft_ms\"][\"p50\"]} | {r[\"errors\"]} | '
+      f'{r.get(\"target_rss_peak_mb\")} | {r.get(\"target_cpu_ms_per_req\")} |')"
+}
+
+if [ "${1:-}" = paced ]; then
+  # The fake upstream paces 50 deltas 100 ms apart (5 s streams); "direct" is the client on the
+  # fake upstream itself, the ceiling the harness allows on this machine.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  start_upstream 50 100
+  echo "| path | c | streams/s | first delta p50 ms | errors | tree RSS MB | CPU ms/stream |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for conc in ${PACED_CONC:-256 1000 2000}; do
+    paced_row direct http://127.0.0.1:19001 "$UPSTREAM_PID" "$conc"
+    for tools in $TOOLS; do
+      workspace=(); [ "$tools" = on ] && workspace=(WORKSPACE_ROOT="$WORK/workspace")
+      start_gateway anthropic "${workspace[@]}"
+      paced_row "Lynkr, tools $tools" "http://127.0.0.1:$PORT" "$GATEWAY_PID" "$conc"
+    done
+  done
   exit 0
 fi
 
