@@ -86,13 +86,13 @@ class BodyReader:
         """One read: everything the socket has (a TLS socket's records too), waiting tick by tick."""
         silent_s = 0.0
         while True:
-            tick = self.tick_s
-            if sock.gettimeout() != tick:
-                sock.settimeout(tick)
+            wait = min(self.tick_s, self.read_timeout_s - silent_s)  # never past the read timeout
+            if sock.gettimeout() != wait:
+                sock.settimeout(wait)
             try:
                 data = sock.recv(READ_SIZE)
             except TimeoutError:
-                silent_s += tick
+                silent_s += wait
                 if silent_s >= self.read_timeout_s:
                     raise
                 yield SILENT

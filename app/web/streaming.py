@@ -70,6 +70,7 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
               on_done: StreamDone) -> Generator[bytes, None, None]:
     failure: LynkrError | None = None
     tick = min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
+    events: list[Event] = []
     try:
         if start.opening is not None:
             yield sse.comment()
@@ -81,7 +82,6 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         translator = stream.translator(builder)
         stream.pace(tick)
         quiet_s = 0.0
-        events: list[Event] = []
         for item in chain(start.first, _until_finished(items, builder)):
             if isinstance(item, Pause):
                 if events:
@@ -102,14 +102,18 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
             failure = broke or failure
         if events:
             yield _encoded(events)
+            events = []
         if builder.grammar.stopped:
             stream.pace(DRAIN_S)
             with contextlib.suppress(LynkrError):  # the message is whole: what follows cannot fail it
                 _drain(items)
     except LynkrError as exc:
+        # What was read before the failure goes out first, then the error.
         failure = exc
         if not builder.finished:
-            yield _encoded(builder.error(exc.error_type, exc.client_message))
+            events += builder.error(exc.error_type, exc.client_message)
+        if events:
+            yield _encoded(events)
     finally:
         start.end()
         on_done(builder, failure)

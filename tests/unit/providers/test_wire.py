@@ -275,3 +275,12 @@ def test_over_tls_everything_arrives_and_the_connection_is_pooled(tls: tuple[ssl
                 assert b"".join(p for p in pieces if isinstance(p, bytes)) == b"".join(b"%d " % n for n in range(20))
         assert pieces == [b"again"]
         assert server.connections == 1
+
+
+def test_a_read_timeout_shorter_than_a_tick_is_kept() -> None:
+    with ScriptedServer([Script([(0, CHUNKED), (2.0, LAST)])]) as server:
+        reader = open_body(server, read_timeout_s=0.2, tick_s=5.0)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            payload(reader.pieces())
+        assert time.monotonic() - started < 1.0

@@ -295,3 +295,14 @@ def test_a_client_gone_mid_stream_reports_once_with_no_failure() -> None:
     assert [(b, f) for b, f in done.calls] == [(client, None)]
     assert client.finished is False
     assert (source.read_to_end, source.released) == (False, 1)
+
+
+def test_items_read_before_a_failure_go_out_before_its_error_event() -> None:
+    broken = UpstreamError("The upstream sent a stream event that is not valid JSON.")
+    source = ScriptedSource([message_start()], fail_with=broken)  # the bad event was in the same read
+    done = Done()
+
+    chunks = list(generate(started(source), builder(), PING_S, done))
+
+    assert [frames(c) for c in chunks] == [["message_start", "error"]]
+    assert [f for _, f in done.calls] == [broken]
