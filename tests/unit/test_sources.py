@@ -4,60 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
-from app.anthropic.events import StreamBuilder
-from app.errors import LynkrError, RateLimitError, UpstreamError
+from app.errors import RateLimitError, UpstreamError
 from app.logging import REQUEST_ID
 from app.providers.wire import READING, SILENT
 from app.sources import StreamSource, StreamStart, begin, on_helper, open_sources
+from tests.fakes.sources import ScriptedSource
 
 WAIT_S = 2.0  # an upper bound for a helper thread that should answer at once
-
-
-class StubSource:
-    """A stream source whose items come from a list (pauses included)."""
-
-    provider = "databricks"
-    model = "databricks-claude-sonnet-4-5"
-    headers: dict[str, str] = {}
-
-    def __init__(self, items: list[Any], *, fail_with: LynkrError | None = None) -> None:
-        self._items = items
-        self._fail_with = fail_with
-        self.paces: list[float] = []
-        self.closed = 0
-        self.released = 0
-        self.read_to_end = False
-        self._iterator: Iterator[Any] | None = None
-
-    @property
-    def items(self) -> Iterator[Any]:
-        if self._iterator is None:
-            self._iterator = self._read()
-        return self._iterator
-
-    def _read(self) -> Iterator[Any]:
-        yield from self._items
-        if self._fail_with is not None:
-            raise self._fail_with
-        self.read_to_end = True
-
-    @property
-    def translator(self) -> Callable[[StreamBuilder], Any]:
-        raise AssertionError("begin never translates")
-
-    def pace(self, tick_s: float) -> None:
-        self.paces.append(tick_s)
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def release(self) -> None:
-        self.released += 1
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +25,7 @@ def no_source_left_open() -> Iterator[None]:
 
 
 def test_begin_returns_the_source_and_its_first_item_skipping_pauses() -> None:
-    source = StubSource([READING, {"n": 1}, {"n": 2}])
+    source = ScriptedSource([READING, {"n": 1}, {"n": 2}])
 
     start = begin(lambda: source, 1.0)
 
@@ -81,7 +38,7 @@ def test_begin_returns_the_source_and_its_first_item_skipping_pauses() -> None:
 
 
 def test_begin_returns_without_a_first_item_when_the_source_is_silent() -> None:
-    source = StubSource([SILENT, {"n": 1}])
+    source = ScriptedSource([SILENT, {"n": 1}])
 
     start = begin(lambda: source, 1.0)
 
@@ -104,7 +61,7 @@ def test_begin_raises_the_openers_error_with_its_status() -> None:
 
 def test_begin_raises_an_error_the_source_ends_with_and_lets_it_go() -> None:
     broken = UpstreamError("bad frame", provider="databricks")
-    source = StubSource([READING], fail_with=broken)
+    source = ScriptedSource([READING], fail_with=broken)
 
     with pytest.raises(UpstreamError) as caught:
         begin(lambda: source, 1.0)
@@ -114,7 +71,7 @@ def test_begin_raises_an_error_the_source_ends_with_and_lets_it_go() -> None:
 
 
 def test_begin_raises_upstream_error_when_the_source_ends_with_nothing() -> None:
-    source = StubSource([READING])
+    source = ScriptedSource([READING])
 
     with pytest.raises(UpstreamError, match="closed the stream without sending anything") as caught:
         begin(lambda: source, 1.0)
@@ -125,7 +82,7 @@ def test_begin_raises_upstream_error_when_the_source_ends_with_nothing() -> None
 
 def test_begin_returns_the_open_under_way_when_the_opener_is_slow() -> None:
     proceed = threading.Event()
-    source = StubSource([{"n": 1}])
+    source = ScriptedSource([{"n": 1}])
 
     def opener() -> StreamSource:
         proceed.wait(WAIT_S)
@@ -144,7 +101,7 @@ def test_begin_returns_the_open_under_way_when_the_opener_is_slow() -> None:
 
 def test_an_open_that_completes_after_the_client_left_is_closed_unread() -> None:
     proceed = threading.Event()
-    source = StubSource([{"n": 1}])
+    source = ScriptedSource([{"n": 1}])
 
     def opener() -> StreamSource:
         proceed.wait(WAIT_S)
@@ -161,7 +118,7 @@ def test_an_open_that_completes_after_the_client_left_is_closed_unread() -> None
 
 
 def test_end_closes_the_items_and_releases_once() -> None:
-    source = StubSource([{"n": 1}, {"n": 2}])
+    source = ScriptedSource([{"n": 1}, {"n": 2}])
     start = begin(lambda: source, 1.0)
 
     start.end()
@@ -174,7 +131,7 @@ def test_end_closes_the_items_and_releases_once() -> None:
 
 def test_the_count_of_open_sources_follows_begin_and_end() -> None:
     before = open_sources()
-    start = begin(lambda: StubSource([{"n": 1}]), 1.0)
+    start = begin(lambda: ScriptedSource([{"n": 1}]), 1.0)
     assert open_sources() == before + 1
     start.end()
     assert open_sources() == before

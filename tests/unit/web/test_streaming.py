@@ -3,7 +3,6 @@ failures, draining and cleanup."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -14,58 +13,13 @@ from app import logging as lynkr_logging
 from app.anthropic.events import StreamBuilder
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
 from app.logging import REDACTED, Redactor
-from app.providers.formats.anthropic import StreamTranslator
 from app.providers.wire import READING, SILENT
 from app.sources import StreamSource, StreamStart
 from app.web.streaming import DRAIN_S, PRE_START_COMMENT_INTERVAL_S, StreamBody, generate
 from tests.fakes.anthropic_events import block_stop, message_end, message_start, text_delta, text_start
+from tests.fakes.sources import ScriptedSource
 
 PING_S = 10.0
-
-
-class ScriptedSource:
-    """An opened upstream stream whose items (pauses included) come from a script, relayed by the
-    Anthropic translator."""
-
-    provider = "databricks"
-    model = "databricks-claude-sonnet-4-5"
-    headers: dict[str, str] = {}
-
-    def __init__(self, script: list[Any], *, fail_with: LynkrError | None = None) -> None:
-        self._script = script
-        self._fail_with = fail_with
-        self.paces: list[float] = []
-        self.released = 0
-        self.read = 0  # items handed out
-        self.read_to_end = False
-        self._iterator: Iterator[Any] | None = None
-
-    @property
-    def items(self) -> Iterator[Any]:
-        if self._iterator is None:
-            self._iterator = self._read()
-        return self._iterator
-
-    def _read(self) -> Iterator[Any]:
-        for item in self._script:
-            self.read += 1
-            yield item
-        if self._fail_with is not None:
-            raise self._fail_with
-        self.read_to_end = True
-
-    @property
-    def translator(self) -> Callable[[StreamBuilder], Any]:
-        return StreamTranslator
-
-    def pace(self, tick_s: float) -> None:
-        self.paces.append(tick_s)
-
-    def close(self) -> None:
-        """Nothing to wake."""
-
-    def release(self) -> None:
-        self.released += 1
 
 
 class Done:
