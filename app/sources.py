@@ -145,8 +145,10 @@ class StreamStart:
             if close is not None:
                 close()
         finally:
-            self.stream.release()
-            _OPEN.change(-1)
+            try:
+                self.stream.release()
+            finally:
+                _OPEN.change(-1)
 
 
 def _let_go(opening: Future[StreamSource]) -> None:

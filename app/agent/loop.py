@@ -19,7 +19,6 @@ out :data:`~app.providers.wire.SILENT` per tick, so the client still hears pings
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -240,10 +239,10 @@ class AgentLoop:
                        opened: UpstreamStream | None) -> Generator[Op | Pause, None, dict[str, Any]]:
         stream = opened or (yield from self._waited(partial(self.steps.open, request), _release_unread))
         self.current = stream
-        stream.pace(self.tick_s)
-        builder = StepBuilder(model=stream.model)
-        translator = stream.translator(builder)
         try:
+            stream.pace(self.tick_s)
+            builder = StepBuilder(model=stream.model)
+            translator = stream.translator(builder)
             for item in stream.items:
                 if isinstance(item, Pause):
                     yield item
@@ -294,7 +293,7 @@ def _fed(translator: Any, item: Any) -> Any:
     """Feed one upstream item to a format translator; a malformed item is an upstream error."""
     try:
         return translator.feed(item)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UpstreamError(f"The upstream stream was malformed: {exc}") from exc
 
 
@@ -384,11 +383,10 @@ class AgentSource:
             current.close()
 
     def release(self) -> None:
-        """Each step releases its own upstream connection once the loop runs; the first step is
-        released here if the loop never ran."""
-        if self._ops is None or inspect.getgeneratorstate(self._ops) == inspect.GEN_CREATED:
-            self.first.close()
-            self.first.release()
+        """Let the first step go; releasing is idempotent, so this only matters when the loop
+        never read it (each step the loop runs releases itself)."""
+        self.first.close()
+        self.first.release()
 
 
 def run_to_message(loop: AgentLoop, builder: StreamBuilder) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class EventTooLargeError(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"an SSE line or event is larger than {limit} bytes")
         self.limit = limit
+        self.completed: list[ServerSentEvent] = []  # the events the same read completed before it
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -77,18 +78,30 @@ class SSEDecoder:
         self._retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode ``chunk`` and return the events it completes, in order."""
+        """Decode ``chunk`` and return the events it completes, in order.
+
+        An over-limit line raises :class:`EventTooLargeError` carrying the events ``chunk``
+        completed before it (a burst read at once still delivers what came first).
+        """
+        events: list[ServerSentEvent] = []
+        try:
+            self._feed(chunk, events)
+        except EventTooLargeError as exc:
+            exc.completed = events
+            raise
+        return events
+
+    def _feed(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
         if not self._started:
             chunk = self._head + chunk
             if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
                 self._head = chunk
-                return []
+                return
             self._started, self._head = True, b""
             chunk = chunk.removeprefix(_BOM)
         if self._pending_cr:
             self._pending_cr = False
             chunk = chunk.removeprefix(b"\n")
-        events: list[ServerSentEvent] = []
         start, size = 0, len(chunk)
         while start < size:
             # bytes.find runs at memory speed; a regex over each read was most of the time.
@@ -110,7 +123,6 @@ class SSEDecoder:
             start = start_next
         if start < size:
             self._keep(chunk[start:])
-        return events
 
     def _keep(self, piece: bytes) -> None:
         self._partial.append(piece)

@@ -27,7 +27,7 @@ import requests
 
 from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
-from app.anthropic.sse import EventTooLargeError, SSEDecoder
+from app.anthropic.sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
@@ -303,11 +303,17 @@ def sse_items(pieces: Iterable[bytes | Pause], max_event_bytes: int | None = Non
         if isinstance(chunk, Pause):
             yield chunk
             continue
-        for event in decoder.feed(chunk):
-            if event.data == "[DONE]":
-                yield "[DONE]"
-            else:
-                yield orjson.loads(event.data)
+        try:
+            events = decoder.feed(chunk)
+        except EventTooLargeError as exc:
+            yield from _parsed(exc.completed)  # what came before the oversized line, then the failure
+            raise
+        yield from _parsed(events)
+
+
+def _parsed(events: list[ServerSentEvent]) -> Iterator[Any]:
+    for event in events:
+        yield "[DONE]" if event.data == "[DONE]" else orjson.loads(event.data)
 
 
 def _error_message(content: bytes) -> str | None:

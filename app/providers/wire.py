@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 import socket
 from collections.abc import Generator, Iterator
 from typing import Any
@@ -26,6 +27,7 @@ import urllib3
 from app.providers._http import shutdown_response
 
 READ_SIZE = 65536
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 MAX_CHUNK_LINE = 4096
 DEFAULT_TICK_S = 5.0
 
@@ -73,7 +75,8 @@ class BodyReader:
                 if out:
                     yield out
             if framing.done:
-                self.ended = self._reusable = True
+                # Bytes past the body's end are not the body's, and leave the connection unusable.
+                self.ended, self._reusable = True, not framing.surplus
                 return
             yield READING
             data = yield from self._read(sock)
@@ -161,6 +164,7 @@ class _Chunked:
         self._trailer = False  # past the last chunk: trailer lines until an empty one
         self._crlf = 0  # bytes of a chunk's closing CRLF still to skip
         self.done = False
+        self.surplus = False  # bytes followed the last chunk
 
     def feed(self, data: bytes) -> bytes:
         """Decode ``data``; the payload bytes it completes."""
@@ -178,6 +182,8 @@ class _Chunked:
                 continue
             if self._crlf:
                 skip = min(self._crlf, size - position)
+                if buffer[position:position + skip] != b"\r\n"[2 - self._crlf:2 - self._crlf + skip]:
+                    raise urllib3.exceptions.ProtocolError("A chunk does not end with CRLF.")
                 position += skip
                 self._crlf -= skip
                 continue
@@ -191,11 +197,12 @@ class _Chunked:
             if self._trailer:
                 self.done = not line
                 continue
-            try:
-                self._left = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise urllib3.exceptions.ProtocolError("A chunk-size line is not a number.") from exc
+            size_field = line.split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_field):
+                raise urllib3.exceptions.ProtocolError("A chunk-size line is not a number.")
+            self._left = int(size_field, 16)
             self._trailer = self._left == 0
+        self.surplus = self.done and position < size
         self._buffer = buffer[position:] if not self.done else b""
         return out[0] if len(out) == 1 else b"".join(out)
 
@@ -211,9 +218,11 @@ class _Sized:
     def __init__(self, length: int) -> None:
         self._left = length
         self.done = length == 0
+        self.surplus = False  # bytes followed the declared length
 
     def feed(self, data: bytes) -> bytes:
         """The body bytes of ``data`` (anything past the declared length is not the body's)."""
+        self.surplus = len(data) > self._left
         data = data[:self._left]
         self._left -= len(data)
         self.done = self._left == 0
@@ -228,6 +237,7 @@ class _UntilClose:
     """A body that ends when the connection closes."""
 
     done = False
+    surplus = False
 
     def feed(self, data: bytes) -> bytes:
         """All of ``data``."""

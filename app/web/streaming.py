@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -61,13 +62,13 @@ class StreamBody:
 
 
 def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
-             on_done: StreamDone) -> StreamBody:
+             on_done: StreamDone, clock: Callable[[], float] = time.monotonic) -> StreamBody:
     """The response body: translated events, keepalive comments and pings, then ``on_done``."""
-    return StreamBody(_generate(start, builder, ping_interval_s, on_done), start, builder, on_done)
+    return StreamBody(_generate(start, builder, ping_interval_s, on_done, clock), start, builder, on_done)
 
 
 def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
-              on_done: StreamDone) -> Generator[bytes, None, None]:
+              on_done: StreamDone, clock: Callable[[], float]) -> Generator[bytes, None, None]:
     failure: LynkrError | None = None
     tick = min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
     events: list[Event] = []
@@ -81,17 +82,20 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         assert items is not None
         translator = stream.translator(builder)
         stream.pace(tick)
-        quiet_s = 0.0
+        # Silence is what the client hears, not what the upstream sends: bytes that make no event
+        # (a tool call's input being written, an upstream's own comments) count as silence too.
+        quiet_s, written_at = 0.0, clock()
         for item in chain(start.first, _until_finished(items, builder)):
             if isinstance(item, Pause):
                 if events:
                     yield _encoded(events)
-                    events, quiet_s = [], 0.0
-                elif item is SILENT:
-                    quiet_s += tick
-                    if quiet_s >= (ping_interval_s if builder.started else PRE_START_COMMENT_INTERVAL_S):
-                        yield _encoded(builder.ping()) if builder.started else sse.comment()
-                        quiet_s = 0.0
+                    events, quiet_s, written_at = [], 0.0, clock()
+                    continue
+                quiet_s += tick if item is SILENT else 0.0
+                due = ping_interval_s if builder.started else PRE_START_COMMENT_INTERVAL_S
+                if quiet_s >= due or clock() - written_at >= due:
+                    yield _encoded(builder.ping()) if builder.started else sse.comment()
+                    quiet_s, written_at = 0.0, clock()
                 continue
             produced, broke = _events_for(item, builder, translator)
             events += produced
@@ -106,17 +110,24 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         if builder.grammar.stopped:
             stream.pace(DRAIN_S)
             with contextlib.suppress(LynkrError):  # the message is whole: what follows cannot fail it
-                _drain(items)
-    except LynkrError as exc:
-        # What was read before the failure goes out first, then the error.
-        failure = exc
+                _drain(items, clock() + DRAIN_S, clock)
+    except Exception as exc:
+        # What was read before the failure goes out first, then the error; a bug is an internal
+        # error event, never a stream cut without one.
+        if isinstance(exc, LynkrError):
+            failure = exc
+        else:
+            log.exception("stream failed")
+            failure = LynkrError("Internal server error")
         if not builder.finished:
-            events += builder.error(exc.error_type, exc.client_message)
+            events += builder.error(failure.error_type, failure.client_message)
         if events:
             yield _encoded(events)
     finally:
-        start.end()
-        on_done(builder, failure)
+        try:
+            start.end()
+        finally:
+            on_done(builder, failure)
 
 
 def _until_finished(items: Iterator[Any], builder: StreamBuilder) -> Iterator[Any]:
@@ -127,10 +138,11 @@ def _until_finished(items: Iterator[Any], builder: StreamBuilder) -> Iterator[An
             return
 
 
-def _drain(items: Iterator[Any]) -> None:
-    """Read what the upstream sends after the message (its body's end) until the first silence."""
+def _drain(items: Iterator[Any], deadline: float, clock: Callable[[], float]) -> None:
+    """Read what the upstream sends after the message (its body's end) until the first silence
+    or ``deadline``, whichever comes first."""
     for item in items:
-        if item is SILENT:
+        if item is SILENT or clock() >= deadline:
             return
 
 
@@ -151,7 +163,7 @@ def _events_for(item: Any, builder: StreamBuilder, translator: Any) -> tuple[lis
     """The events for one item, and the failure it ended the stream with, if any."""
     try:
         events: list[Event] = translator.feed(item)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("upstream stream broke the protocol: %s", exc)
         error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
         return builder.error(error.error_type, error.client_message), error

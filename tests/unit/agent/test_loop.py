@@ -439,5 +439,14 @@ def test_agent_source_pace_reaches_the_step_in_progress(turn: Turn) -> None:
     source.pace(0.5)
 
     assert first.paces[-1] == 0.5
+
+
+def test_agent_source_release_after_its_ops_were_closed_unstarted_releases_the_first_step(turn: Turn) -> None:
+    # The body closed before the loop ran: closing its generator leaves it closed, not unstarted.
+    first = StubStream(DONE_ANSWER)
+    source = AgentSource(make_loop(turn, StubSteps(), streaming=True), upstream(first))
+    source.items.close()
+
     source.release()
-    assert first.released == 0  # the running loop releases its own steps
+
+    assert (first.closed.is_set(), first.released) == (True, 1)

@@ -88,6 +88,15 @@ def test_sse_items_refuse_an_event_over_the_limit() -> None:
         list(sse_items([body], max_event_bytes=64))
 
 
+def test_sse_items_hand_out_what_came_before_an_oversized_line_in_the_same_read() -> None:
+    body = b'data: {"n": 1}\n\n' + b"data: " + b"x" * 100 + b"\n\n"
+    items = sse_items([body], max_event_bytes=64)
+
+    assert next(items) == {"n": 1}
+    with pytest.raises(EventTooLargeError):
+        next(items)
+
+
 def test_sse_items_raise_on_data_that_is_not_json() -> None:
     with pytest.raises(orjson.JSONDecodeError):
         list(sse_items([b"data: {not json\n\n"]))

@@ -284,3 +284,28 @@ def test_a_read_timeout_shorter_than_a_tick_is_kept() -> None:
         with pytest.raises(TimeoutError):
             payload(reader.pieces())
         assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("size", [b"-5", b"+5", b"0x5", b"1_0", b""])
+def test_a_chunk_size_that_is_not_plain_hex_is_a_protocol_error(size: bytes) -> None:
+    with (ScriptedServer([Script([(0, CHUNKED + size + b"\r\nhello\r\n" + LAST)])]) as server,
+          pytest.raises(urllib3.exceptions.ProtocolError, match="not a number")):
+        payload(open_body(server).pieces())
+
+
+def test_a_chunk_without_its_crlf_is_a_protocol_error() -> None:
+    with (ScriptedServer([Script([(0, CHUNKED + b"5\r\nhelloXX" + LAST)])]) as server,
+          pytest.raises(urllib3.exceptions.ProtocolError, match="CRLF")):
+        payload(open_body(server).pieces())
+
+
+def test_bytes_after_the_last_chunk_keep_the_body_but_not_the_connection() -> None:
+    body = CHUNKED + chunk(b"x") + LAST + b"junk"
+    with ScriptedServer([Script([(0, body)]), Script([(0, CHUNKED + LAST)])]) as server:
+        client = HttpClient("test", pool_size=2, connect_timeout_s=5, read_timeout_s=30)
+        reader = open_body(server, client)
+        assert payload(reader.pieces()) == [b"x"]
+        assert reader.ended
+        reader.release()
+        payload(open_body(server, client).pieces())
+        assert server.connections == 2

@@ -3,6 +3,7 @@ failures, draining and cleanup."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -260,3 +261,67 @@ def test_items_read_before_a_failure_go_out_before_its_error_event() -> None:
 
     assert [frames(c) for c in chunks] == [["message_start", "error"]]
     assert [f for _, f in done.calls] == [broken]
+
+
+class Clock:
+    """A clock the script moves: each call gives the next reading."""
+
+    def __init__(self, *readings: float) -> None:
+        self.readings = list(readings)
+
+    def __call__(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+
+def test_bytes_that_make_no_event_still_get_pings_when_the_client_hears_nothing() -> None:
+    # A tool call's input being written: the upstream sends, the client sees nothing.
+    source = ScriptedSource([*TEXT, READING, READING, READING, *REST])
+    clock = Clock(0.0, 0.0, 1.0, 11.0, 11.0)
+
+    chunks = list(generate(started(source), builder(), PING_S, Done(), clock))
+
+    assert [frames(c) for c in chunks] == [
+        ["message_start", "content_block_start", "content_block_delta"],
+        ["ping"],
+        ["content_block_delta", "content_block_stop", "message_delta", "message_stop"],
+    ]
+
+
+def test_a_bug_in_the_source_ends_the_stream_with_an_internal_error_event() -> None:
+    class Broken(ScriptedSource):
+        def _read(self) -> Iterator[Any]:
+            yield message_start()
+            raise RuntimeError("a bug")
+
+    done = Done()
+
+    chunks = list(generate(started(Broken([])), builder(), PING_S, done))
+
+    assert [frames(c) for c in chunks] == [["message_start", "error"]]
+    assert last_event(chunks[-1])["error"] == {"type": "api_error", "message": "Internal server error"}
+    [(_, failure)] = done.calls
+    assert failure is not None
+    assert failure.message == "Internal server error"
+
+
+def test_the_drain_stops_at_its_deadline_even_while_bytes_keep_coming() -> None:
+    source = ScriptedSource([*TEXT, *REST, READING, READING, READING, READING])
+    clock = Clock(0.0, 0.0, 0.0, 0.0, 10.0)
+
+    list(generate(started(source), builder(), PING_S, Done(), clock))
+
+    assert source.read < len(TEXT) + len(REST) + 4
+    assert source.released == 1
+
+
+def test_a_release_that_fails_still_reports_the_stream() -> None:
+    class Sticky(ScriptedSource):
+        def release(self) -> None:
+            raise OSError("close failed")
+
+    done = Done()
+
+    with pytest.raises(OSError, match="close failed"):
+        list(generate(started(Sticky([*TEXT, *REST])), builder(), PING_S, done))
+
+    assert [f for _, f in done.calls] == [None]
