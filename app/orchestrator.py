@@ -199,7 +199,12 @@ class Orchestrator:
             ex.record.model = first.model
             return AgentSource(loop, first) if loop is not None else first
 
-        start = begin(open_source, self.config.keepalive_commit_ms / 1000)
+        try:
+            start = begin(open_source, self.config.keepalive_commit_ms / 1000)
+        except BaseException:
+            if loop is not None:  # what the loop's steps used is recorded even when it failed first
+                self._loop_ended(ex, loop)
+            raise
 
         def done(finished: StreamBuilder, failure: LynkrError | None) -> None:
             self._stream_done(ex, finished, failure, loop)

@@ -9,7 +9,8 @@ as long as the read timeout raises :class:`TimeoutError`. Before each read it ha
 Once the headers are read the body is taken from the socket directly: one read gives everything
 that arrived, however many HTTP chunks that is, so a burst of events costs one read. A body read
 to its end gives its connection back to the pool. A body the upstream encoded anyway (gzip,
-though streams ask for ``identity``) is read through urllib3 instead, without ticks.
+though streams ask for ``identity``) is decoded on the way when it is gzip or deflate; any other
+coding is read through urllib3 instead, without ticks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import contextlib
 import enum
 import re
 import socket
-from collections.abc import Generator, Iterator
+import zlib
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import requests
@@ -64,14 +66,17 @@ class BodyReader:
         reader = getattr(raw._fp, "fp", None)  # http.client's buffered reader (absent in test doubles)
         sock = getattr(reader.raw, "_sock", None) if reader is not None else None  # the socket under it
         encoding = raw.headers.get("content-encoding", "identity").strip().lower()
-        if reader is None or sock is None or encoding not in ("", "identity"):
+        if reader is None or sock is None or encoding not in _DECODERS:
             yield from self._through_urllib3()
             return
         framing = _framing(raw)
+        decoder = _DECODERS[encoding]()
         data = _buffered(reader, sock)
         while True:
             if data:
                 out = framing.feed(data)
+                if out and decoder is not None:
+                    out = _decoded(decoder, out)
                 if out:
                     yield out
             if framing.done:
@@ -124,6 +129,23 @@ class BodyReader:
         if self._reusable:
             _finish(self.response.raw)
         self.response.close()
+
+
+def _decoded(decoder: Any, data: bytes) -> bytes:
+    try:
+        return bytes(decoder.decompress(data))
+    except zlib.error as exc:
+        raise urllib3.exceptions.ProtocolError(f"The body is not valid {exc}.") from exc
+
+
+# Content codings read on the direct path; others (br, zstd) go through urllib3, without ticks.
+_DECODERS: dict[str, Callable[[], Any]] = {
+    "": lambda: None,
+    "identity": lambda: None,
+    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "deflate": lambda: zlib.decompressobj(),
+}
 
 
 def _framing(raw: urllib3.HTTPResponse) -> _Chunked | _Sized | _UntilClose:

@@ -218,13 +218,32 @@ def test_close_wakes_a_read_blocked_on_another_thread() -> None:
         assert time.monotonic() - started < WAIT_S / 2
 
 
-def test_a_gzip_body_is_read_through_urllib3_decoded() -> None:
-    packed = gzip.compress(b"data: {}\n\n")
+def test_a_gzip_body_is_decoded_on_the_way_with_its_pauses() -> None:
+    packed = gzip.compress(b"data: {}\n\n" * 50)
     head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
-    with ScriptedServer([Script([(0, head + chunk(packed) + LAST)])]) as server:
+    half = len(packed) // 2
+    writes = [(0, head + chunk(packed[:half])), (0.05, chunk(packed[half:]) + LAST)]
+    with ScriptedServer([Script(writes)]) as server:
         reader = open_body(server)
-        assert b"".join(p for p in reader.pieces() if isinstance(p, bytes)) == b"data: {}\n\n"
+        pieces = payload(reader.pieces())
+        assert READING in pieces
+        assert b"".join(p for p in pieces if isinstance(p, bytes)) == b"data: {}\n\n" * 50
         assert reader.ended
+
+
+def test_a_body_in_a_coding_it_cannot_decode_is_read_through_urllib3() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: x-unknown\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with ScriptedServer([Script([(0, head + chunk(b"opaque") + LAST)])]) as server:
+        reader = open_body(server)
+        assert payload(reader.pieces()) == [b"opaque", READING]
+        assert reader.ended
+
+
+def test_a_corrupt_gzip_body_is_a_protocol_error() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with (ScriptedServer([Script([(0, head + chunk(b"not gzip at all") + LAST)])]) as server,
+          pytest.raises(urllib3.exceptions.ProtocolError, match="not valid")):
+        payload(open_body(server).pieces())
 
 
 def test_streams_ask_for_an_identity_body(monkeypatch: pytest.MonkeyPatch) -> None:
