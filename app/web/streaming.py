@@ -24,14 +24,15 @@ from app.anthropic import sse
 from app.anthropic.events import Event, StreamBuilder
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError, error_for_event
 from app.logging import get_logger, redact_value
-from app.providers.wire import SILENT, Pause
+from app.providers.wire import READING, SILENT, Pause
 from app.sources import StreamSource, StreamStart
 
 log = get_logger("streaming")
 PRE_START_COMMENT_INTERVAL_S = 5.0
-# After the message ends, how long the upstream may take to end its body (so its connection can
-# be pooled) before it is closed instead.
+# After the message ends, how long the upstream may stay silent before ending its body (so its
+# connection can be pooled), and how many reads it may take, before it is closed instead.
 DRAIN_S = 0.5
+DRAIN_READS = 4
 StreamDone = Callable[[StreamBuilder, "LynkrError | None"], None]
 
 
@@ -110,7 +111,7 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         if builder.grammar.stopped:
             stream.pace(DRAIN_S)
             with contextlib.suppress(LynkrError):  # the message is whole: what follows cannot fail it
-                _drain(items, clock() + DRAIN_S, clock)
+                _drain(items)
     except Exception as exc:
         # What was read before the failure goes out first, then the error; a bug is an internal
         # error event, never a stream cut without one.
@@ -138,12 +139,21 @@ def _until_finished(items: Iterator[Any], builder: StreamBuilder) -> Iterator[An
             return
 
 
-def _drain(items: Iterator[Any], deadline: float, clock: Callable[[], float]) -> None:
-    """Read what the upstream sends after the message (its body's end) until the first silence
-    or ``deadline``, whichever comes first."""
+def _drain(items: Iterator[Any]) -> None:
+    """Read what the upstream sends after the message (its body's end), stopping at the first
+    silence or after ``DRAIN_READS`` reads.
+
+    Counted in reads, not wall time: under load a thread may wait longer for the GIL than for
+    the bytes, and a drain cut short costs the connection (the next stream opens a new one).
+    """
+    reads = 0
     for item in items:
-        if item is SILENT or clock() >= deadline:
+        if item is SILENT:
             return
+        if item is READING:
+            reads += 1
+            if reads > DRAIN_READS:
+                return
 
 
 def _await(opening: Future[StreamSource], tick_s: float) -> Generator[bytes, None, StreamSource]:
