@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import importlib
 import re
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 
-from peewee import Database, PostgresqlDatabase
+from peewee import Database, OperationalError, PostgresqlDatabase
 
 from app.logging import get_logger
+from app.storage.db import SQLITE_OPEN_WAIT_S
 
 log = get_logger("migrate")
 _NAME = re.compile(r"^(\d{4})_\w+\.py$")
@@ -78,5 +80,16 @@ def _locked_transaction(database: Database) -> Iterator[None]:
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             yield
     else:
-        with database.atomic(lock_type="IMMEDIATE"):
+        # SQLite may refuse BEGIN IMMEDIATE at once, without its busy timeout, while another
+        # connection switches a new file to WAL (two apps or workers starting on one file).
+        with ExitStack() as stack:
+            deadline = time.monotonic() + SQLITE_OPEN_WAIT_S
+            while True:
+                try:
+                    stack.enter_context(database.atomic(lock_type="IMMEDIATE"))
+                    break
+                except OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.02)
             yield

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from peewee import PostgresqlDatabase
+from peewee import OperationalError, PostgresqlDatabase
 from playhouse.pool import PooledSqliteDatabase
 
 from app.config import Config
@@ -44,6 +44,37 @@ def test_a_fresh_database_gets_every_migration_once(tmp_path: Path) -> None:
         assert pending(database) == []
         assert {"sessions", "turns", "client_requests", "api_keys", "usage_counters", "tool_executions",
                 "index_roots", "schema_migrations"} <= set(database.get_tables())
+    database.close_all()
+
+
+def test_a_migration_lock_refused_at_once_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite refuses BEGIN IMMEDIATE without its busy timeout while another connection switches a
+    # new file to WAL; the migration waits for it instead of failing the app's start.
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+    real_atomic = database.atomic
+    refusals = [OperationalError("database is locked")] * 2
+
+    def atomic(*args: Any, **kwargs: Any) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return real_atomic(*args, **kwargs)
+
+    monkeypatch.setattr(database, "atomic", atomic)
+    assert migrate(database) == [version for version, _ in available()]
+    assert refusals == []
+    database.close_all()
+
+
+def test_another_operational_error_of_the_migration_lock_is_raised(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+
+    def atomic(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(database, "atomic", atomic)
+    with pytest.raises(OperationalError, match="disk I/O error"):
+        migrate(database)
     database.close_all()
 
 
