@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,12 +121,15 @@ def test_the_cache_can_be_turned_off(make_app: Any, mocked: Any) -> None:
 
 
 @pytest.mark.redis
-def test_instances_sharing_redis_share_answers(make_app: Any, mocked: Any) -> None:
+def test_instances_sharing_redis_share_answers(make_app: Any, mocked: Any, tmp_path: Path) -> None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); run scripts/start-services.sh")
-    first, second = make_app(redis_url=REDIS_URL), make_app(redis_url=REDIS_URL)
+    # Two instances share Redis, each with its own database (instances on one machine's SQLite
+    # file are not the deployment this is about; several instances share PostgreSQL).
+    first = make_app(redis_url=REDIS_URL)
+    second = make_app(redis_url=REDIS_URL, session_db_path=str(tmp_path / "second.db"))
     mocked.post(DATABRICKS_URL, json=make_message())
     prompt = f"Shared across instances ({uuid.uuid4()})"
     ask(first, "req_on_first", prompt)
