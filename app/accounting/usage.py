@@ -48,7 +48,7 @@ class RequestRecord:
     duration_ms: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
     cost_usd: float | None = None
-    admission: Any = None  # the app.accounting.budgets.Admission held for this request, settled by finish()
+    admission: Any = None  # the app.accounting.budgets.Admission held for this request, settled by Ledger.enter()
     body_bytes: int = 0  # size of the request body, which a queued transcript write keeps alive
 
 

@@ -63,11 +63,11 @@ class FakeTime:
 
 def fake_time(app: Flask) -> FakeTime:
     """Give ``app``'s retries a :class:`FakeTime` and a jitter that always draws the ceiling."""
-    orchestrator = app.extensions["lynkr"].orchestrator
+    candidates = app.extensions["lynkr"].orchestrator.candidates
     clock = FakeTime()
-    orchestrator.sleep = clock.sleep
-    orchestrator.retry = replace(orchestrator.retry, rng=lambda: 1.0, clock=lambda: clock.monotonic,
-                                 wall_clock=lambda: clock.wall)
+    candidates.sleep = clock.sleep
+    candidates.retry = replace(candidates.retry, rng=lambda: 1.0, clock=lambda: clock.monotonic,
+                               wall_clock=lambda: clock.wall)
     return clock
 
 
@@ -273,7 +273,7 @@ def test_a_request_waits_for_anothers_probe_then_goes(make_app: Any) -> None:
         if len(slept) == 3:
             breaker.record_success()  # the probe's verdict arrives while this request waits
 
-    app.extensions["lynkr"].orchestrator.sleep = sleep
+    app.extensions["lynkr"].orchestrator.candidates.sleep = sleep
     with responses.RequestsMock() as mocked:
         mocked.post(DATABRICKS_URL, json=make_message())
         response = app.test_client().post("/v1/messages", json=make_request())

@@ -14,21 +14,12 @@ from app.cache.prompt import PromptCache
 from app.config import Config
 from app.errors import (
     BillingError,
-    CircuitOpenError,
     ConnectionBrokenError,
-    ConnectRefusedError,
-    ConnectTimeoutError,
-    InvalidRequestError,
     LynkrError,
-    OverloadedError,
-    ProviderNotConfiguredError,
-    RateLimitError,
-    ReadTimeoutError,
     UpstreamError,
-    UpstreamTimeoutError,
 )
 from app.exchange import Exchange
-from app.orchestrator import Answer, Orchestrator, StreamAnswer, fallback_reason, past_budget
+from app.orchestrator import Answer, Orchestrator, StreamAnswer
 from app.providers import build_providers
 from app.providers.base import CallContext
 from app.providers.capabilities import CapabilityTable
@@ -87,53 +78,6 @@ class Built:
 @pytest.fixture
 def built(make_config: Callable[..., Config]) -> Built:
     return Built(make_config(tool_execution_mode="client"))
-
-
-@pytest.mark.parametrize(("error", "status", "error_type", "kind"), [
-    (RateLimitError("Slow down.", body={"type": "error", "error": {"type": "rate_limit_error", "message": "Slow"}}),
-     429, "rate_limit_error", LynkrError),
-    (LynkrError("Overloaded.", status=529, error_type="overloaded_error"), 529, "overloaded_error", LynkrError),
-    (LynkrError("Bad gateway.", status=502), 529, "overloaded_error", OverloadedError),
-    (LynkrError("Unavailable.", status=503, error_type="overloaded_error"), 529, "overloaded_error", OverloadedError),
-    (ConnectRefusedError("Refused.", provider="databricks"), 529, "overloaded_error", OverloadedError),
-    (ReadTimeoutError("Silent.", provider="databricks"), 529, "overloaded_error", OverloadedError),
-])
-def test_past_budget(error: LynkrError, status: int, error_type: str, kind: type[LynkrError]) -> None:
-    error.headers["x-upstream"] = "kept"
-
-    answer = past_budget(error, 2.2)
-
-    assert type(answer) is kind
-    assert (answer.status, answer.error_type) == (status, error_type)
-    assert answer.headers == {"x-upstream": "kept", "retry-after": "3"}
-    assert answer.provider == error.provider
-    if kind is LynkrError:
-        assert (answer.message, answer.body) == (error.message, error.body)
-    else:
-        assert answer.message == (f"{error.message} Retrying it would pass the retry budget "
-                                  "(API_RETRY_BUDGET_MS); retry later.")
-
-
-@pytest.mark.parametrize(("error", "reason"), [
-    (CircuitOpenError("Open."), "circuit_breaker"),
-    (ProviderNotConfiguredError("openai", ["OPENAI_API_KEY"]), "not_configured"),
-    (ConnectRefusedError("Refused."), "service_unavailable"),
-    (ConnectTimeoutError("No connection in time."), "service_unavailable"),
-    (ReadTimeoutError("Silent."), "timeout"),
-    (UpstreamTimeoutError("Too slow."), "timeout"),
-    (LynkrError("Gateway timeout.", status=504), "timeout"),
-    (RateLimitError("Slow down."), "rate_limited"),
-    (LynkrError("Unavailable.", status=503), "service_unavailable"),
-    (OverloadedError("Overloaded."), "service_unavailable"),
-    (UpstreamError("Bad gateway."), "error"),
-    (ConnectionBrokenError("Reset."), "error"),
-    (LynkrError("Internal."), "error"),
-    (InvalidRequestError("Bad request."), None),
-    (BillingError("Budget spent."), None),
-    (LynkrError("Forbidden.", status=403), None),
-])
-def test_fallback_reason(error: LynkrError, reason: str | None) -> None:
-    assert fallback_reason(error) == reason
 
 
 def test_a_cache_hit_settles_once_with_200(built: Built) -> None:
@@ -291,3 +235,4 @@ def test_a_stream_refused_before_the_first_byte_raises_and_settles(built: Built)
 
     assert (caught.value.status, caught.value.error_type) == (529, "overloaded_error")
     assert (ex.record.status, built.released, len(built.recorder.jobs), built.failures()) == (529, 1, 1, 1)
+
