@@ -233,11 +233,14 @@ class Orchestrator:
             request = {"model": ex.body["model"], "max_tokens": TOOL_MODEL_MAX_TOKENS, "system": system,
                        "messages": [{"role": "user", "content": prompt}]}
             record = ex.record
+            admission = None
             try:
                 admission = (self.budgets.admit(record.api_key, record.session_id, record.model, request)
                              if self.budgets is not None else None)
                 reply = self.candidates.run(ex, routes, lambda provider, ctx: provider.send(request, ctx))
             except LynkrError as exc:
+                if self.budgets is not None and admission is not None:
+                    self.budgets.settle(admission, record.model, {})  # the failed call spent nothing
                 raise ToolError(f"the model call failed: {exc.client_message}") from exc
             usage = usage_counts(reply.message.get("usage"))
             record.attempts[-1].usage = usage

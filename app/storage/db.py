@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
-from peewee import Database, DatabaseProxy
+from peewee import Database, DatabaseProxy, OperationalError
 from playhouse.pool import PooledDatabase, PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from app.config import Config, ConfigError
 from app.storage.extras import require
 
 db = DatabaseProxy()
+T = TypeVar("T")
 
 SQLITE_OPEN_WAIT_S = 5.0
 SQLITE_PRAGMAS = {
@@ -54,14 +56,21 @@ class _SqliteDatabase(PooledSqliteDatabase):
     """
 
     def _connect(self) -> Any:
-        deadline = time.monotonic() + SQLITE_OPEN_WAIT_S
-        while True:
-            try:
-                return super()._connect()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.02)
+        return retry_while_locked(super()._connect)
+
+
+def retry_while_locked(attempt: Callable[[], T]) -> T:
+    """``attempt()``, retried for up to ``SQLITE_OPEN_WAIT_S`` while SQLite refuses it as locked at
+    once — without its busy timeout, as it does while another connection switches a new file to
+    WAL (two workers, or two apps, starting on one file)."""
+    deadline = time.monotonic() + SQLITE_OPEN_WAIT_S
+    while True:
+        try:
+            return attempt()
+        except (sqlite3.OperationalError, OperationalError) as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _postgres(url: str, threads: int) -> PooledDatabase:

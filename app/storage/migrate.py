@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import importlib
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from importlib import resources
 
-from peewee import Database, OperationalError, PostgresqlDatabase
+from peewee import Database, PostgresqlDatabase
 
 from app.logging import get_logger
-from app.storage.db import SQLITE_OPEN_WAIT_S
+from app.storage.db import retry_while_locked
 
 log = get_logger("migrate")
 _NAME = re.compile(r"^(\d{4})_\w+\.py$")
@@ -80,16 +79,6 @@ def _locked_transaction(database: Database) -> Iterator[None]:
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             yield
     else:
-        # SQLite may refuse BEGIN IMMEDIATE at once, without its busy timeout, while another
-        # connection switches a new file to WAL (two apps or workers starting on one file).
         with ExitStack() as stack:
-            deadline = time.monotonic() + SQLITE_OPEN_WAIT_S
-            while True:
-                try:
-                    stack.enter_context(database.atomic(lock_type="IMMEDIATE"))
-                    break
-                except OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.02)
+            retry_while_locked(lambda: stack.enter_context(database.atomic(lock_type="IMMEDIATE")))
             yield

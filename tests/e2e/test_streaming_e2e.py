@@ -7,6 +7,8 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +82,40 @@ def test_ping_during_a_pause_after_message_start(gateway: Gateway, mocked_upstre
     assert len(deltas) == 2
     assert "ping" in seen.types[deltas[0] + 1: deltas[1]]
     assert seen.text() == "one two"
+
+
+def test_server_mode_pings_while_a_tool_call_is_written(make_gateway: Callable[..., Gateway],
+                                                         mocked_upstream: FakeAnthropicUpstream,
+                                                         tmp_path: Path) -> None:
+    """The default mode (WORKSPACE_ROOT set, the agent loop) with two workers: the model writes a
+    client tool call's input for 1.6 s, a piece every 0.2 s. The client sees nothing of it until
+    the step ends (the upstream is never silent for a ping tick), so it must hear pings meanwhile:
+    a proxy would cut a stream silent for its idle timeout."""
+    gateway = make_gateway(LYNKR_KEEPALIVE_COMMIT_MS=300, LYNKR_PING_INTERVAL_MS=500, LYNKR_UPSTREAM_TIMEOUT_MS=5000,
+                           API_RETRY_MAX_RETRIES=0, WORKSPACE_ROOT=str(tmp_path))
+    call = ev.tool_use_events("Bash", {"command": "ls -la"}, tool_id="toolu_bash", preface="Let me look.")
+    tool_start = next(i for i, e in enumerate(call) if e["type"] == "content_block_start" and i > 1)
+    arguments = json.dumps({"command": "ls -la " + "x" * 40})
+    trickle: list[dict[str, Any] | Pause] = []
+    for n in range(0, len(arguments), len(arguments) // 8 + 1):
+        trickle += [Pause(0.2), {"type": "content_block_delta", "index": 1, "delta": {
+            "type": "input_json_delta", "partial_json": arguments[n:n + len(arguments) // 8 + 1]}}]
+    mocked_upstream.script(StreamReply([*call[:tool_start + 1], *trickle, *call[tool_start + 3:]]))
+    body = message_body("List the files.", stream=True, tools=[
+        {"name": "Bash", "description": "Run a command.",
+         "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}])
+
+    with gateway.post(body, stream=True) as response:
+        assert response.status_code == 200
+        seen = read_sse(response)
+
+    validate_stream(seen.events)
+    text_at = seen.types.index("content_block_delta")
+    tool_at = next(i for i, e in enumerate(seen.events)
+                   if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use")
+    assert "ping" in seen.types[text_at + 1:tool_at]
+    assert seen.events[tool_at]["content_block"]["name"] == "Bash"
+    assert seen.events[-2]["delta"]["stop_reason"] == "tool_use"
 
 
 def test_split_frames_are_reassembled(gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:

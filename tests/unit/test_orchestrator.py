@@ -26,6 +26,7 @@ from app.providers.capabilities import CapabilityTable
 from app.resilience.breaker import BreakerConfig, InProcessStore
 from app.resilience.retry import BreakerRegistry, RetryPolicy
 from app.storage.recorder import Job, Recorder
+from app.tools.base import ToolError
 from app.web.streaming import generate
 from tests.conftest import DATABRICKS_URL
 from tests.fakes.anthropic_events import sse_frame, text_events
@@ -236,3 +237,31 @@ def test_a_stream_refused_before_the_first_byte_raises_and_settles(built: Built)
     assert (caught.value.status, caught.value.error_type) == (529, "overloaded_error")
     assert (ex.record.status, built.released, len(built.recorder.jobs), built.failures()) == (529, 1, 1, 1)
 
+
+class HeldBudgets:
+    """Budgets that grant every hold and record how each is settled."""
+
+    def __init__(self) -> None:
+        self.held: list[str] = []
+        self.settled: list[tuple[str, str, dict[str, int]]] = []
+
+    def admit(self, api_key: Any, session_id: Any, model: str, request: Any, **_: Any) -> str:
+        self.held.append(f"hold_{len(self.held)}")
+        return self.held[-1]
+
+    def settle(self, admission: str, model: str, usage: dict[str, int]) -> None:
+        self.settled.append((admission, model, usage))
+
+
+@responses.activate
+def test_a_tools_model_call_that_fails_releases_its_budget_hold(built: Built) -> None:
+    budgets = HeldBudgets()
+    built.orchestrator.budgets = budgets
+    responses.post(DATABRICKS_URL, status=400, json={"error": {"message": "max_tokens: too large"}})
+    ex = built.exchange()
+    ask = built.orchestrator._model_call(ex, built.orchestrator.router.candidates(ex.body, ex.facts))
+
+    with pytest.raises(ToolError, match="the model call failed"):
+        ask("Review this diff.", "diff --git a/x b/x")
+
+    assert budgets.settled == [("hold_0", UPSTREAM_MODEL, {})]
