@@ -23,7 +23,8 @@ from flask import Flask
 from hypothesis import HealthCheck, event, settings
 from hypothesis.control import currently_in_test_context
 
-from app import create_app, orchestrator
+from app import create_app
+from app.accounting import ledger
 from app.accounting.usage import RequestRecord, write_record
 from app.anthropic.events import validate_stream
 from app.anthropic.sse import SSEDecoder
@@ -93,7 +94,7 @@ def target(family: str, workdir: Path) -> Iterator[Target]:
             write_record(record)
 
         with pytest.MonkeyPatch.context() as patch:
-            for module in (orchestrator, error_handlers):  # the two places a usage row is written
+            for module in (ledger, error_handlers):  # the two places a usage row is written
                 patch.setattr(module, "write_record", counted)
             try:
                 yield answered_by
