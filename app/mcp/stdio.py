@@ -25,6 +25,10 @@ from app.mcp.transport import Sink, TransportClosed, TransportError
 
 log = get_logger("mcp.stdio")
 STOP_GRACE_S = 2.0  # how long a server gets to exit after stdin closes, then after SIGTERM
+# How long an exited server's stderr may take to reach its end. Its pipe closes with the process, so
+# this is only ever waited in full when a child it left behind holds the pipe; on a loaded machine
+# reading the last line can take longer than the stop grace.
+LAST_WORDS_S = 10.0
 
 
 class StdioTransport:
@@ -74,7 +78,9 @@ class StdioTransport:
                 process.stdin.write(line)
                 process.stdin.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:
-            raise TransportClosed(f"MCP server '{self.server_id}' is not reading its input ({exc})") from exc
+            # A child that exited is why its input broke; its exit (and last words) say more.
+            raise TransportClosed(self._exit_reason(
+                if_running=f"MCP server '{self.server_id}' is not reading its input ({exc})")) from exc
 
     def negotiated(self, protocol_version: str) -> None:
         """Nothing to do: stdio carries no per-message version header."""
@@ -131,16 +137,17 @@ class StdioTransport:
                 self._last_error = text
                 log.info("[%s] %s", self.server_id, text, extra={"mcp_server": self.server_id})
 
-    def _exit_reason(self) -> str:
+    def _exit_reason(self, if_running: str = "it closed its output") -> str:
+        """Why the child is gone: its exit and last words, or ``if_running`` if it has not exited."""
         assert self.process is not None
         try:
             code = self.process.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
-            return "it closed its output"
+            return if_running
         if self._closing:
             return "it was stopped"
         if self._stderr_reader is not None:
-            self._stderr_reader.join(timeout=STOP_GRACE_S)  # its last words are the reason
+            self._stderr_reader.join(timeout=LAST_WORDS_S)  # its last words are the reason
         # The reason reaches the model (and the client) as a tool result: no secret may ride along.
         said = f" (its last words: {redact(self._last_error[:300])})" if self._last_error else ""
         if code < 0:

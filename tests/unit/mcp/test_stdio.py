@@ -183,6 +183,16 @@ def test_a_child_that_stopped_reading_is_transport_closed(spawn: Callable[..., S
         transport.send({"jsonrpc": "2.0", "method": "x"})
 
 
+def test_a_child_that_exited_is_transport_closed_with_its_exit_and_last_words(
+        spawn: Callable[..., StdioTransport]) -> None:
+    sink = RecordingSink()
+    transport = spawn("import sys; sys.stderr.write('no config found\\n'); sys.exit(2)", sink)
+    assert transport.process is not None
+    transport.process.wait(timeout=10)
+    with pytest.raises(TransportClosed, match=r"^it exited with code 2 \(its last words: no config found\)$"):
+        transport.send({"jsonrpc": "2.0", "method": "x"})
+
+
 def test_close_ends_a_well_behaved_child_by_closing_its_input(spawn: Callable[..., StdioTransport]) -> None:
     sink = RecordingSink()
     transport = spawn(ECHO, sink)
