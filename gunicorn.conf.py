@@ -59,9 +59,11 @@ def post_worker_init(worker):
     # The master owns Ctrl-C: a terminal's SIGINT reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each worker runs its own MCP servers, started here with MCP_START=boot (after the app loaded).
+    from app.host import exempt_loaded_objects
     from app.mcp.supervisor import start_at_boot
 
     start_at_boot(worker.wsgi.extensions["lynkr"].config)
+    exempt_loaded_objects()
 
 
 def child_exit(server, worker):

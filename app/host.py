@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import math
 import os
 import threading
@@ -104,6 +105,13 @@ def use_small_thread_stacks() -> None:
     """Give threads started from now on :data:`THREAD_STACK_BYTES` of stack (a worker's request
     threads and stream readers)."""
     threading.stack_size(THREAD_STACK_BYTES)
+
+
+def exempt_loaded_objects() -> None:
+    """Take what the app has loaded out of garbage collection: it lives as long as the worker, and
+    each full collection walking it again is a pause every open stream waits through."""
+    gc.collect()
+    gc.freeze()
 
 
 # -- memory --

@@ -342,6 +342,11 @@ class StreamBuilder:
         self._emit(out, event)
         return out
 
+    def passed_on(self, event: Event) -> None:
+        """Account for a relayed event the caller sends itself (checking the grammar, as :meth:`relay`)."""
+        self.grammar.feed(event)
+        self.accumulator.feed(event)
+
     # -- internals --------------------------------------------------------------------------
 
     def _delta(self, kind: str, text: str) -> list[Event]:

@@ -10,7 +10,7 @@ bounded in memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,16 +18,31 @@ import orjson
 
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:
-    """One decoded event: ``event`` defaults to ``"message"`` as in the spec."""
+    """One decoded event: ``event`` defaults to ``"message"`` as in the spec.
+
+    ``frame`` is the event's own bytes when they are exactly what :func:`encode` would write for
+    it (an ``event:`` line, one ``data:`` line, a blank line), so a relay can send them on as is.
+    """
 
     event: str
     data: str
     id: str | None = None
     retry: int | None = None
+    frame: bytes | None = field(default=None, compare=False)
 
     def json(self) -> Any:
         """The data parsed as JSON (raises ``orjson.JSONDecodeError``)."""
         return orjson.loads(self.data)
+
+
+class FramedEvent(dict[str, Any]):
+    """An event's JSON data that keeps the event's own bytes (``frame``), for relaying unchanged."""
+
+    __slots__ = ("frame",)
+
+    def __init__(self, data: dict[str, Any], frame: bytes) -> None:
+        super().__init__(data)
+        self.frame = frame
 
 
 def encode(event: dict[str, Any]) -> bytes:
@@ -84,6 +99,15 @@ class SSEDecoder:
         completed before it (a burst read at once still delivers what came first).
         """
         events: list[ServerSentEvent] = []
+        if not self._started:
+            chunk = self._head + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._head = chunk
+                return events
+            self._started, self._head = True, b""
+            chunk = chunk.removeprefix(_BOM)
+        if self._whole_events(chunk, events):
+            return events
         try:
             self._feed(chunk, events)
         except EventTooLargeError as exc:
@@ -91,14 +115,27 @@ class SSEDecoder:
             raise
         return events
 
+    def _whole_events(self, chunk: bytes, events: list[ServerSentEvent]) -> bool:
+        """The common case at speed: ``chunk`` is whole events, each one ``event:`` line and one
+        ``data:`` line ending in LF, read with nothing pending. Returns False, having added nothing,
+        when ``chunk`` is anything else (the line-by-line decoder then takes it)."""
+        if (self._partial or self._data or self._event or self._pending_cr
+                or not chunk.endswith(b"\n\n") or b"\r" in chunk):
+            return False
+        limit = self.max_event_bytes
+        decoded: list[ServerSentEvent] = []
+        for block in chunk.split(b"\n\n")[:-1]:
+            head, sep, data = block.partition(b"\ndata: ")
+            if (not sep or not head.startswith(b"event: ") or b"\n" in head or b"\n" in data
+                    or (limit is not None and len(block) > limit)):
+                return False
+            name = head[7:].decode("utf-8", "replace") or "message"
+            decoded.append(ServerSentEvent(name, data.decode("utf-8", "replace"), self._last_id, self._retry,
+                                           block + b"\n\n"))
+        events += decoded
+        return True
+
     def _feed(self, chunk: bytes, events: list[ServerSentEvent]) -> None:
-        if not self._started:
-            chunk = self._head + chunk
-            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
-                self._head = chunk
-                return
-            self._started, self._head = True, b""
-            chunk = chunk.removeprefix(_BOM)
         if self._pending_cr:
             self._pending_cr = False
             chunk = chunk.removeprefix(b"\n")

@@ -43,6 +43,7 @@ class AnthropicFormatProvider(Provider):
     """A provider whose upstream takes Anthropic Messages requests."""
 
     host: ClassVar[str]
+    relays_frames = True
 
     def version(self, ctx: CallContext) -> str:
         """The ``anthropic-version`` header to send."""

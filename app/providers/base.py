@@ -27,7 +27,7 @@ import requests
 
 from app.anthropic.encoded import Encoded
 from app.anthropic.events import StreamBuilder
-from app.anthropic.sse import EventTooLargeError, ServerSentEvent, SSEDecoder
+from app.anthropic.sse import EventTooLargeError, FramedEvent, ServerSentEvent, SSEDecoder
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError, error_type_for_status
 from app.logging import get_logger
@@ -110,6 +110,7 @@ class Provider(ABC):
 
     name: ClassVar[str]
     default_model: ClassVar[str] = ""
+    relays_frames: ClassVar[bool] = False  # its stream events are Anthropic's, to send on as read
 
     def __init__(self, config: Config, capabilities: CapabilityTable, http: HttpClient) -> None:
         self.config = config
@@ -271,7 +272,7 @@ class Provider(ABC):
 
     def stream_items(self, pieces: Iterable[bytes | Pause]) -> Iterator[Any]:
         """Parsed items of the upstream stream's body ``pieces`` (SSE data by default), pauses kept."""
-        return sse_items(pieces, self.config.max_upstream_event_bytes)
+        return sse_items(pieces, self.config.max_upstream_event_bytes, framed=self.relays_frames)
 
     def error_for(self, status: int, content: bytes, headers: dict[str, str]) -> LynkrError:
         """The error for an upstream HTTP error status."""
@@ -293,10 +294,13 @@ def has_images(request: dict[str, Any]) -> bool:
     return False
 
 
-def sse_items(pieces: Iterable[bytes | Pause], max_event_bytes: int | None = None) -> Iterator[Any]:
+def sse_items(pieces: Iterable[bytes | Pause], max_event_bytes: int | None = None,
+              framed: bool = False) -> Iterator[Any]:
     """Parse an SSE body into JSON items; ``[DONE]`` becomes the string ``"[DONE]"``; pauses pass through.
 
-    A line or event over ``max_event_bytes`` raises :class:`~app.anthropic.sse.EventTooLargeError`.
+    With ``framed``, an object whose event's bytes can be sent on as they are comes as a
+    :class:`~app.anthropic.sse.FramedEvent`. A line or event over ``max_event_bytes`` raises
+    :class:`~app.anthropic.sse.EventTooLargeError`.
     """
     decoder = SSEDecoder(max_event_bytes)
     for chunk in pieces:
@@ -306,14 +310,18 @@ def sse_items(pieces: Iterable[bytes | Pause], max_event_bytes: int | None = Non
         try:
             events = decoder.feed(chunk)
         except EventTooLargeError as exc:
-            yield from _parsed(exc.completed)  # what came before the oversized line, then the failure
+            yield from _parsed(exc.completed, framed)  # what came before the oversized line, then the failure
             raise
-        yield from _parsed(events)
+        yield from _parsed(events, framed)
 
 
-def _parsed(events: list[ServerSentEvent]) -> Iterator[Any]:
+def _parsed(events: list[ServerSentEvent], framed: bool) -> Iterator[Any]:
     for event in events:
-        yield "[DONE]" if event.data == "[DONE]" else orjson.loads(event.data)
+        if event.data == "[DONE]":
+            yield "[DONE]"
+            continue
+        data = orjson.loads(event.data)
+        yield FramedEvent(data, event.frame) if framed and event.frame and isinstance(data, dict) else data
 
 
 def _error_message(content: bytes) -> str | None:

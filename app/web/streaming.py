@@ -72,7 +72,7 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
               on_done: StreamDone, clock: Callable[[], float]) -> Generator[bytes, None, None]:
     failure: LynkrError | None = None
     tick = min(ping_interval_s, PRE_START_COMMENT_INTERVAL_S)
-    events: list[Event] = []
+    out: list[bytes] = []  # frames read but not yet written
     try:
         if start.opening is not None:
             yield sse.comment()
@@ -82,15 +82,17 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         assert stream is not None
         assert items is not None
         translator = stream.translator(builder)
+        # A relay sends the upstream's own bytes for events that pass unchanged (most of a stream).
+        framed: Callable[[Any], bytes | None] | None = getattr(translator, "frame", None)
         stream.pace(tick)
         # Silence is what the client hears, not what the upstream sends: bytes that make no event
         # (a tool call's input being written, an upstream's own comments) count as silence too.
         quiet_s, written_at = 0.0, clock()
-        for item in chain(start.first, _until_finished(items, builder)):
+        for item in chain(start.first, items):
             if isinstance(item, Pause):
-                if events:
-                    yield _encoded(events)
-                    events, quiet_s, written_at = [], 0.0, clock()
+                if out:
+                    yield b"".join(out)
+                    out, quiet_s, written_at = [], 0.0, clock()
                     continue
                 quiet_s += tick if item is SILENT else 0.0
                 due = ping_interval_s if builder.started else PRE_START_COMMENT_INTERVAL_S
@@ -98,16 +100,18 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
                     yield _encoded(builder.ping()) if builder.started else sse.comment()
                     quiet_s, written_at = 0.0, clock()
                 continue
-            produced, broke = _events_for(item, builder, translator)
-            events += produced
+            produced, broke = _frames_for(item, builder, translator, framed)
+            out.append(produced)
             failure = broke or failure
+            if builder.finished:
+                break
         if not builder.finished:
-            produced, broke = _ended(builder, translator)
-            events += produced
+            events, broke = _ended(builder, translator)
+            out.append(_encoded(events))
             failure = broke or failure
-        if events:
-            yield _encoded(events)
-            events = []
+        if out:
+            yield b"".join(out)
+            out = []
         if builder.grammar.stopped:
             stream.pace(DRAIN_S)
             with contextlib.suppress(LynkrError):  # the message is whole: what follows cannot fail it
@@ -121,22 +125,14 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
             log.exception("stream failed")
             failure = LynkrError("Internal server error")
         if not builder.finished:
-            events += builder.error(failure.error_type, failure.client_message)
-        if events:
-            yield _encoded(events)
+            out.append(_encoded(builder.error(failure.error_type, failure.client_message)))
+        if out:
+            yield b"".join(out)
     finally:
         try:
             start.end()
         finally:
             on_done(builder, failure)
-
-
-def _until_finished(items: Iterator[Any], builder: StreamBuilder) -> Iterator[Any]:
-    """The source's items until the client's message has finished (or the items end)."""
-    for item in items:
-        yield item
-        if builder.finished:
-            return
 
 
 def _drain(items: Iterator[Any]) -> None:
@@ -169,21 +165,25 @@ def _encoded(events: list[Event]) -> bytes:
     return b"".join([sse.encode(e) for e in events])
 
 
-def _events_for(item: Any, builder: StreamBuilder, translator: Any) -> tuple[list[Event], LynkrError | None]:
-    """The events for one item, and the failure it ended the stream with, if any."""
+def _frames_for(item: Any, builder: StreamBuilder, translator: Any,
+                framed: Callable[[Any], bytes | None] | None) -> tuple[bytes, LynkrError | None]:
+    """The frames for one item, and the failure it ended the stream with, if any."""
     try:
+        frame = framed(item) if framed is not None else None
+        if frame is not None:
+            return frame, None
         events: list[Event] = translator.feed(item)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("upstream stream broke the protocol: %s", exc)
         error: LynkrError = UpstreamError(f"The upstream stream was malformed: {exc}")
-        return builder.error(error.error_type, error.client_message), error
+        return _encoded(builder.error(error.error_type, error.client_message)), error
     # An error frame the upstream sent mid-stream (relayed, or translated from its own form):
     # it ends the stream as a failure, and may echo the credential the upstream was sent.
-    frame = next((e for e in events if e.get("type") == "error"), None)
-    if frame is None:
-        return events, None
-    frame["error"] = redact_value(frame.get("error"))
-    return events, error_for_event(frame["error"])
+    relayed_error = next((e for e in events if e.get("type") == "error"), None)
+    if relayed_error is None:
+        return _encoded(events), None
+    relayed_error["error"] = redact_value(relayed_error.get("error"))
+    return _encoded(events), error_for_event(relayed_error["error"])
 
 
 def _ended(builder: StreamBuilder, translator: Any) -> tuple[list[Event], LynkrError | None]:

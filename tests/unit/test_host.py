@@ -3,12 +3,13 @@ cgroup memory limit the health check and load shedding read."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 import pytest
 
-from app.host import available_cpus, cgroup_cpu_quota, default_workers
+from app.host import available_cpus, cgroup_cpu_quota, default_workers, exempt_loaded_objects
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +98,16 @@ def test_small_thread_stacks_apply_to_threads_started_afterwards() -> None:
         assert threading.stack_size() == THREAD_STACK_BYTES == 1 << 20
     finally:
         threading.stack_size(previous)
+
+
+def test_loaded_objects_are_exempt_from_collection() -> None:
+    loaded = [[n] for n in range(10)]  # containers, which the collector tracks
+    try:
+        exempt_loaded_objects()
+        collected = {id(o) for o in gc.get_objects()}  # every generation but the frozen one
+        assert not collected & {id(o) for o in loaded}
+        assert gc.get_freeze_count() >= len(loaded)
+        created_after = [0]
+        assert any(o is created_after for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -108,6 +108,17 @@ class StreamTranslator:
             return self.builder.error("api_error", EMPTY_MESSAGE)
         return self.builder.relay(event)
 
+    def frame(self, event: dict[str, Any]) -> bytes | None:
+        """The upstream's own bytes for ``event`` when it goes to the client unchanged — a content
+        block delta read as a :class:`~app.anthropic.sse.FramedEvent` — once the builder has taken
+        it; ``None`` when it must be fed instead. Raises as :meth:`feed` does on a broken grammar."""
+        frame: bytes | None = getattr(event, "frame", None)
+        if frame is None or not frame.startswith(b"event: content_block_delta\n") \
+                or event.get("type") != "content_block_delta":
+            return None
+        self.builder.passed_on(event)
+        return frame
+
     def close(self) -> list[Event]:
         """Upstream EOF: a stream that did not reach ``message_stop`` ends in an error event."""
         if self.builder.finished:

@@ -97,3 +97,46 @@ def test_a_long_line_in_small_reads_is_decoded_in_linear_time() -> None:
     events = [event for offset in range(0, len(raw), 1024) for event in decoder.feed(raw[offset:offset + 1024])]
     assert time.perf_counter() - started < 1.0
     assert [len(event.data) for event in events] == [4 * 1024**2 + 2]
+
+
+def test_whole_events_read_together_keep_their_own_bytes() -> None:
+    first = b'event: message_start\ndata: {"type":"message_start"}\n\n'
+    deltas = (b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0}\n\n'
+              b"event: ping\ndata: {}\n\n")
+    decoder = SSEDecoder()
+    decoder.feed(first)
+    events = decoder.feed(deltas)
+    assert events == [ServerSentEvent("content_block_delta", '{"type": "content_block_delta", "index": 0}'),
+                      ServerSentEvent("ping", "{}")]
+    assert [e.frame for e in events] == [
+        b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0}\n\n',
+        b"event: ping\ndata: {}\n\n"]
+
+
+@pytest.mark.parametrize("read", [
+    b"data: 1\n\n",  # no event line
+    b"event: a\nid: 4\ndata: 1\n\n",  # a third line
+    b"event: a\r\ndata: 1\r\n\r\n",  # CRLF
+    b"event: a\ndata: 1\ndata: 2\n\n",  # two data lines
+    b"event: a\ndata: 1\n\nevent: b\ndata:",  # ends mid-event
+])
+def test_any_other_shape_is_decoded_line_by_line_without_a_frame(read: bytes) -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"event: x\ndata: 0\n\n")
+    events = decoder.feed(read)
+    byte_by_byte = feed_all([b"event: x\ndata: 0\n\n", *(read[i:i + 1] for i in range(len(read)))])[1:]
+    assert events == byte_by_byte
+    assert all(e.frame is None for e in events)
+
+
+def test_whole_events_keep_the_last_id_and_an_empty_name_means_message() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"id: 7\nretry: 100\ndata: 0\n\n")
+    assert decoder.feed(b"event: \ndata: 1\n\n") == [ServerSentEvent("message", "1", "7", 100)]
+
+
+def test_whole_events_over_the_limit_still_raise() -> None:
+    decoder = SSEDecoder(max_event_bytes=40)
+    decoder.feed(b"event: x\ndata: 0\n\n")
+    with pytest.raises(EventTooLargeError):
+        decoder.feed(b"event: a\ndata: " + b"x" * 50 + b"\n\n")

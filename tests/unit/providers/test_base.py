@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from app.anthropic.events import StreamBuilder
-from app.anthropic.sse import EventTooLargeError
+from app.anthropic.sse import EventTooLargeError, FramedEvent
 from app.config import Config
 from app.errors import LynkrError, ProviderNotConfiguredError, UpstreamError
 from app.providers._http import HttpClient
@@ -79,6 +79,18 @@ def test_sse_items_parse_json_data_and_done() -> None:
             b"data: [DONE]\n\n")
 
     assert list(sse_items([body])) == [{"type": "message_start"}, {"n": 1}, "[DONE]"]
+
+
+def test_framed_sse_items_keep_the_bytes_of_whole_json_objects() -> None:
+    start = b'data: {"type":"message_start"}\n\n'
+    delta = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0}\n\n'
+    items = list(sse_items([start, delta + b"event: x\ndata: [1]\n\n"], framed=True))
+
+    assert items == [{"type": "message_start"}, {"type": "content_block_delta", "index": 0}, [1]]
+    assert not isinstance(items[0], FramedEvent)  # no event line: its bytes are not what we would send
+    assert isinstance(items[1], FramedEvent)
+    assert items[1].frame == delta
+    assert not any(isinstance(item, FramedEvent) for item in sse_items([start, delta]))  # not asked for
 
 
 def test_sse_items_refuse_an_event_over_the_limit() -> None:

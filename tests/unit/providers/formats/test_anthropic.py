@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.anthropic.events import StreamBuilder
+from app.anthropic.events import StreamBuilder, StreamGrammarError
+from app.anthropic.sse import FramedEvent
 from app.providers.capabilities import HOST_PROFILES, HostProfile, ModelCapabilities
 from app.providers.formats.anthropic import EMPTY_MESSAGE, StreamTranslator, filter_betas, to_upstream
 from tests.conftest import load_fixture
@@ -345,3 +346,26 @@ def test_a_host_that_takes_output_config_but_not_the_format_keeps_the_rest() -> 
     profile = dataclasses.replace(AZURE, fields=AZURE.fields | {"output_config"})
     body = send(make_request(output_config={"format": FORMAT, "effort": "low"}), profile)
     assert body["output_config"] == {"effort": "low"}
+
+
+def test_a_framed_delta_goes_on_as_its_own_bytes_and_is_accounted_for() -> None:
+    builder = StreamBuilder(message_id="msg_1", model="claude-sonnet-4-5")
+    translator = StreamTranslator(builder)
+    translator.feed(MESSAGE_START)
+    translator.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    raw = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "delta": {...}}\n\n'
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi", "x": 1}}
+
+    assert translator.frame(FramedEvent(delta, raw)) == raw
+    assert builder.accumulator.message["content"] == [{"type": "text", "text": "hi"}]
+    assert translator.frame(delta) is None  # no bytes of its own: fed instead
+    assert translator.frame(FramedEvent({"type": "ping"}, b"event: ping\ndata: {}\n\n")) is None
+    assert translator.frame(FramedEvent(delta, b"event: ping\ndata: {}\n\n")) is None  # named otherwise
+
+
+def test_a_framed_delta_for_a_block_that_is_not_open_breaks_the_grammar() -> None:
+    translator = StreamTranslator(StreamBuilder(message_id="msg_1", model="claude-sonnet-4-5"))
+    translator.feed(MESSAGE_START)
+    delta = {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "hi"}}
+    with pytest.raises(StreamGrammarError):
+        translator.frame(FramedEvent(delta, b"event: content_block_delta\ndata: {}\n\n"))
