@@ -151,6 +151,24 @@ class StreamStart:
                 _OPEN.change(-1)
 
 
+    def after_open(self, call: Callable[[], None]) -> None:
+        """Run ``call`` now, or, while an open is still under way, once it has completed: what the
+        open records (its attempts, retries, fallback) is in before the books on it close."""
+        if self.opening is None:
+            call()
+            return
+        request_id = REQUEST_ID.get()
+
+        def settle(_: Future[StreamSource]) -> None:
+            REQUEST_ID.set(request_id)
+            try:
+                call()
+            finally:
+                REQUEST_ID.set(None)
+
+        self.opening.add_done_callback(settle)
+
+
 def _let_go(opening: Future[StreamSource]) -> None:
     """A source that opened after its client went away: closed unread."""
     if opening.exception() is None:

@@ -344,8 +344,7 @@ class StreamBuilder:
 
     def passed_on(self, event: Event) -> None:
         """Account for a relayed event the caller sends itself (checking the grammar, as :meth:`relay`)."""
-        self.grammar.feed(event)
-        self.accumulator.feed(event)
+        self._emit([], event)
 
     # -- internals --------------------------------------------------------------------------
 

@@ -129,9 +129,11 @@ class SSEDecoder:
             if (not sep or not head.startswith(b"event: ") or b"\n" in head or b"\n" in data
                     or (limit is not None and len(block) > limit)):
                 return False
-            name = head[7:].decode("utf-8", "replace") or "message"
-            decoded.append(ServerSentEvent(name, data.decode("utf-8", "replace"), self._last_id, self._retry,
-                                           block + b"\n\n"))
+            try:  # bytes sent on as they are must be valid UTF-8; others are decoded line by line
+                name, text = head[7:].decode() or "message", data.decode()
+            except UnicodeDecodeError:
+                return False
+            decoded.append(ServerSentEvent(name, text, self._last_id, self._retry, block + b"\n\n"))
         events += decoded
         return True
 

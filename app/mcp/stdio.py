@@ -26,9 +26,9 @@ from app.mcp.transport import Sink, TransportClosed, TransportError
 log = get_logger("mcp.stdio")
 STOP_GRACE_S = 2.0  # how long a server gets to exit after stdin closes, then after SIGTERM
 # How long an exited server's stderr may take to reach its end. Its pipe closes with the process, so
-# this is only ever waited in full when a child it left behind holds the pipe; on a loaded machine
-# reading the last line can take longer than the stop grace.
-LAST_WORDS_S = 10.0
+# this is only waited in full when a child it left behind holds the pipe (a launcher's grandchild);
+# on a loaded machine reading the last line can take longer than the stop grace.
+LAST_WORDS_S = 5.0
 
 
 class StdioTransport:
@@ -61,11 +61,13 @@ class StdioTransport:
             raise TransportError(f"could not start {self.argv[0]}: {exc}") from exc
         assert self.process.stdout is not None
         assert self.process.stderr is not None
+        # stderr's reader first: the stdout reader joins it when the child exits.
+        stderr_reader = threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True,
+                                         name=f"mcp-{self.server_id}-err")
+        stderr_reader.start()
+        self._stderr_reader = stderr_reader
         threading.Thread(target=self._read_stdout, args=(self.process.stdout, sink), daemon=True,
                          name=f"mcp-{self.server_id}-out").start()
-        self._stderr_reader = threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True,
-                                               name=f"mcp-{self.server_id}-err")
-        self._stderr_reader.start()
 
     def send(self, message: dict[str, Any]) -> None:
         """Write one line to the child's stdin."""
@@ -78,9 +80,10 @@ class StdioTransport:
                 process.stdin.write(line)
                 process.stdin.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:
-            # A child that exited is why its input broke; its exit (and last words) say more.
-            raise TransportClosed(self._exit_reason(
-                if_running=f"MCP server '{self.server_id}' is not reading its input ({exc})")) from exc
+            # A child that exited is why its input broke: its exit (and last words) say more.
+            exited = self._exit_reason(if_running="")
+            raise TransportClosed(f"MCP server '{self.server_id}' stopped: {exited}" if exited else
+                                  f"MCP server '{self.server_id}' is not reading its input ({exc})") from exc
 
     def negotiated(self, protocol_version: str) -> None:
         """Nothing to do: stdio carries no per-message version header."""

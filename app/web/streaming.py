@@ -6,7 +6,8 @@ meaning); then this generator reads it on the response thread. If it is silent p
 threshold the response commits 200 and sends SSE comments until ``message_start``, then ``ping``
 events after each interval of silence. Items read together go out in one write. A later failure
 becomes an SSE ``error`` event and is reported to ``on_done`` as a :class:`~app.errors.LynkrError`.
-When the client goes away the generator is closed and the source let go at once.
+When the client goes away the generator is closed and the source let go at once; if it was still
+opening, ``on_done`` waits for the open to complete, so its attempts are on the record.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -59,7 +61,7 @@ class StreamBody:
         self._events.close()
         if unstarted:
             self._start.end()
-            self._on_done(self._builder, None)
+            self._start.after_open(partial(self._on_done, self._builder, None))
 
 
 def generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float,
@@ -101,7 +103,8 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
                     quiet_s, written_at = 0.0, clock()
                 continue
             produced, broke = _frames_for(item, builder, translator, framed)
-            out.append(produced)
+            if produced:  # an item that makes no event is silence to the client
+                out.append(produced)
             failure = broke or failure
             if builder.finished:
                 break
@@ -132,7 +135,7 @@ def _generate(start: StreamStart, builder: StreamBuilder, ping_interval_s: float
         try:
             start.end()
         finally:
-            on_done(builder, failure)
+            start.after_open(partial(on_done, builder, failure))
 
 
 def _drain(items: Iterator[Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import pytest
 
@@ -147,3 +148,24 @@ def test_a_helper_runs_under_the_callers_request_id() -> None:
 
 def test_stream_start_without_a_source_ends_quietly() -> None:
     StreamStart(None).end()
+
+
+def test_after_open_runs_at_once_when_nothing_is_opening() -> None:
+    ran: list[str] = []
+    StreamStart(None).after_open(lambda: ran.append("settled"))
+    assert ran == ["settled"]
+
+
+def test_after_open_waits_for_an_open_under_way_and_keeps_the_request_id() -> None:
+    opening: Future[StreamSource] = Future()
+    start = StreamStart(opening)
+    seen: list[str | None] = []
+    token = REQUEST_ID.set("req_left")
+    try:
+        start.end()
+        start.after_open(lambda: seen.append(REQUEST_ID.get()))
+    finally:
+        REQUEST_ID.reset(token)
+    assert seen == []
+    opening.set_result(ScriptedSource([]))
+    assert seen == ["req_left"]

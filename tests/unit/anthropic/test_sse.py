@@ -140,3 +140,11 @@ def test_whole_events_over_the_limit_still_raise() -> None:
     decoder.feed(b"event: x\ndata: 0\n\n")
     with pytest.raises(EventTooLargeError):
         decoder.feed(b"event: a\ndata: " + b"x" * 50 + b"\n\n")
+
+
+def test_whole_events_that_are_not_valid_utf8_get_no_frame() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"event: x\ndata: 0\n\n")
+    [event] = decoder.feed(b'event: content_block_delta\ndata: {"text":"a\xffb"}\n\n')
+    assert event == ServerSentEvent("content_block_delta", '{"text":"a\ufffdb"}')
+    assert event.frame is None

@@ -189,7 +189,8 @@ def test_a_child_that_exited_is_transport_closed_with_its_exit_and_last_words(
     transport = spawn("import sys; sys.stderr.write('no config found\\n'); sys.exit(2)", sink)
     assert transport.process is not None
     transport.process.wait(timeout=10)
-    with pytest.raises(TransportClosed, match=r"^it exited with code 2 \(its last words: no config found\)$"):
+    with pytest.raises(TransportClosed,
+                       match=r"^MCP server 'srv' stopped: it exited with code 2 \(its last words: no config found\)$"):
         transport.send({"jsonrpc": "2.0", "method": "x"})
 
 

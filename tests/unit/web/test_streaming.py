@@ -237,6 +237,23 @@ def test_closing_the_body_before_it_started_lets_the_source_go_and_reports_once(
     assert (source.read, source.released) == (0, 1)
 
 
+@pytest.mark.parametrize("started_first", [False, True])
+def test_a_client_gone_while_the_source_opens_is_reported_once_the_open_completes(started_first: bool) -> None:
+    opening: Future[StreamSource] = Future()
+    source = ScriptedSource([*TEXT, *REST])
+    done = Done()
+
+    body = generate(StreamStart(opening), builder(), PING_S, done)
+    if started_first:
+        assert next(iter(body)) == b": keepalive\n\n"
+    body.close()
+    assert done.calls == []  # the open may still record attempts (retries, fallback)
+    opening.set_result(source)
+
+    assert [f for _, f in done.calls] == [None]
+    assert (source.read, source.closed, source.released) == (0, 1, 1)
+
+
 def test_a_client_gone_mid_stream_reports_once_with_no_failure() -> None:
     source = ScriptedSource([*TEXT, READING, SILENT, *REST])
     done = Done()
@@ -276,6 +293,21 @@ class Clock:
 def test_bytes_that_make_no_event_still_get_pings_when_the_client_hears_nothing() -> None:
     # A tool call's input being written: the upstream sends, the client sees nothing.
     source = ScriptedSource([*TEXT, READING, READING, READING, *REST])
+    clock = Clock(0.0, 0.0, 1.0, 11.0, 11.0)
+
+    chunks = list(generate(started(source), builder(), PING_S, Done(), clock))
+
+    assert [frames(c) for c in chunks] == [
+        ["message_start", "content_block_start", "content_block_delta"],
+        ["ping"],
+        ["content_block_delta", "content_block_stop", "message_delta", "message_stop"],
+    ]
+
+
+def test_items_that_make_no_event_still_get_pings_when_the_client_hears_nothing() -> None:
+    # A parallel tool call held back, or a repeated message_start: items read, nothing to send.
+    silent_item = message_start()
+    source = ScriptedSource([*TEXT, READING, silent_item, READING, silent_item, READING, *REST])
     clock = Clock(0.0, 0.0, 1.0, 11.0, 11.0)
 
     chunks = list(generate(started(source), builder(), PING_S, Done(), clock))
