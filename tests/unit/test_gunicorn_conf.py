@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime
+import signal
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
 
+from app import host
 from app.gunicorn_logger import Logger
 from app.host import default_workers
+from app.mcp import supervisor
 from app.serve import _read_settings, conf_file
 
 
@@ -32,3 +36,16 @@ def test_access_builds_nothing() -> None:
     assert logger.access_log_enabled is False
     # Stock gunicorn would read the response, request and environ here (and fail on these).
     assert logger.access(None, None, None, datetime.timedelta(seconds=1)) is None
+
+
+def test_a_booted_worker_starts_its_mcp_servers_then_exempts_what_it_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: calls.append(f"signal {signum}"))
+    monkeypatch.setattr(supervisor, "start_at_boot", lambda config: calls.append(f"mcp {config}"))
+    monkeypatch.setattr(host, "exempt_loaded_objects", lambda: calls.append("freeze"))
+    worker = SimpleNamespace(wsgi=SimpleNamespace(extensions={"lynkr": SimpleNamespace(config="the config")}))
+
+    _read_settings(conf_file())["post_worker_init"](worker)
+
+    assert calls == [f"signal {signal.SIGINT}", "mcp the config", "freeze"]
