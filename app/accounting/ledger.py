@@ -9,6 +9,7 @@ queues the usage row and the session's new transcript turns for the background w
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from app.accounting.budgets import Budgets
@@ -24,17 +25,16 @@ from app.storage.transcripts import record_exchange
 CLIENT_GONE = 499  # the status recorded for a stream whose client went away
 
 
+@dataclass(eq=False)
 class Ledger:
     """Enters ended exchanges: budget holds settled, cost priced, usage row and turns queued."""
 
-    def __init__(self, config: Config, providers: dict[str, Provider], recorder: Recorder, prices: PriceTable,
-                 budgets: Budgets | None, metrics: MetricsRecorder) -> None:
-        self.config = config
-        self.providers = providers
-        self.recorder = recorder
-        self.prices = prices
-        self.budgets = budgets
-        self.metrics = metrics
+    config: Config
+    providers: dict[str, Provider]
+    recorder: Recorder
+    prices: PriceTable
+    budgets: Budgets | None
+    metrics: MetricsRecorder
 
     def enter(self, record: RequestRecord, request: dict[str, Any], message: dict[str, Any] | None,
               started: float, encoded: Encoded | None = None) -> None:

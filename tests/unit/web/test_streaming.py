@@ -290,24 +290,12 @@ class Clock:
         return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
 
 
-def test_bytes_that_make_no_event_still_get_pings_when_the_client_hears_nothing() -> None:
-    # A tool call's input being written: the upstream sends, the client sees nothing.
-    source = ScriptedSource([*TEXT, READING, READING, READING, *REST])
-    clock = Clock(0.0, 0.0, 1.0, 11.0, 11.0)
-
-    chunks = list(generate(started(source), builder(), PING_S, Done(), clock))
-
-    assert [frames(c) for c in chunks] == [
-        ["message_start", "content_block_start", "content_block_delta"],
-        ["ping"],
-        ["content_block_delta", "content_block_stop", "message_delta", "message_stop"],
-    ]
-
-
-def test_items_that_make_no_event_still_get_pings_when_the_client_hears_nothing() -> None:
-    # A parallel tool call held back, or a repeated message_start: items read, nothing to send.
-    silent_item = message_start()
-    source = ScriptedSource([*TEXT, READING, silent_item, READING, silent_item, READING, *REST])
+@pytest.mark.parametrize("silence", [
+    [READING, READING, READING],  # a tool call's input being written: bytes that make no item
+    [READING, message_start(), READING, message_start(), READING],  # items that make no event (held, repeated)
+], ids=["bytes", "items"])
+def test_what_makes_no_event_still_gets_pings_when_the_client_hears_nothing(silence: list[Any]) -> None:
+    source = ScriptedSource([*TEXT, *silence, *REST])
     clock = Clock(0.0, 0.0, 1.0, 11.0, 11.0)
 
     chunks = list(generate(started(source), builder(), PING_S, Done(), clock))
