@@ -38,11 +38,12 @@ class RequestFacts:
 
     @cached_property
     def encoded(self) -> Encoded | None:
-        """The request's messages serialised: the client's, when ``request`` carries those very
-        messages, else encoded here; None when ``messages`` is not a list."""
+        """The request's messages serialised, reusing the client's bytes for every message of
+        theirs it carries (all of them, or the agent's turn around them); None when ``messages`` is
+        not a list."""
         messages = self.request.get("messages")
-        if self._given is not None and self._given.matches(messages):
-            return self._given
+        if self._given is not None and isinstance(messages, list):
+            return self._given.reusing(messages)
         return encoded(messages)
 
     @cached_property

@@ -117,7 +117,7 @@ class Orchestrator:
         try:
             routes = self.router.candidates(ex.body, ex.facts)
             self._admit(ex, ex.body, routes)
-            turn = self.agent.prepare(ex.body, ex.record) if self.agent is not None else None
+            turn = self.agent.prepare(ex.body, ex.record, ex.ctx.encoded) if self.agent is not None else None
             if turn is not None:
                 ex.use_upstream(turn.request)
                 if turn.tool_ctx is not None:

@@ -2,7 +2,7 @@
 # Profile the hot path: `lynkr serve` (one worker) under c=16 non-stream load from the shared
 # harness, sampled by py-spy; prints the functions with the most own time and where time goes.
 #   bench/profile.sh [SECONDS]
-#   FORMAT=openai STREAM=1 CONCURRENCY=1 bench/profile.sh 20   # the other paths
+#   FORMAT=openai STREAM=1 CONCURRENCY=1 RATE=500 bench/profile.sh 20   # the other paths, sampled faster
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}"
@@ -29,7 +29,7 @@ WORKER="$(pgrep -P "$GW" | head -1)"
 "$PY" "$HARNESS/loadgen.py" --url "http://127.0.0.1:$PORT" -c "${CONCURRENCY:-16}" -d $((SECONDS_TO_SAMPLE + 4)) \
     --warmup 1 ${STREAM:+--stream} > load.json &
 sleep 2
-"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --format raw --output stacks.txt ${GIL- --gil} \
+"$ROOT/.venv/bin/py-spy" record --pid "$WORKER" --duration "$SECONDS_TO_SAMPLE" --rate "${RATE:-100}" --format raw --output stacks.txt ${GIL- --gil} \
     --nonblocking > /dev/null 2>&1
 wait %3 2>/dev/null || true
 "$ROOT/.venv/bin/python" "$ROOT/bench/top_frames.py" stacks.txt

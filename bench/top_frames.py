@@ -12,6 +12,8 @@ def main(path: str) -> None:
     total = 0
     with open(path) as stacks:
         for line in stacks:
+            if not line.strip():
+                continue
             stack, _, count = line.rstrip().rpartition(" ")
             samples = int(count)
             frames = stack.split(";")

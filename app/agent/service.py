@@ -15,6 +15,7 @@ from app.accounting.usage import RequestRecord
 from app.agent import splice, websearch
 from app.agent.loop import Turn
 from app.agent.policy import offered_tools
+from app.anthropic.encoded import Encoded
 from app.config import Config
 from app.logging import get_logger
 from app.tools.base import Tool, ToolContext
@@ -48,8 +49,9 @@ class Agent:
         if self.off_reason and config.tool_execution_mode == "server":
             log.warning("server-side tools are off: %s", self.off_reason)
 
-    def prepare(self, body: dict[str, Any], record: RequestRecord) -> Turn | None:
-        """The turn for ``body`` when it takes the agent path, else None."""
+    def prepare(self, body: dict[str, Any], record: RequestRecord, given: Encoded | None = None) -> Turn | None:
+        """The turn for ``body`` when it takes the agent path, else None (``given``: its messages
+        encoded, whose notes keep what splicing works out per message)."""
         web = websearch.server_tool(body) if self.config.web_search_endpoint else None
         offered = offered_tools(body, self.config, self.registry) if self.workspace else {}
         if web is not None:
@@ -60,7 +62,8 @@ class Agent:
         declared = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
         request["tools"] = [*(request.get("tools") or []),
                             *(t.definition() for name, t in offered.items() if name not in declared)]
-        request["messages"] = splice.splice(record.session_id, body["messages"])
+        request["messages"] = splice.splice(record.session_id, body["messages"],
+                                          given.notes_for(body["messages"]) if given is not None else None)
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
         return Turn(request, offered, tool_ctx, web)

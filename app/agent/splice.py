@@ -11,11 +11,13 @@ and server tool results owed alongside client results go to the front of the nex
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from peewee import IntegrityError
 
+from app.anthropic.encoded import Notes, noted
 from app.logging import get_logger
 from app.storage.db import db
 from app.storage.models import AgentTrace
@@ -54,19 +56,29 @@ def save_trace(session_id: str, shown: dict[str, Any], messages: list[dict[str, 
         log.info("agent trace for session %s was stored by a concurrent request", session_id)
 
 
-def splice(session_id: str | None, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``messages`` with every known assistant message replaced by the steps behind it."""
+def splice(session_id: str | None, messages: list[dict[str, Any]],
+           notes: Sequence[Notes] | None = None) -> list[dict[str, Any]]:
+    """``messages`` with every known assistant message replaced by the steps behind it.
+
+    ``notes`` (one per message, :class:`~app.anthropic.encoded.Encoded`) keep each message's
+    anchor, so a resent history is not hashed again. The session's stored anchors are read first
+    (its index covers them) and whole traces only for the messages that have one: a long
+    conversation costs one small query, not a lookup of every message it ever showed.
+    """
     if not session_id:
         return messages
-    anchors = {i: anchor(m) for i, m in enumerate(messages) if m.get("role") == "assistant"}
+    anchors = {i: noted(notes[i], "anchor", anchor, m) if notes is not None else anchor(m)
+               for i, m in enumerate(messages) if m.get("role") == "assistant"}
     wanted = {a for a in anchors.values() if a}
     if not wanted:
         return messages
     with db.connection_context():
+        stored = set(AgentTrace.select(AgentTrace.anchor).where(AgentTrace.session_id == session_id).scalars())
+        found = wanted & stored
+        if not found:
+            return messages
         traces = {t.anchor: t for t in AgentTrace.select().where(
-            (AgentTrace.session_id == session_id) & (AgentTrace.anchor.in_(list(wanted))))}
-    if not traces:
-        return messages
+            (AgentTrace.session_id == session_id) & (AgentTrace.anchor.in_(sorted(found))))}
     out: list[dict[str, Any]] = []
     owed: list[dict[str, Any]] = []
     for i, message in enumerate(messages):

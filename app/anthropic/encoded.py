@@ -87,14 +87,23 @@ class Encoded:
     here) and notes.
 
     ``parts_for`` and ``notes_for`` hand them to a later step only for the very same message
-    objects: a body rebuilt with other messages (the agent's next step) is encoded anew. Messages
-    are never edited in place after parsing; a changed message is always a new object.
+    objects; a body rebuilt around them (the agent's turn with stored steps spliced in, its next
+    step) is encoded by :meth:`reusing` them. Messages are never edited in place after parsing; a
+    changed message is always a new object, so an object's bytes stay its bytes.
     """
 
     def __init__(self, messages: Sequence[Any], parts: list[bytes] | None = None, memo: ContentMemo = MEMO) -> None:
         self.messages = tuple(messages)
         self.parts = parts if parts is not None else [orjson.dumps(message) for message in self.messages]
         self.notes = memo.notes(self.parts)
+        self._memo = memo
+
+    def reusing(self, messages: Sequence[Any]) -> Encoded:
+        """``messages`` encoded, the bytes of each one that is a message encoded here taken as they are."""
+        if self.matches(messages):
+            return self
+        known = {id(message): part for message, part in zip(self.messages, self.parts, strict=True)}
+        return Encoded(messages, [known.get(id(message)) or orjson.dumps(message) for message in messages], self._memo)
 
     def matches(self, messages: Any) -> bool:
         """Whether ``messages`` are the messages encoded here."""

@@ -55,7 +55,7 @@ class AnthropicFormatProvider(Provider):
         profile = self.capabilities.host(self.host)
         caps = self.caps(model)
         self.note_clamp(request, model, caps)
-        given = ctx.encoded if ctx.encoded is not None and ctx.encoded.matches(request.get("messages")) else None
+        given = ctx.encoded  # its bytes are reused for each of its messages the body carries
         aspect = f"anthropic_as_is:{profile.deferred_tools}"  # all upstream_message reads of the profile
         as_is = {id(m) for m, notes in zip(given.messages, given.notes, strict=True) if aspect in notes} \
             if given is not None else set()

@@ -198,11 +198,13 @@ def test_the_facts_use_the_clients_encoded_messages_and_their_notes(monkeypatch:
     assert looked == []  # from the notes
 
 
-def test_an_agent_turn_with_other_messages_is_encoded_anew() -> None:
+def test_an_agent_turn_reuses_the_clients_bytes_and_encodes_the_rest() -> None:
     client = body()
+    given = Encoded(client["messages"])
     turn = body(messages=[*client["messages"], {"role": "assistant", "content": "Let me look."}])
-    facts = RequestFacts(turn, PromptCache(), Encoded(client["messages"]))
+    facts = RequestFacts(turn, PromptCache(), given)
 
     assert facts.encoded is not None
     assert facts.encoded.parts == [orjson.dumps(m) for m in turn["messages"]]
+    assert facts.encoded.parts[0] is given.parts[0]  # taken, not serialised again
     assert facts.estimated_tokens == estimate_tokens(turn)

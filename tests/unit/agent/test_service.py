@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from app.accounting.usage import RequestRecord
-from app.agent import websearch
+from app.agent import splice, websearch
 from app.agent.service import Agent, tools_off_reason
+from app.anthropic.encoded import Encoded
 from app.config import Config
 
 OPEN_BIND = "the service listens beyond loopback without API keys (LYNKR_ALLOW_OPEN=true)"
@@ -91,6 +92,24 @@ def test_prepare_appends_lynkrs_tools_after_the_clients(tmp_path: Path) -> None:
     assert turn.tool_ctx.workspace is agent.workspace
     assert (turn.tool_ctx.session_id, turn.tool_ctx.api_key, turn.tool_ctx.request_id) == (
         None, "sk-lynkr-user", "req_agent")
+
+
+def test_prepare_splices_the_sessions_steps_with_the_bodys_notes(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = Agent(Config(workspace_root=str(tmp_path), server_tools="fs_read"))
+    client_body = body([BASH])
+    given = Encoded(client_body["messages"])
+    spliced = [{"role": "user", "content": "the real history"}]
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(splice, "splice", lambda *args: calls.append(args) or spliced)
+
+    turn = agent.prepare(client_body, RequestRecord(request_id="r", path="/v1/messages", session_id="s1"), given)
+
+    assert turn is not None
+    assert turn.request["messages"] is spliced
+    assert calls == [("s1", client_body["messages"], given.notes)]
+    agent.prepare(client_body, record(), Encoded([{"role": "user", "content": "another body"}]))
+    assert calls[-1] == (None, client_body["messages"], None)  # notes of other messages are not used
 
 
 def test_a_lynkr_tool_the_client_declares_is_not_added_again(tmp_path: Path) -> None:

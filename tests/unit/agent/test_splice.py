@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 
+from app.agent import splice as splice_module
 from app.agent.splice import anchor, save_trace, splice
+from app.anthropic.encoded import Encoded
 from app.storage.db import db
 
 
@@ -51,3 +53,32 @@ def test_splice_replaces_the_shown_message_and_owes_results_to_the_next_user_tur
 def test_a_message_without_a_trace_is_left_alone(database: None) -> None:
     history = [{"role": "user", "content": "hi"}, shown("hello")]
     assert splice("s1", history) == history
+
+
+def test_a_resent_messages_anchor_is_noted_and_traces_are_read_only_for_stored_anchors(
+        database: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = [{"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_r", "name": "fs_read", "input": {}}]}]
+    save_trace("s2", shown("done"), real, [])
+    history = [{"role": "user", "content": "go"}, shown("done"), {"role": "user", "content": "more"},
+               shown("never stored")]
+    notes = Encoded(history).notes
+    assert splice("s2", history, notes) == [history[0], real[0], history[2], history[3]]
+    assert (notes[1]["anchor"], notes[3]["anchor"]) == (anchor(history[1]), anchor(history[3]))
+    assert "anchor" not in notes[0]
+
+    monkeypatch.setattr(splice_module, "anchor", lambda message: pytest.fail("hashed again"))
+    queries: list[str] = []
+    monkeypatch.setattr(db.obj, "execute_sql", recording(db.obj.execute_sql, queries))
+    assert splice("s2", history, notes) == [history[0], real[0], history[2], history[3]]
+    assert len(queries) == 2
+    assert "IN" in queries[1]
+    queries.clear()
+    assert splice("s2", [history[0], history[3]], [notes[0], notes[3]]) == [history[0], history[3]]
+    assert len(queries) == 1  # no stored anchor among them: no trace read
+
+
+def recording(execute: Callable[..., Any], queries: list[str]) -> Callable[..., Any]:
+    def run(sql: str, *args: Any, **kwargs: Any) -> Any:
+        queries.append(sql)
+        return execute(sql, *args, **kwargs)
+    return run

@@ -36,6 +36,21 @@ def test_parts_and_notes_are_handed_out_for_the_very_same_messages_only() -> Non
     assert given.notes_for({"messages": messages}) is None
 
 
+def test_reusing_takes_the_bytes_of_the_same_objects_and_encodes_the_others() -> None:
+    messages = make_messages()
+    indented = [orjson.dumps(m, option=orjson.OPT_INDENT_2) for m in messages]  # not what dumps writes
+    given = Encoded(messages, indented)
+    spliced = [{"role": "assistant", "content": "the real step"}, *messages[1:]]
+
+    assert given.reusing(list(messages)) is given
+    derived = given.reusing(spliced)
+    assert derived.parts == [orjson.dumps(spliced[0]), *indented[1:]]
+    assert derived.notes[1:] == given.notes[1:]
+    assert all(a is b for a, b in zip(derived.notes[1:], given.notes[1:], strict=True))
+    assert derived.matches(spliced)
+    assert not derived.matches(messages)
+
+
 def test_the_same_content_shares_its_notes_and_an_edit_does_not() -> None:
     messages = make_messages()
     first = Encoded(messages)

@@ -229,13 +229,21 @@ def test_the_body_built_from_the_clients_encoded_messages_is_the_full_paths(prov
     assert spliced.payload == orjson.dumps(full.body)
 
 
-def test_messages_other_than_the_encoded_ones_are_serialised_anew(provider: Direct) -> None:
+def test_a_step_around_the_encoded_messages_reuses_their_bytes_and_serialises_the_rest(provider: Direct) -> None:
     client = long_request()
     step = {**client, "messages": [*client["messages"], {"role": "user", "content": "next step"}]}
+    # Indented bytes stand for the client's: valid JSON that a fresh serialisation would not write.
+    indented = [orjson.dumps(m, option=orjson.OPT_INDENT_2) for m in client["messages"]]
 
-    upstream = provider.convert_request(step, call(encoded=Encoded(client["messages"])), stream=False)
+    upstream = provider.convert_request(step, call(encoded=Encoded(client["messages"], indented)), stream=False)
 
-    assert upstream.payload is None
+    assert upstream.payload is not None
+    assert orjson.loads(upstream.payload) == upstream.body
+    sent = {id(m) for m in upstream.body["messages"]}
+    reused = [part for part, m in zip(indented, client["messages"], strict=True) if id(m) in sent]
+    assert len(reused) > 20
+    assert all(part in upstream.payload for part in reused)
+    assert b'{"role":"user","content":"next step"}]' in upstream.payload
 
 
 @responses.activate
