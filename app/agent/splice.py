@@ -15,14 +15,30 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from peewee import IntegrityError
+from peewee import IntegrityError, Node, Query
 
 from app.anthropic.encoded import Notes, noted
 from app.logging import get_logger
 from app.storage.db import db
 from app.storage.models import AgentTrace
+from app.storage.prepared import Prepared
 
 log = get_logger("agent.splice")
+_NO_ANCHOR = ""  # pads a lookup: never an anchor
+
+
+def _session_anchors(session_id: Node, *, shape: None) -> Query:
+    return AgentTrace.select(AgentTrace.anchor).where(AgentTrace.session_id == session_id)
+
+
+def _session_traces(session_id: Node, *anchors: Node, shape: None) -> Query:
+    return (AgentTrace.select(AgentTrace.anchor, AgentTrace.messages, AgentTrace.results)
+            .where((AgentTrace.session_id == session_id) & AgentTrace.anchor.in_(anchors)))
+
+
+# Run on every request of a session in server mode: rendered once (app.storage.prepared).
+_SESSION_ANCHORS = Prepared(_session_anchors)
+_SESSION_TRACES = Prepared(_session_traces)
 
 
 def anchor(message: dict[str, Any]) -> str | None:
@@ -73,19 +89,20 @@ def splice(session_id: str | None, messages: list[dict[str, Any]],
     if not wanted:
         return messages
     with db.connection_context():
-        stored = set(AgentTrace.select(AgentTrace.anchor).where(AgentTrace.session_id == session_id).scalars())
-        found = wanted & stored
+        found = wanted & {key for (key,) in _SESSION_ANCHORS.execute(db.obj, [session_id])}
         if not found:
             return messages
-        traces = {t.anchor: t for t in AgentTrace.select().where(
-            (AgentTrace.session_id == session_id) & (AgentTrace.anchor.in_(sorted(found))))}
+        # Padded to a power of two, so a session's lookups reuse a few rendered queries.
+        padded = [*found, *[_NO_ANCHOR] * ((1 << (len(found) - 1).bit_length()) - len(found))]
+        rows = _SESSION_TRACES.execute(db.obj, [session_id, *padded])
+        traces = {key: (steps, results) for key, steps, results in rows}
     out: list[dict[str, Any]] = []
     owed: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         trace = traces.get(anchors.get(i) or "")
         if trace is not None:
-            out.extend(orjson.loads(trace.messages))
-            owed = orjson.loads(trace.results)
+            out.extend(orjson.loads(trace[0]))
+            owed = orjson.loads(trace[1])
             continue
         if owed and message.get("role") == "user":
             message = {**message, "content": owed + _blocks(message.get("content"))}

@@ -15,6 +15,7 @@ from app.storage.models import ClientRequest, Turn
 from tests.conftest import DATABRICKS_URL
 from tests.integration.test_messages_anthropic import make_message, make_request
 from tests.unit.accounting import test_usage
+from tests.unit.agent import test_splice
 from tests.unit.storage import test_transcripts
 
 pytestmark = pytest.mark.postgres
@@ -62,6 +63,7 @@ def test_requests_usage_and_incremental_transcripts_on_postgres(pg_app: Any) -> 
     functools.partial(test_transcripts.check_another_key_s_session_is_never_written, "key_b"),
     functools.partial(test_transcripts.check_another_key_s_session_is_never_written, None),
     test_transcripts.check_a_long_conversation_is_matched_across_lookups,
+    test_splice.check_every_message_with_a_stored_trace_is_replaced,
 ])
 def test_prepared_writes_behave_the_same_on_postgres(pg_app: Any, check: Any) -> None:
     with db.connection_context():

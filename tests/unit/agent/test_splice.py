@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,3 +83,20 @@ def recording(execute: Callable[..., Any], queries: list[str]) -> Callable[..., 
         queries.append(sql)
         return execute(sql, *args, **kwargs)
     return run
+
+
+def check_every_message_with_a_stored_trace_is_replaced() -> None:
+    """Shared with the PostgreSQL suite (tests/integration/test_postgres.py)."""
+    session, other = f"s-{uuid.uuid4().hex}", f"s-{uuid.uuid4().hex}"
+    steps = {n: [{"role": "assistant", "content": [{"type": "text", "text": f"real {n}"}]}] for n in range(3)}
+    for n, real in steps.items():
+        save_trace(session, shown(f"shown {n}"), real, [])
+    save_trace(other, shown("shown 3"), [{"role": "assistant", "content": "not this session's"}], [])
+    history = [message for n in range(4) for message in ({"role": "user", "content": f"ask {n}"}, shown(f"shown {n}"))]
+
+    assert splice(session, history) == [history[0], *steps[0], history[2], *steps[1], history[4], *steps[2],
+                                        history[6], history[7]]
+
+
+def test_every_message_with_a_stored_trace_is_replaced(database: None) -> None:
+    check_every_message_with_a_stored_trace_is_replaced()
