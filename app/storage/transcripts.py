@@ -42,8 +42,14 @@ def _lookup_turns(session_id: Node, *hashes: Node, shape: None) -> Query:
     return Turn.select(Turn.id, Turn.chain_hash).where((Turn.session == session_id) & Turn.chain_hash.in_(hashes))
 
 
+def _claim_resent_answer(source: Node, session_id: Node, chain_hash: Node, stored_as: Node, *, shape: None) -> Query:
+    return Turn.update(source=source).where((Turn.session == session_id) & (Turn.chain_hash == chain_hash)
+                                            & (Turn.source == stored_as))
+
+
 _TOUCH_SESSION = Prepared(_touch_session)
 _LOOKUP_TURNS = Prepared(_lookup_turns)
+_CLAIM_RESENT_ANSWER = Prepared(_claim_resent_answer)
 _TURN_ROW = InsertRow(Turn, ignore_conflicts=True)
 
 
@@ -112,8 +118,7 @@ def record_exchange(session_id: str, owner: str | None, messages: list[dict[str,
         if start == len(turns) > len(messages):
             # The client resent this answer (through another worker or instance) before this
             # exchange was recorded: it is stored, but as the client's.
-            Turn.update(source="response").where((Turn.session == session_id) & (Turn.chain_hash == hashed[-1])
-                                                 & (Turn.source == "client")).execute()
+            _CLAIM_RESENT_ANSWER.execute(db.obj, ["response", session_id, hashed[-1], "client"])
         parent = known.get(hashed[start - 1]) if start else None
         written = 0
         for position in range(start, len(hashed)):

@@ -63,6 +63,7 @@ def test_requests_usage_and_incremental_transcripts_on_postgres(pg_app: Any) -> 
     functools.partial(test_transcripts.check_another_key_s_session_is_never_written, "key_b"),
     functools.partial(test_transcripts.check_another_key_s_session_is_never_written, None),
     test_transcripts.check_a_long_conversation_is_matched_across_lookups,
+    test_transcripts.check_an_answer_resent_before_it_was_recorded_is_still_the_response,
     test_splice.check_every_message_with_a_stored_trace_is_replaced,
 ])
 def test_prepared_writes_behave_the_same_on_postgres(pg_app: Any, check: Any) -> None:

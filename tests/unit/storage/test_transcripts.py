@@ -117,13 +117,18 @@ def test_a_long_conversation_is_matched_across_lookups(database: Any) -> None:
     check_a_long_conversation_is_matched_across_lookups()
 
 
-def test_an_answer_resent_before_it_was_recorded_is_still_the_response(database: Any) -> None:
+def check_an_answer_resent_before_it_was_recorded_is_still_the_response() -> None:
     # Instance A answers; the client's next turn reaches instance B, whose writer stores the
     # history (A's answer included) before A's writer records the exchange.
-    record_exchange("s-race", None, [user("a"), assistant("b"), user("c")], None)
-    assert record_exchange("s-race", None, [user("a")], {"content": assistant("b")["content"]}) == 0
-    assert [(t["role"], t["source"]) for t in session_turns("s-race")] == [
+    session = f"s-race-{uuid.uuid4().hex}"
+    record_exchange(session, None, [user("a"), assistant("b"), user("c")], None)
+    assert record_exchange(session, None, [user("a")], {"content": assistant("b")["content"]}) == 0
+    assert [(t["role"], t["source"]) for t in session_turns(session)] == [
         ("user", "client"), ("assistant", "response"), ("user", "client")]
+
+
+def test_an_answer_resent_before_it_was_recorded_is_still_the_response(database: Any) -> None:
+    check_an_answer_resent_before_it_was_recorded_is_still_the_response()
 
 
 def test_chain_hashes_from_the_notes_are_the_hashes_and_each_turn_is_digested_once(
