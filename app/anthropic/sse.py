@@ -116,24 +116,30 @@ class SSEDecoder:
         return events
 
     def _whole_events(self, chunk: bytes, events: list[ServerSentEvent]) -> bool:
-        """The common case at speed: ``chunk`` is whole events, each one ``event:`` line and one
-        ``data:`` line ending in LF, read with nothing pending. Returns False, having added nothing,
-        when ``chunk`` is anything else (the line-by-line decoder then takes it)."""
+        """The common case at speed: ``chunk`` is whole events, each one ``data:`` line (after one
+        ``event:`` line, or alone as OpenAI sends them) ending in LF, read with nothing pending.
+        Returns False, having added nothing, when ``chunk`` is anything else (the line-by-line
+        decoder then takes it)."""
         if (self._partial or self._data or self._event or self._pending_cr
                 or not chunk.endswith(b"\n\n") or b"\r" in chunk):
             return False
         limit = self.max_event_bytes
         decoded: list[ServerSentEvent] = []
         for block in chunk.split(b"\n\n")[:-1]:
-            head, sep, data = block.partition(b"\ndata: ")
-            if (not sep or not head.startswith(b"event: ") or b"\n" in head or b"\n" in data
-                    or (limit is not None and len(block) > limit)):
+            if block.startswith(b"data: "):  # a data-only event (OpenAI's format): no frame to relay
+                head, data = b"", block[6:]
+            else:
+                head, sep, data = block.partition(b"\ndata: ")
+                if not sep or not head.startswith(b"event: ") or b"\n" in head:
+                    return False
+            if b"\n" in data or (limit is not None and len(block) > limit):
                 return False
             try:  # bytes sent on as they are must be valid UTF-8; others are decoded line by line
                 name, text = head[7:].decode() or "message", data.decode()
             except UnicodeDecodeError:
                 return False
-            decoded.append(ServerSentEvent(name, text, self._last_id, self._retry, block + b"\n\n"))
+            frame = block + b"\n\n" if head else None
+            decoded.append(ServerSentEvent(name, text, self._last_id, self._retry, frame))
         events += decoded
         return True
 

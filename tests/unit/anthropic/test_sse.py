@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -114,7 +115,9 @@ def test_whole_events_read_together_keep_their_own_bytes() -> None:
 
 
 @pytest.mark.parametrize("read", [
-    b"data: 1\n\n",  # no event line
+    b"data: 1\n\n",  # no event line: decoded at once, but no frame (encode would write one)
+    b"data: 1\n\ndata: [DONE]\n\n",  # OpenAI's shape
+    b"data: \n\n",  # an empty data line is still an event
     b"event: a\nid: 4\ndata: 1\n\n",  # a third line
     b"event: a\r\ndata: 1\r\n\r\n",  # CRLF
     b"event: a\ndata: 1\ndata: 2\n\n",  # two data lines
@@ -148,3 +151,37 @@ def test_whole_events_that_are_not_valid_utf8_get_no_frame() -> None:
     [event] = decoder.feed(b'event: content_block_delta\ndata: {"text":"a\xffb"}\n\n')
     assert event == ServerSentEvent("content_block_delta", '{"text":"a\ufffdb"}')
     assert event.frame is None
+
+
+EVENT_LINES = [b"event: content_block_delta", b"event: ", b"event:x", b"event: a b"]
+DATA_LINES = [b"data: {\"a\":1}", b"data: ", b"data:", b"data: [DONE]", b"data:  two spaces", b"data: \xc3\xbc",
+              b"data: \xff", b"data: \xe2\x80\xa8"]
+OTHER_LINES = [b"id: 3", b"retry: 50", b": comment", b"data: a\rdata: b", b"field", b""]
+
+
+def fuzzed_block(rng: random.Random) -> bytes:
+    """Mostly the shapes the fast path takes (an event line or none, one data line), else any lines."""
+    shape = rng.random()
+    if shape < 0.4:
+        return rng.choice(EVENT_LINES) + b"\n" + rng.choice(DATA_LINES) + b"\n\n"
+    if shape < 0.7:
+        return rng.choice(DATA_LINES) + b"\n\n"
+    lines = rng.choices(EVENT_LINES + DATA_LINES + OTHER_LINES, k=rng.randint(1, 4))
+    return b"".join(line + rng.choice([b"\n", b"\r\n", b"\r"]) for line in lines) + b"\n" * rng.randint(0, 2)
+
+
+def test_whole_reads_decode_as_the_line_by_line_decoder_does() -> None:
+    """A seeded fuzz: blocks read whole give the events their bytes give one at a time."""
+    rng = random.Random(18)
+    framed = 0
+    for _ in range(3000):
+        reads = [b"event: x\ndata: 0\n\n", *(fuzzed_block(rng) for _ in range(rng.randint(1, 3)))]
+        whole = SSEDecoder()
+        events = [event for read in reads for event in whole.feed(read)]
+        assert events == feed_all([bytes([b]) for b in b"".join(reads)]), reads
+        for event in events:
+            if event.frame is not None:
+                framed += 1
+                assert any(event.frame in read for read in reads)
+                assert event.frame.startswith(b"event: ")
+    assert framed > 1000  # the fast path was taken, not only the line-by-line one
