@@ -13,6 +13,7 @@ import anthropic
 import pytest
 from anthropic.types import TextBlock, ToolUseBlock
 
+from app.anthropic.sse import encode
 from tests.e2e.conftest import DATABRICKS_TOKEN, free_port
 from tests.e2e.helpers import Gateway
 from tests.fakes import anthropic_events as ev
@@ -88,6 +89,40 @@ def test_stream_accumulates_text_and_final_message(make_client: Callable[..., an
     assert final.stop_reason == "end_turn"
     assert (final.usage.input_tokens, final.usage.output_tokens) == (40, 9)
     assert mocked_upstream.requests[0].body["stream"] is True
+
+
+# Content deltas as an upstream may write them (spaced JSON, a field the SDK does not know): the
+# gateway relays them as they came, and the SDK must still read them.
+SPACED_DELTAS = [b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+                 b'"delta": {"type": "text_delta", "text": "Bonjour "}, "x_trace": 7}\n\n',
+                 b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+                 b'"delta": {"type": "text_delta", "text": "\\u00e0 tous"}}\n\n']
+
+
+def test_relayed_delta_bytes_reach_the_sdk_as_the_upstream_wrote_them(
+        make_client: Callable[..., anthropic.Anthropic], mocked_upstream: FakeAnthropicUpstream) -> None:
+    """Through gunicorn, each delta is the upstream's bytes; the SDK assembles the message from them."""
+    chunks = [encode(ev.message_start(model=UPSTREAM_MODEL)), encode(ev.text_start()), *SPACED_DELTAS,
+              encode(ev.block_stop()), *(encode(e) for e in ev.message_end())]
+    mocked_upstream.script(StreamReply(chunks=chunks), StreamReply(chunks=chunks))
+    client = make_client()
+
+    with client.messages.with_streaming_response.create(model=REQUESTED, max_tokens=256, messages=HELLO,
+                                                        stream=True) as raw:
+        body = b"".join(raw.iter_bytes())
+    with client.messages.stream(model=REQUESTED, max_tokens=256, messages=HELLO) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+
+    frames = [frame + b"\n\n" for frame in body.split(b"\n\n") if frame and not frame.startswith(b":")]
+    assert [f.split(b"\n", 1)[0] for f in frames] == [
+        b"event: message_start", b"event: content_block_start", b"event: content_block_delta",
+        b"event: content_block_delta", b"event: content_block_stop", b"event: message_delta", b"event: message_stop"]
+    assert frames[2:4] == SPACED_DELTAS
+    assert b'"model":"claude-sonnet-5-5"' in frames[0]  # message_start is still the gateway's
+    assert text == "Bonjour \u00e0 tous"
+    assert [(block.type, getattr(block, "text", None)) for block in final.content] == [("text", "Bonjour \u00e0 tous")]
+    assert final.stop_reason == "end_turn"
 
 
 def test_tool_use_round_trip(make_client: Callable[..., anthropic.Anthropic],
