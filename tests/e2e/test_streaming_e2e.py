@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.anthropic.events import validate_stream
-from tests.e2e.helpers import Gateway, message_body, read_sse
+from tests.e2e.helpers import Gateway, message_body, read_sse, wait_until
 from tests.fakes import anthropic_events as ev
 from tests.fakes.anthropic_upstream import ErrorReply, FakeAnthropicUpstream, Hang, Pause, StreamReply
 
@@ -161,6 +162,29 @@ def test_client_disconnect_closes_the_upstream_within_a_second(gateway: Gateway,
     assert not upstream.completed
 
 
+def test_a_client_that_leaves_while_the_stream_opens_is_settled_once_the_open_ends(
+        gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:
+    """Gone before the upstream answered: one usage row (499) with the attempt, written after the open."""
+    mocked_upstream.script(StreamReply(ev.text_events(["late"]), head_delay=1.5))
+
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    sock.sendall(_raw_post(gateway, message_body(stream=True), request_id="req_left_early"))
+    mocked_upstream.wait_for_requests(1)
+    sock.close()
+    left_at = time.monotonic()
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(gateway.workdir / "lynkr.db") as connection:
+            return connection.execute(sql, ("req_left_early",)).fetchall()
+
+    assert wait_until(lambda: bool(rows("SELECT status FROM client_requests WHERE request_id = ?")), timeout=10)
+    written_after = time.monotonic() - left_at
+    assert rows("SELECT status FROM client_requests WHERE request_id = ?") == [(499,)]
+    assert rows("SELECT a.attempt, a.status FROM upstream_attempts a JOIN client_requests r ON a.request_id = r.id"
+                " WHERE r.request_id = ?") == [(1, 200)]
+    assert written_after > 0.8, "the row was written before the open it records had ended"
+
+
 def test_upstream_dying_mid_stream_ends_with_error_event(gateway: Gateway,
                                                          mocked_upstream: FakeAnthropicUpstream) -> None:
     """The upstream drops its socket after a delta: the client's stream ends in ``error``, never ``message_stop``."""
@@ -200,9 +224,9 @@ def test_hung_upstream_after_commit_ends_with_timeout_error(gateway: Gateway,
     assert upstream.disconnected_at is not None, "the gateway left the hung upstream connection open"
 
 
-def _raw_post(gateway: Gateway, body: dict) -> bytes:
+def _raw_post(gateway: Gateway, body: dict, request_id: str = "req_raw") -> bytes:
     payload = json.dumps(body).encode()
     head = (f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{gateway.port}\r\n"
-            f"Content-Type: application/json\r\nanthropic-version: 2023-06-01\r\n"
+            f"Content-Type: application/json\r\nanthropic-version: 2023-06-01\r\nX-Request-ID: {request_id}\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n")
     return head.encode() + payload
