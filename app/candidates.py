@@ -59,7 +59,7 @@ class CandidateChain:
 
     def run(self, ex: Exchange, routes: list[Route], call: Callable[[Provider, CallContext], T]) -> T:
         """``call`` on each candidate in turn until one answers; its attempts go on the record."""
-        ctx, record = ex.ctx, ex.record
+        ctx, record = ex.upstream_ctx, ex.record
         last_error: LynkrError | None = None
         handed_over: str | None = None  # why the previous candidate was left
         for position, route in enumerate(routes):

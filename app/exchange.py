@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -99,6 +99,7 @@ class Exchange:
     release_slot: Callable[[], None]
     started: float = field(default_factory=time.perf_counter)
     upstream: dict[str, Any] = field(init=False)
+    upstream_ctx: CallContext = field(init=False)  # ``ctx`` for the upstream calls
     facts: RequestFacts = field(init=False)
     _settled: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -111,10 +112,12 @@ class Exchange:
         """Whether the client asked for an SSE stream."""
         return bool(self.body.get("stream"))
 
-    def use_upstream(self, request: dict[str, Any]) -> None:
-        """Send ``request`` upstream instead of the client's body (the agent's turn)."""
+    def use_upstream(self, request: dict[str, Any], encoded: Encoded | None = None) -> None:
+        """Send ``request`` upstream instead of the client's body (the agent's turn; ``encoded``:
+        its messages serialised, which the upstream calls then reuse)."""
         self.upstream = request
-        self.facts = RequestFacts(request, self.cache, self.ctx.encoded)
+        self.upstream_ctx = replace(self.ctx, encoded=encoded) if encoded is not None else self.ctx
+        self.facts = RequestFacts(request, self.cache, self.upstream_ctx.encoded)
 
     def settle(self) -> bool:
         """Mark the exchange settled and give its slot back; False when it already was."""

@@ -119,7 +119,7 @@ class Orchestrator:
             self._admit(ex, ex.body, routes)
             turn = self.agent.prepare(ex.body, ex.record, ex.ctx.encoded) if self.agent is not None else None
             if turn is not None:
-                ex.use_upstream(turn.request)
+                ex.use_upstream(turn.request, turn.encoded)
                 if turn.tool_ctx is not None:
                     turn.tool_ctx = replace(turn.tool_ctx, ask_model=self._model_call(ex, routes))
             hit = self._cached(ex, routes)

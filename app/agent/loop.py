@@ -30,6 +30,7 @@ from app.accounting.usage import USAGE_KEYS, usage_counts
 from app.agent import runner, splice, websearch
 from app.agent.ops import ClientToolCall, Finish, Op, ServerBlock, Signature, StepBuilder, Text, Thinking, apply
 from app.agent.policy import LoopLimits, limit_message
+from app.anthropic.encoded import Encoded
 from app.anthropic.events import Event, StreamBuilder
 from app.config import Config
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
@@ -53,6 +54,7 @@ class Turn:
     offered: dict[str, Tool]
     tool_ctx: ToolContext | None
     web_search: dict[str, Any] | None = None  # the client's web-search server tool, run by the gateway
+    encoded: Encoded | None = None  # the request's messages serialised (the client's and stored steps' bytes)
 
 
 class Steps(Protocol):

@@ -41,6 +41,7 @@ class Agent:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.off_reason = tools_off_reason(config)
+        self.traces = splice.TraceCache()
         self.registry: Mapping[str, Tool] = {} if self.off_reason else _registry()
         self.workspace = None if self.off_reason else Workspace(
             config.workspace_root, deny=config.policy_file_blocked_paths,
@@ -51,7 +52,8 @@ class Agent:
 
     def prepare(self, body: dict[str, Any], record: RequestRecord, given: Encoded | None = None) -> Turn | None:
         """The turn for ``body`` when it takes the agent path, else None (``given``: its messages
-        encoded, whose notes keep what splicing works out per message)."""
+        encoded, whose notes keep what splicing works out per message; the turn's messages are
+        encoded from them and the stored steps' bytes)."""
         web = websearch.server_tool(body) if self.config.web_search_endpoint else None
         offered = offered_tools(body, self.config, self.registry) if self.workspace else {}
         if web is not None:
@@ -62,11 +64,13 @@ class Agent:
         declared = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
         request["tools"] = [*(request.get("tools") or []),
                             *(t.definition() for name, t in offered.items() if name not in declared)]
-        request["messages"] = splice.splice(record.session_id, body["messages"],
-                                          given.notes_for(body["messages"]) if given is not None else None)
+        spliced = splice.splice(record.session_id, body["messages"],
+                                given.notes_for(body["messages"]) if given is not None else None, self.traces)
+        request["messages"] = spliced.messages
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
-        return Turn(request, offered, tool_ctx, web)
+        encoded = given.reusing(spliced.messages, spliced.parts) if given is not None else None
+        return Turn(request, offered, tool_ctx, web, encoded)
 
 
 def _registry() -> Mapping[str, Tool]:

@@ -6,15 +6,23 @@ what it really did instead. Each such message gets an *anchor* — the hash of i
 or of its text when it has none — under which the loop's real messages are stored. On the next
 request every resent assistant message whose anchor is known is replaced by those messages,
 and server tool results owed alongside client results go to the front of the next user turn.
+
+Once a server tool has run in a session, every later request of it carries those steps. Each
+worker keeps them parsed (:class:`TraceCache`, by session and anchor, while the stored row is the
+same), so a request reads only the session's anchors and the traces it has not seen, and the
+steps go upstream as the same objects with the bytes they had (:class:`Spliced`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from cachetools import LRUCache
 from peewee import IntegrityError, Node, Query
 
 from app.anthropic.encoded import Notes, noted
@@ -27,18 +35,77 @@ log = get_logger("agent.splice")
 _NO_ANCHOR = ""  # pads a lookup: never an anchor
 
 
+TRACE_CACHE_BYTES = 32 * 1024 * 1024  # stored steps kept parsed per worker (their JSON's length)
+
+
 def _session_anchors(session_id: Node, *, shape: None) -> Query:
-    return AgentTrace.select(AgentTrace.anchor).where(AgentTrace.session_id == session_id)
+    return (AgentTrace.select(AgentTrace.anchor, AgentTrace.id, AgentTrace.created_at)
+            .where(AgentTrace.session_id == session_id))
 
 
 def _session_traces(session_id: Node, *anchors: Node, shape: None) -> Query:
-    return (AgentTrace.select(AgentTrace.anchor, AgentTrace.messages, AgentTrace.results)
+    return (AgentTrace.select(AgentTrace.anchor, AgentTrace.id, AgentTrace.created_at, AgentTrace.messages,
+                              AgentTrace.results)
             .where((AgentTrace.session_id == session_id) & AgentTrace.anchor.in_(anchors)))
 
 
 # Run on every request of a session in server mode: rendered once (app.storage.prepared).
 _SESSION_ANCHORS = Prepared(_session_anchors)
 _SESSION_TRACES = Prepared(_session_traces)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One stored trace, parsed: its steps (each with its compact JSON) and owed results.
+
+    ``version`` is the row's id and creation time: a trace stored again under the same anchor
+    is a new row (SQLite may reuse a deleted row's id, never with the same time).
+    """
+
+    version: tuple[Any, Any]
+    steps: tuple[dict[str, Any], ...]
+    parts: tuple[bytes, ...]
+    results: tuple[dict[str, Any], ...]
+    size: int
+
+    @classmethod
+    def parse(cls, version: tuple[Any, Any], steps: str, results: str) -> Trace:
+        """The trace of a stored row."""
+        parsed = orjson.loads(steps)
+        return cls(version, tuple(parsed), tuple(orjson.dumps(step) for step in parsed),
+                   tuple(orjson.loads(results)), len(steps) + len(results))
+
+
+class TraceCache:
+    """Parsed traces of one worker by ``(session, anchor)``: an LRU bounded by their JSON's size.
+
+    Steps are shared by every request that splices them, so they are never edited in place
+    (as no parsed message is).
+    """
+
+    def __init__(self, max_bytes: int = TRACE_CACHE_BYTES) -> None:
+        self._traces: LRUCache[tuple[str, str], Trace] = LRUCache(max_bytes, getsizeof=lambda trace: trace.size)
+        self._lock = threading.Lock()
+
+    def get(self, session_id: str, key: str, version: tuple[Any, Any]) -> Trace | None:
+        """The trace stored as ``version``, when it is kept."""
+        with self._lock:
+            trace = self._traces.get((session_id, key))
+        return trace if trace is not None and trace.version == version else None
+
+    def put(self, session_id: str, key: str, trace: Trace) -> None:
+        """Keep ``trace`` (unless it alone is larger than the cache)."""
+        if trace.size <= self._traces.maxsize:
+            with self._lock:
+                self._traces[(session_id, key)] = trace
+
+
+@dataclass
+class Spliced:
+    """The upstream's messages, and the bytes of the stored steps among them (by object id)."""
+
+    messages: list[dict[str, Any]]
+    parts: dict[int, bytes] = field(default_factory=dict)
 
 
 def anchor(message: dict[str, Any]) -> str | None:
@@ -72,43 +139,61 @@ def save_trace(session_id: str, shown: dict[str, Any], messages: list[dict[str, 
         log.info("agent trace for session %s was stored by a concurrent request", session_id)
 
 
-def splice(session_id: str | None, messages: list[dict[str, Any]],
-           notes: Sequence[Notes] | None = None) -> list[dict[str, Any]]:
+def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequence[Notes] | None = None,
+           cache: TraceCache | None = None) -> Spliced:
     """``messages`` with every known assistant message replaced by the steps behind it.
 
     ``notes`` (one per message, :class:`~app.anthropic.encoded.Encoded`) keep each message's
     anchor, so a resent history is not hashed again. The session's stored anchors are read first
-    (its index covers them) and whole traces only for the messages that have one: a long
-    conversation costs one small query, not a lookup of every message it ever showed.
+    (its index covers them) and whole traces only for the messages that have one and are not in
+    ``cache``: a long conversation costs one small query, not a lookup of every message it showed.
     """
     if not session_id:
-        return messages
+        return Spliced(messages)
     anchors = {i: noted(notes[i], "anchor", anchor, m) if notes is not None else anchor(m)
                for i, m in enumerate(messages) if m.get("role") == "assistant"}
     wanted = {a for a in anchors.values() if a}
     if not wanted:
-        return messages
-    with db.connection_context():
-        found = wanted & {key for (key,) in _SESSION_ANCHORS.execute(db.obj, [session_id])}
-        if not found:
-            return messages
-        # Padded to a power of two, so a session's lookups reuse a few rendered queries.
-        padded = [*found, *[_NO_ANCHOR] * ((1 << (len(found) - 1).bit_length()) - len(found))]
-        rows = _SESSION_TRACES.execute(db.obj, [session_id, *padded])
-        traces = {key: (steps, results) for key, steps, results in rows}
+        return Spliced(messages)
+    traces = _traces(session_id, wanted, cache)
+    if not traces:
+        return Spliced(messages)
     out: list[dict[str, Any]] = []
-    owed: list[dict[str, Any]] = []
+    parts: dict[int, bytes] = {}
+    owed: tuple[dict[str, Any], ...] = ()
     for i, message in enumerate(messages):
         trace = traces.get(anchors.get(i) or "")
         if trace is not None:
-            out.extend(orjson.loads(trace[0]))
-            owed = orjson.loads(trace[1])
+            out.extend(trace.steps)
+            parts.update(zip(map(id, trace.steps), trace.parts, strict=True))
+            owed = trace.results
             continue
         if owed and message.get("role") == "user":
-            message = {**message, "content": owed + _blocks(message.get("content"))}
-        owed = []
+            message = {**message, "content": [*owed, *_blocks(message.get("content"))]}
+        owed = ()
         out.append(message)
-    return out
+    return Spliced(out, parts)
+
+
+def _traces(session_id: str, wanted: set[str], cache: TraceCache | None) -> dict[str, Trace]:
+    """The stored traces of ``session_id`` among the anchors ``wanted``, from ``cache`` when unchanged."""
+    found: dict[str, Trace] = {}
+    with db.connection_context():
+        versions = {key: (row_id, created) for key, row_id, created in _SESSION_ANCHORS.execute(db.obj, [session_id])
+                    if key in wanted}
+        for key, version in versions.items():
+            kept = cache.get(session_id, key, version) if cache is not None else None
+            if kept is not None:
+                found[key] = kept
+        missing = [key for key in versions if key not in found]
+        if missing:
+            # Padded to a power of two, so a session's lookups reuse a few rendered queries.
+            padded = [*missing, *[_NO_ANCHOR] * ((1 << (len(missing) - 1).bit_length()) - len(missing))]
+            for key, row_id, created, steps, results in _SESSION_TRACES.execute(db.obj, [session_id, *padded]):
+                found[key] = trace = Trace.parse((row_id, created), steps, results)
+                if cache is not None:
+                    cache.put(session_id, key, trace)
+    return found
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:

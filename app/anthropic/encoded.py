@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -98,11 +98,14 @@ class Encoded:
         self.notes = memo.notes(self.parts)
         self._memo = memo
 
-    def reusing(self, messages: Sequence[Any]) -> Encoded:
-        """``messages`` encoded, the bytes of each one that is a message encoded here taken as they are."""
-        if self.matches(messages):
+    def reusing(self, messages: Sequence[Any], also: Mapping[int, bytes] | None = None) -> Encoded:
+        """``messages`` encoded, the bytes of each one that is a message encoded here (or in
+        ``also``, by the id of a message object in ``messages``) taken as they are."""
+        if also is None and self.matches(messages):
             return self
         known = {id(message): part for message, part in zip(self.messages, self.parts, strict=True)}
+        if also:
+            known.update(also)
         return Encoded(messages, [known.get(id(message)) or orjson.dumps(message) for message in messages], self._memo)
 
     def matches(self, messages: Any) -> bool:

@@ -138,7 +138,8 @@ def test_the_next_request_gets_the_server_steps_spliced_back(agent_app: Callable
     app = agent_app()
     client = app.test_client()
     upstream = ScriptedUpstream(mocked, [answer(tool_call("toolu_1", "workspace_task_create", title="A")),
-                                         answer(text("Created.")), answer(text("You have one task."))])
+                                         answer(text("Created.")), answer(text("You have one task.")),
+                                         answer(text("Still one."))])
     first = ask(client, [{"role": "user", "content": "add task A"}]).get_json()
     app.extensions["lynkr"].recorder.flush()
     history = [{"role": "user", "content": "add task A"}, {"role": "assistant", "content": first["content"]},
@@ -152,6 +153,13 @@ def test_the_next_request_gets_the_server_steps_spliced_back(agent_app: Callable
         {"role": "assistant", "content": [text("Created.")]},
         {"role": "user", "content": "how many?"},
     ]
+    # The next request splices the worker's kept copy of those steps: the same bytes go upstream.
+    later = [*history, {"role": "assistant", "content": [text("You have one task.")]},
+             {"role": "user", "content": "and now?"}]
+    assert ask(client, later).status_code == 200
+    assert upstream.bodies[3]["messages"] == [*upstream.bodies[2]["messages"],
+                                              {"role": "assistant", "content": [text("You have one task.")]},
+                                              {"role": "user", "content": "and now?"}]
 
 
 def test_a_mixed_answer_returns_the_client_call_and_runs_the_server_one(

@@ -65,6 +65,7 @@ def test_requests_usage_and_incremental_transcripts_on_postgres(pg_app: Any) -> 
     test_transcripts.check_a_long_conversation_is_matched_across_lookups,
     test_transcripts.check_an_answer_resent_before_it_was_recorded_is_still_the_response,
     test_splice.check_every_message_with_a_stored_trace_is_replaced,
+    test_splice.check_a_kept_trace_is_reused_until_it_is_stored_again,
 ])
 def test_prepared_writes_behave_the_same_on_postgres(pg_app: Any, check: Any) -> None:
     with db.connection_context():

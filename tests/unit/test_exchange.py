@@ -144,6 +144,20 @@ def test_use_upstream_switches_the_request_and_its_facts() -> None:
     assert ex.body == body()
 
 
+def test_a_turns_encoded_messages_go_to_the_facts_and_the_upstream_calls() -> None:
+    ex = make_exchange()
+    assert ex.upstream_ctx is ex.ctx
+    turn = body(messages=[*ex.body["messages"], {"role": "assistant", "content": "a stored step"}])
+    encoded = Encoded(turn["messages"])
+
+    ex.use_upstream(turn, encoded)
+
+    assert ex.upstream_ctx.encoded is encoded
+    assert ex.facts.encoded is encoded
+    assert ex.ctx.encoded is not encoded  # the client's stay the ledger's (its transcript notes)
+    assert ex.upstream_ctx.request_id == ex.ctx.request_id
+
+
 def test_settle_is_true_once_and_releases_the_slot_once() -> None:
     released: list[int] = []
     ex = make_exchange(released=released)

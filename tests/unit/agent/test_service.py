@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from app.accounting.usage import RequestRecord
@@ -99,17 +100,22 @@ def test_prepare_splices_the_sessions_steps_with_the_bodys_notes(tmp_path: Path,
     agent = Agent(Config(workspace_root=str(tmp_path), server_tools="fs_read"))
     client_body = body([BASH])
     given = Encoded(client_body["messages"])
-    spliced = [{"role": "user", "content": "the real history"}]
+    step = {"role": "assistant", "content": "the real step"}
+    indented = orjson.dumps(step, option=orjson.OPT_INDENT_2)  # not what dumps writes: taken, not made
+    spliced = splice.Spliced([*client_body["messages"], step], {id(step): indented})
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(splice, "splice", lambda *args: calls.append(args) or spliced)
 
     turn = agent.prepare(client_body, RequestRecord(request_id="r", path="/v1/messages", session_id="s1"), given)
 
     assert turn is not None
-    assert turn.request["messages"] is spliced
-    assert calls == [("s1", client_body["messages"], given.notes)]
+    assert turn.request["messages"] is spliced.messages
+    assert calls == [("s1", client_body["messages"], given.notes, agent.traces)]
+    assert turn.encoded is not None
+    assert turn.encoded.matches(spliced.messages)
+    assert turn.encoded.parts == [given.parts[0], indented]
     agent.prepare(client_body, record(), Encoded([{"role": "user", "content": "another body"}]))
-    assert calls[-1] == (None, client_body["messages"], None)  # notes of other messages are not used
+    assert calls[-1] == (None, client_body["messages"], None, agent.traces)  # notes of other messages: unused
 
 
 def test_a_lynkr_tool_the_client_declares_is_not_added_again(tmp_path: Path) -> None:

@@ -6,11 +6,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 
 from app.agent import splice as splice_module
-from app.agent.splice import anchor, save_trace, splice
+from app.agent.splice import TraceCache, anchor, save_trace, splice
 from app.anthropic.encoded import Encoded
 from app.storage.db import db
 
@@ -46,14 +47,15 @@ def test_splice_replaces_the_shown_message_and_owes_results_to_the_next_user_tur
     save_trace("s1", shown("", "toolu_c"), real, owed)
     client_result = {"type": "tool_result", "tool_use_id": "toolu_c", "content": "ok"}
     history = [{"role": "user", "content": "go"}, shown("", "toolu_c"), {"role": "user", "content": [client_result]}]
-    assert splice("s1", history) == [history[0], real[0], {"role": "user", "content": [*owed, client_result]}]
-    assert splice("other-session", history) == history
-    assert splice(None, history) == history
+    assert splice("s1", history).messages == [history[0], real[0],
+                                              {"role": "user", "content": [*owed, client_result]}]
+    assert splice("other-session", history).messages is history
+    assert splice(None, history).messages is history
 
 
 def test_a_message_without_a_trace_is_left_alone(database: None) -> None:
     history = [{"role": "user", "content": "hi"}, shown("hello")]
-    assert splice("s1", history) == history
+    assert splice("s1", history).messages is history
 
 
 def test_a_resent_messages_anchor_is_noted_and_traces_are_read_only_for_stored_anchors(
@@ -63,18 +65,18 @@ def test_a_resent_messages_anchor_is_noted_and_traces_are_read_only_for_stored_a
     history = [{"role": "user", "content": "go"}, shown("done"), {"role": "user", "content": "more"},
                shown("never stored")]
     notes = Encoded(history).notes
-    assert splice("s2", history, notes) == [history[0], real[0], history[2], history[3]]
+    assert splice("s2", history, notes).messages == [history[0], real[0], history[2], history[3]]
     assert (notes[1]["anchor"], notes[3]["anchor"]) == (anchor(history[1]), anchor(history[3]))
     assert "anchor" not in notes[0]
 
     monkeypatch.setattr(splice_module, "anchor", lambda message: pytest.fail("hashed again"))
     queries: list[str] = []
     monkeypatch.setattr(db.obj, "execute_sql", recording(db.obj.execute_sql, queries))
-    assert splice("s2", history, notes) == [history[0], real[0], history[2], history[3]]
+    assert splice("s2", history, notes).messages == [history[0], real[0], history[2], history[3]]
     assert len(queries) == 2
     assert "IN" in queries[1]
     queries.clear()
-    assert splice("s2", [history[0], history[3]], [notes[0], notes[3]]) == [history[0], history[3]]
+    assert splice("s2", [history[0], history[3]], [notes[0], notes[3]]).messages == [history[0], history[3]]
     assert len(queries) == 1  # no stored anchor among them: no trace read
 
 
@@ -94,9 +96,51 @@ def check_every_message_with_a_stored_trace_is_replaced() -> None:
     save_trace(other, shown("shown 3"), [{"role": "assistant", "content": "not this session's"}], [])
     history = [message for n in range(4) for message in ({"role": "user", "content": f"ask {n}"}, shown(f"shown {n}"))]
 
-    assert splice(session, history) == [history[0], *steps[0], history[2], *steps[1], history[4], *steps[2],
-                                        history[6], history[7]]
+    assert splice(session, history).messages == [history[0], *steps[0], history[2], *steps[1], history[4],
+                                                 *steps[2], history[6], history[7]]
 
 
 def test_every_message_with_a_stored_trace_is_replaced(database: None) -> None:
     check_every_message_with_a_stored_trace_is_replaced()
+
+
+def check_a_kept_trace_is_reused_until_it_is_stored_again() -> None:
+    """Shared with the PostgreSQL suite: the cache's version is the row's id and creation time."""
+    session = f"s-{uuid.uuid4().hex}"
+    cache = TraceCache()
+    first = [{"role": "assistant", "content": [{"type": "text", "text": "first steps"}]}]
+    save_trace(session, shown("shown"), first, [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}])
+    history = [{"role": "user", "content": "go"}, shown("shown"), {"role": "user", "content": "next"}]
+
+    spliced = splice(session, history, cache=cache)
+    again = splice(session, history, cache=cache)
+    assert again.messages == spliced.messages == [history[0], *first, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}, {"type": "text", "text": "next"}]}]
+    assert again.messages[1] is spliced.messages[1]  # the kept step, not parsed again
+    assert again.parts == {id(again.messages[1]): orjson.dumps(first[0])}
+
+    second = [{"role": "assistant", "content": [{"type": "text", "text": "second steps"}]}]
+    save_trace(session, shown("shown"), second, [])
+    assert splice(session, history, cache=cache).messages == [history[0], *second, history[2]]
+
+
+def test_a_kept_trace_is_reused_until_it_is_stored_again(database: None) -> None:
+    check_a_kept_trace_is_reused_until_it_is_stored_again()
+
+
+def test_a_kept_trace_costs_one_query_and_the_cache_is_bounded(database: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = TraceCache(max_bytes=300)
+    big = [{"role": "assistant", "content": [{"type": "text", "text": "x" * 400}]}]
+    small = [{"role": "assistant", "content": [{"type": "text", "text": "small"}]}]
+    save_trace("s4", shown("big"), big, [])
+    save_trace("s4", shown("small"), small, [])
+    history = [{"role": "user", "content": "a"}, shown("big"), {"role": "user", "content": "b"}, shown("small")]
+    assert splice("s4", history, cache=cache).messages == [history[0], *big, history[2], *small]
+
+    queries: list[str] = []
+    monkeypatch.setattr(db.obj, "execute_sql", recording(db.obj.execute_sql, queries))
+    assert splice("s4", history[2:], cache=cache).messages == [history[2], *small]
+    assert len(queries) == 1  # the anchors; the small trace was kept
+    queries.clear()
+    assert splice("s4", history[:2], cache=cache).messages == [history[0], *big]
+    assert len(queries) == 2  # larger than the whole cache: read again
