@@ -90,7 +90,10 @@ class _Shown:
 
 
 class AgentLoop:
-    """Runs the turn of one request: :meth:`ops` yields what to show, step by step."""
+    """Runs the turn of one request: :meth:`ops` yields what to show, step by step.
+
+    ``session_id`` is the key its steps are stored under (:func:`app.agent.splice.trace_session`).
+    """
 
     def __init__(self, turn: Turn, steps: Steps, limits: LoopLimits, budget: StepBudget, config: Config,
                  session_id: str | None, *, streaming: bool) -> None:

@@ -64,7 +64,7 @@ class Agent:
         declared = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
         request["tools"] = [*(request.get("tools") or []),
                             *(t.definition() for name, t in offered.items() if name not in declared)]
-        spliced = splice.splice(record.session_id, body["messages"],
+        spliced = splice.splice(splice.trace_session(record.session_id, record.api_key), body["messages"],
                                 given.notes_for(body["messages"]) if given is not None else None, self.traces)
         request["messages"] = spliced.messages
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,

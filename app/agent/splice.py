@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +35,26 @@ log = get_logger("agent.splice")
 _NO_ANCHOR = ""  # pads a lookup: never an anchor
 
 
-TRACE_CACHE_BYTES = 32 * 1024 * 1024  # stored steps kept parsed per worker (their JSON's length)
+TRACE_CACHE_BYTES = 32 * 1024 * 1024  # what the kept traces may hold per worker (estimated, Trace.size)
+LOOKUP_CHUNK = 256  # anchors per lookup; a power of two (lookups are padded to one)
+# A parsed step holds ~2x its JSON (str and dict overhead) besides the bytes kept to resend it,
+# plus a few hundred bytes per block object: measured with sys.getsizeof, 2-6.5x the JSON.
+PARSED_BYTES_PER_JSON_BYTE = 3
+PARSED_BYTES_PER_BLOCK = 400
 
 
-def _session_anchors(session_id: Node, *, shape: None) -> Query:
+def trace_session(session_id: str | None, owner: str | None) -> str | None:
+    """The key a session's traces are stored under: the session as one API key sees it, so two
+    keys sending the same session id never get each other's server steps (file contents)."""
+    if not session_id:
+        return None
+    return hashlib.sha256(f"{owner or ''}\0{session_id}".encode()).hexdigest()
+
+
+def _versions(session_id: Node, *anchors: Node, shape: None) -> Query:
+    # Answered from the agent_traces_versions index (migration 0006), never the trace rows.
     return (AgentTrace.select(AgentTrace.anchor, AgentTrace.id, AgentTrace.created_at)
-            .where(AgentTrace.session_id == session_id))
+            .where((AgentTrace.session_id == session_id) & AgentTrace.anchor.in_(anchors)))
 
 
 def _session_traces(session_id: Node, *anchors: Node, shape: None) -> Query:
@@ -50,7 +64,7 @@ def _session_traces(session_id: Node, *anchors: Node, shape: None) -> Query:
 
 
 # Run on every request of a session in server mode: rendered once (app.storage.prepared).
-_SESSION_ANCHORS = Prepared(_session_anchors)
+_VERSIONS = Prepared(_versions)
 _SESSION_TRACES = Prepared(_session_traces)
 
 
@@ -72,12 +86,18 @@ class Trace:
     def parse(cls, version: tuple[Any, Any], steps: str, results: str) -> Trace:
         """The trace of a stored row."""
         parsed = orjson.loads(steps)
-        return cls(version, tuple(parsed), tuple(orjson.dumps(step) for step in parsed),
-                   tuple(orjson.loads(results)), len(steps) + len(results))
+        parts = tuple(orjson.dumps(step) for step in parsed)
+        owed = tuple(orjson.loads(results))
+        json_bytes = sum(map(len, parts)) + len(results.encode())
+        blocks = sum(len(content) if isinstance(content := step.get("content"), list) else 1
+                     for step in parsed) + len(owed)
+        size = json_bytes * PARSED_BYTES_PER_JSON_BYTE + (blocks + len(parsed)) * PARSED_BYTES_PER_BLOCK
+        return cls(version, tuple(parsed), parts, owed, size)
 
 
 class TraceCache:
-    """Parsed traces of one worker by ``(session, anchor)``: an LRU bounded by their JSON's size.
+    """Parsed traces of one worker by ``(session, anchor)``: an LRU bounded by an estimate of the
+    memory they hold (:attr:`Trace.size`).
 
     Steps are shared by every request that splices them, so they are never edited in place
     (as no parsed message is).
@@ -143,10 +163,10 @@ def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequen
            cache: TraceCache | None = None) -> Spliced:
     """``messages`` with every known assistant message replaced by the steps behind it.
 
-    ``notes`` (one per message, :class:`~app.anthropic.encoded.Encoded`) keep each message's
-    anchor, so a resent history is not hashed again. The session's stored anchors are read first
-    (its index covers them) and whole traces only for the messages that have one and are not in
-    ``cache``: a long conversation costs one small query, not a lookup of every message it showed.
+    ``session_id`` is the :func:`trace_session` key. ``notes`` (one per message,
+    :class:`~app.anthropic.encoded.Encoded`) keep each message's anchor, so a resent history is not
+    hashed again. The versions of the traces of the messages' anchors are read first (from an
+    index alone) and whole traces only for those not in ``cache``.
     """
     if not session_id:
         return Spliced(messages)
@@ -179,21 +199,26 @@ def _traces(session_id: str, wanted: set[str], cache: TraceCache | None) -> dict
     """The stored traces of ``session_id`` among the anchors ``wanted``, from ``cache`` when unchanged."""
     found: dict[str, Trace] = {}
     with db.connection_context():
-        versions = {key: (row_id, created) for key, row_id, created in _SESSION_ANCHORS.execute(db.obj, [session_id])
-                    if key in wanted}
+        versions = {key: (row_id, created) for key, row_id, created in _lookup(_VERSIONS, session_id, sorted(wanted))}
         for key, version in versions.items():
             kept = cache.get(session_id, key, version) if cache is not None else None
             if kept is not None:
                 found[key] = kept
         missing = [key for key in versions if key not in found]
-        if missing:
-            # Padded to a power of two, so a session's lookups reuse a few rendered queries.
-            padded = [*missing, *[_NO_ANCHOR] * ((1 << (len(missing) - 1).bit_length()) - len(missing))]
-            for key, row_id, created, steps, results in _SESSION_TRACES.execute(db.obj, [session_id, *padded]):
-                found[key] = trace = Trace.parse((row_id, created), steps, results)
-                if cache is not None:
-                    cache.put(session_id, key, trace)
+        for key, row_id, created, steps, results in _lookup(_SESSION_TRACES, session_id, missing):
+            found[key] = trace = Trace.parse((row_id, created), steps, results)
+            if cache is not None:
+                cache.put(session_id, key, trace)
     return found
+
+
+def _lookup(query: Prepared, session_id: str, anchors: list[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` for ``anchors``, in chunks padded to a power of two (so a session's
+    lookups reuse a few rendered queries)."""
+    for start in range(0, len(anchors), LOOKUP_CHUNK):
+        chunk = anchors[start:start + LOOKUP_CHUNK]
+        padded = [*chunk, *[_NO_ANCHOR] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))]
+        yield from query.execute(db.obj, [session_id, *padded])
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:

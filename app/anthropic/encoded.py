@@ -101,7 +101,7 @@ class Encoded:
     def reusing(self, messages: Sequence[Any], also: Mapping[int, bytes] | None = None) -> Encoded:
         """``messages`` encoded, the bytes of each one that is a message encoded here (or in
         ``also``, by the id of a message object in ``messages``) taken as they are."""
-        if also is None and self.matches(messages):
+        if not also and self.matches(messages):
             return self
         known = {id(message): part for message, part in zip(self.messages, self.parts, strict=True)}
         if also:

@@ -233,7 +233,8 @@ class AgentTrace(BaseModel):
 
     class Meta:
         table_name = "agent_traces"
-        indexes = ((("session_id", "anchor"), True),)
+        indexes = ((("session_id", "anchor"), True),
+                   (("session_id", "anchor", "created_at", "id"), False))  # 0006: covers the version lookup
 
 
 ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter, RateWindowEntry, Task, TestRun,

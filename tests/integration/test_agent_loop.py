@@ -12,6 +12,7 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.agent.splice import trace_session
 from app.anthropic.events import validate_stream
 from app.storage.db import db
 from app.storage.models import AgentTrace, Task, ToolExecution
@@ -309,7 +310,27 @@ def test_traces_are_kept_per_session(agent_app: Callable[..., Flask], mocked: An
     ScriptedUpstream(mocked, [answer(tool_call("toolu_1", "workspace_tasks_list")), answer(text("done"))])
     ask(app.test_client(), [{"role": "user", "content": "x"}])
     with app.app_context(), db.connection_context():
-        assert [t.session_id for t in AgentTrace.select()] == ["sess-1"]
+        assert [t.session_id for t in AgentTrace.select()] == [trace_session("sess-1", None)]
+
+
+def test_another_keys_request_in_the_same_session_gets_none_of_its_steps(
+        agent_app: Callable[..., Flask], mocked: Any) -> None:
+    app = agent_app(api_keys=("sk-lynkr-owner", "sk-lynkr-other"))
+    client = app.test_client()
+    upstream = ScriptedUpstream(mocked, [answer(tool_call("toolu_1", "workspace_task_create", title="A")),
+                                         answer(text("Created.")), answer(text("Other.")), answer(text("Mine."))])
+    first = client.post("/v1/messages", headers={**CLIENT_HEADERS, "x-api-key": "sk-lynkr-owner"},
+                        json={"model": "claude-sonnet-4-5", "max_tokens": 64,
+                              "messages": [{"role": "user", "content": "add task A"}]}).get_json()
+    app.extensions["lynkr"].recorder.flush()
+    history = [{"role": "user", "content": "add task A"}, {"role": "assistant", "content": first["content"]},
+               {"role": "user", "content": "what did you do?"}]
+    for key in ("sk-lynkr-other", "sk-lynkr-owner"):
+        response = client.post("/v1/messages", headers={**CLIENT_HEADERS, "x-api-key": key},
+                               json={"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": history})
+        assert response.status_code == 200
+    assert upstream.bodies[2]["messages"] == history  # the other key: the shown message, not the steps
+    assert upstream.bodies[3]["messages"][1]["content"] == [tool_call("toolu_1", "workspace_task_create", title="A")]
 
 
 # -- the loop with chat-completions providers ------------------------------------------------------

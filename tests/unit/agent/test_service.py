@@ -106,11 +106,12 @@ def test_prepare_splices_the_sessions_steps_with_the_bodys_notes(tmp_path: Path,
     calls: list[tuple[Any, ...]] = []
     monkeypatch.setattr(splice, "splice", lambda *args: calls.append(args) or spliced)
 
-    turn = agent.prepare(client_body, RequestRecord(request_id="r", path="/v1/messages", session_id="s1"), given)
+    turn = agent.prepare(client_body, RequestRecord(request_id="r", path="/v1/messages", session_id="s1",
+                                                    api_key="sk-lynkr-user"), given)
 
     assert turn is not None
     assert turn.request["messages"] is spliced.messages
-    assert calls == [("s1", client_body["messages"], given.notes, agent.traces)]
+    assert calls == [(splice.trace_session("s1", "sk-lynkr-user"), client_body["messages"], given.notes, agent.traces)]
     assert turn.encoded is not None
     assert turn.encoded.matches(spliced.messages)
     assert turn.encoded.parts == [given.parts[0], indented]

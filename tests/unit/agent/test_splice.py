@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from app.agent import splice as splice_module
-from app.agent.splice import TraceCache, anchor, save_trace, splice
+from app.agent.splice import TraceCache, anchor, save_trace, splice, trace_session
 from app.anthropic.encoded import Encoded
 from app.storage.db import db
 
@@ -129,8 +129,8 @@ def test_a_kept_trace_is_reused_until_it_is_stored_again(database: None) -> None
 
 
 def test_a_kept_trace_costs_one_query_and_the_cache_is_bounded(database: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache = TraceCache(max_bytes=300)
-    big = [{"role": "assistant", "content": [{"type": "text", "text": "x" * 400}]}]
+    cache = TraceCache(max_bytes=3000)
+    big = [{"role": "assistant", "content": [{"type": "text", "text": "x" * 2000}]}]
     small = [{"role": "assistant", "content": [{"type": "text", "text": "small"}]}]
     save_trace("s4", shown("big"), big, [])
     save_trace("s4", shown("small"), small, [])
@@ -144,3 +144,23 @@ def test_a_kept_trace_costs_one_query_and_the_cache_is_bounded(database: None, m
     queries.clear()
     assert splice("s4", history[:2], cache=cache).messages == [history[0], *big]
     assert len(queries) == 2  # larger than the whole cache: read again
+
+
+def test_a_sessions_traces_are_kept_per_api_key() -> None:
+    assert trace_session("sess-1", "sk-a") != trace_session("sess-1", "sk-b")
+    assert trace_session("sess-1", None) != trace_session("sess-1", "sk-a")
+    assert trace_session("sess-1", "sk-a") == trace_session("sess-1", "sk-a")
+    assert len(trace_session("s" * 128, "k" * 128) or "") == 64  # fits the session column whatever its inputs
+    assert trace_session(None, "sk-a") is None
+    assert trace_session("", "sk-a") is None
+
+
+def test_anchors_past_one_lookup_are_read_in_chunks(database: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(splice_module, "LOOKUP_CHUNK", 4)
+    steps = {n: [{"role": "assistant", "content": f"real {n}"}] for n in range(6)}
+    for n, real in steps.items():
+        save_trace("s5", shown(f"shown {n}"), real, [])
+    history = [message for n in range(7) for message in ({"role": "user", "content": f"ask {n}"}, shown(f"shown {n}"))]
+    expected = [m for n in range(7) for m in ({"role": "user", "content": f"ask {n}"},
+                                              *(steps[n] if n in steps else [shown(f"shown {n}")]))]
+    assert splice("s5", history).messages == expected

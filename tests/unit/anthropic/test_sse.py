@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -115,21 +116,48 @@ def test_whole_events_read_together_keep_their_own_bytes() -> None:
 
 
 @pytest.mark.parametrize("read", [
-    b"data: 1\n\n",  # no event line: decoded at once, but no frame (encode would write one)
-    b"data: 1\n\ndata: [DONE]\n\n",  # OpenAI's shape
-    b"data: \n\n",  # an empty data line is still an event
     b"event: a\nid: 4\ndata: 1\n\n",  # a third line
     b"event: a\r\ndata: 1\r\n\r\n",  # CRLF
     b"event: a\ndata: 1\ndata: 2\n\n",  # two data lines
     b"event: a\ndata: 1\n\nevent: b\ndata:",  # ends mid-event
 ])
-def test_any_other_shape_is_decoded_line_by_line_without_a_frame(read: bytes) -> None:
+def test_any_other_shape_is_decoded_line_by_line_without_a_frame(read: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     decoder = SSEDecoder()
     decoder.feed(b"event: x\ndata: 0\n\n")
+    lines: list[bytes] = []
+    monkeypatch.setattr(decoder, "_feed", recording_feed(decoder, lines))
     events = decoder.feed(read)
     byte_by_byte = feed_all([b"event: x\ndata: 0\n\n", *(read[i:i + 1] for i in range(len(read)))])[1:]
     assert events == byte_by_byte
     assert all(e.frame is None for e in events)
+    assert lines == [read]
+
+
+def recording_feed(decoder: SSEDecoder, reads: list[bytes]) -> Any:
+    """``decoder._feed`` (the line-by-line decoder), recording the reads it is given."""
+    line_by_line = decoder._feed
+
+    def feed(chunk: bytes, events: list[ServerSentEvent]) -> None:
+        reads.append(chunk)
+        line_by_line(chunk, events)
+    return feed
+
+
+@pytest.mark.parametrize(("read", "data"), [
+    (b"data: 1\n\n", ["1"]),
+    (b'data: {"a":1}\n\ndata: [DONE]\n\n', ['{"a":1}', "[DONE]"]),  # OpenAI's shape
+    (b"data: \n\n", [""]),  # an empty data line is still an event
+])
+def test_data_only_events_are_decoded_at_once_without_a_frame(read: bytes, data: list[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: 0\n\n")
+    lines: list[bytes] = []
+    monkeypatch.setattr(decoder, "_feed", recording_feed(decoder, lines))
+    events = decoder.feed(read)
+    assert events == [ServerSentEvent("message", d) for d in data]
+    assert all(e.frame is None for e in events)
+    assert lines == []  # the whole-read path took it
 
 
 def test_whole_events_keep_the_last_id_and_an_empty_name_means_message() -> None:
@@ -171,17 +199,34 @@ def fuzzed_block(rng: random.Random) -> bytes:
 
 
 def test_whole_reads_decode_as_the_line_by_line_decoder_does() -> None:
-    """A seeded fuzz: blocks read whole give the events their bytes give one at a time."""
+    """A seeded fuzz: runs of blocks read whole give the events their bytes give one at a time,
+    with and without a size limit."""
     rng = random.Random(18)
     framed = 0
-    for _ in range(3000):
-        reads = [b"event: x\ndata: 0\n\n", *(fuzzed_block(rng) for _ in range(rng.randint(1, 3)))]
-        whole = SSEDecoder()
-        events = [event for read in reads for event in whole.feed(read)]
-        assert events == feed_all([bytes([b]) for b in b"".join(reads)]), reads
-        for event in events:
+    for _ in range(4000):
+        blocks = [fuzzed_block(rng) for _ in range(rng.randint(1, 6))]
+        reads = [b"event: x\ndata: 0\n\n"]
+        while blocks:  # several blocks per read, as a burst arrives
+            take = rng.randint(1, len(blocks))
+            reads.append(b"".join(blocks[:take]))
+            del blocks[:take]
+        limit = rng.choice([None, None, 20, 40, 64])
+        whole = decoded(reads, limit)
+        assert whole == decoded([bytes([b]) for b in b"".join(reads)], limit), (reads, limit)
+        for event in whole[0]:
             if event.frame is not None:
                 framed += 1
                 assert any(event.frame in read for read in reads)
                 assert event.frame.startswith(b"event: ")
     assert framed > 1000  # the fast path was taken, not only the line-by-line one
+
+
+def decoded(reads: list[bytes], limit: int | None) -> tuple[list[ServerSentEvent], bool]:
+    """The events ``reads`` give, up to an over-limit event, and whether one came."""
+    decoder, events = SSEDecoder(max_event_bytes=limit), []
+    for read in reads:
+        try:
+            events += decoder.feed(read)
+        except EventTooLargeError as exc:
+            return events + exc.completed, True
+    return events, False
