@@ -178,11 +178,15 @@ def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequen
     traces = _traces(session_id, wanted, cache)
     if not traces:
         return Spliced(messages)
+    # Two shown messages can share an anchor (the same short answer twice); the one stored trace is
+    # the newer one's, so only the last of them is replaced (steps twice would repeat tool_use ids).
+    last = {key: i for i, key in anchors.items() if key}
     out: list[dict[str, Any]] = []
     parts: dict[int, bytes] = {}
     owed: tuple[dict[str, Any], ...] = ()
     for i, message in enumerate(messages):
-        trace = traces.get(anchors.get(i) or "")
+        key = anchors.get(i)
+        trace = traces.get(key) if key and last[key] == i else None
         if trace is not None:
             out.extend(trace.steps)
             parts.update(zip(map(id, trace.steps), trace.parts, strict=True))

@@ -164,3 +164,18 @@ def test_anchors_past_one_lookup_are_read_in_chunks(database: None, monkeypatch:
     expected = [m for n in range(7) for m in ({"role": "user", "content": f"ask {n}"},
                                               *(steps[n] if n in steps else [shown(f"shown {n}")]))]
     assert splice("s5", history).messages == expected
+
+
+def test_two_shown_messages_with_one_anchor_get_the_stored_steps_once(database: None) -> None:
+    first = [{"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "fs_read", "input": {}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a"}]},
+             {"role": "assistant", "content": "Done."}]
+    second = [{"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_2", "name": "fs_read", "input": {}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "b"}]},
+              {"role": "assistant", "content": "Done."}]
+    save_trace("s6", shown("Done."), first, [])
+    save_trace("s6", shown("Done."), second, [])  # the same anchor: it replaces the first
+    history = [{"role": "user", "content": "one"}, shown("Done."), {"role": "user", "content": "two"}, shown("Done."),
+               {"role": "user", "content": "three"}]
+
+    assert splice("s6", history).messages == [history[0], history[1], history[2], *second, history[4]]
