@@ -55,6 +55,7 @@ class Turn:
     tool_ctx: ToolContext | None
     web_search: dict[str, Any] | None = None  # the client's web-search server tool, run by the gateway
     encoded: Encoded | None = None  # the request's messages serialised (the client's and stored steps' bytes)
+    stored_anchors: frozenset[str] = frozenset()  # anchors of the request's messages with a stored trace
 
 
 class Steps(Protocol):
@@ -282,8 +283,13 @@ class AgentLoop:
         self.budget.spent(usage)
 
     def _save(self, produced: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
-        if self.session_id and self.ran_server_tools:
-            splice.save_trace(self.session_id, self._shown.message(), produced, results)
+        if not self.session_id:
+            return
+        shown = self._shown.message()
+        if self.ran_server_tools:
+            splice.save_trace(self.session_id, shown, produced, results)
+        elif splice.anchor(shown) in self.turn.stored_anchors:
+            splice.forget_trace(self.session_id, shown)
 
 
 def _release_unread(running: Future[UpstreamStream]) -> None:

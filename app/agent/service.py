@@ -70,7 +70,7 @@ class Agent:
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
         encoded = given.reusing(spliced.messages, spliced.parts) if given is not None else None
-        return Turn(request, offered, tool_ctx, web, encoded)
+        return Turn(request, offered, tool_ctx, web, encoded, spliced.stored)
 
 
 def _registry() -> Mapping[str, Tool]:

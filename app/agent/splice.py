@@ -9,8 +9,9 @@ and server tool results owed alongside client results go to the front of the nex
 
 Once a server tool has run in a session, every later request of it carries those steps. Each
 worker keeps them parsed (:class:`TraceCache`, by session and anchor, while the stored row is the
-same), so a request reads only the session's anchors and the traces it has not seen, and the
-steps go upstream as the same objects with the bytes they had (:class:`Spliced`).
+same), so a request reads only the versions of its own anchors (from an index) and the traces
+it has not seen, and the steps go upstream as the same objects with the bytes they had
+(:class:`Spliced`). Traces are stored per session *and* API key (:func:`trace_session`).
 """
 
 from __future__ import annotations
@@ -122,10 +123,12 @@ class TraceCache:
 
 @dataclass
 class Spliced:
-    """The upstream's messages, and the bytes of the stored steps among them (by object id)."""
+    """The upstream's messages, the bytes of the stored steps among them (by object id), and the
+    anchors of the request that have a stored trace."""
 
     messages: list[dict[str, Any]]
     parts: dict[int, bytes] = field(default_factory=dict)
+    stored: frozenset[str] = frozenset()
 
 
 def anchor(message: dict[str, Any]) -> str | None:
@@ -159,6 +162,15 @@ def save_trace(session_id: str, shown: dict[str, Any], messages: list[dict[str, 
         log.info("agent trace for session %s was stored by a concurrent request", session_id)
 
 
+def forget_trace(session_id: str, shown: dict[str, Any]) -> None:
+    """Drop the trace stored under the anchor of ``shown``: an answer that ran no server tool but
+    looks like an earlier one that did (the same short text) must not be replaced by its steps."""
+    key = anchor(shown)
+    if key is not None:
+        with db.connection_context():
+            AgentTrace.delete().where((AgentTrace.session_id == session_id) & (AgentTrace.anchor == key)).execute()
+
+
 def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequence[Notes] | None = None,
            cache: TraceCache | None = None) -> Spliced:
     """``messages`` with every known assistant message replaced by the steps behind it.
@@ -178,8 +190,9 @@ def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequen
     traces = _traces(session_id, wanted, cache)
     if not traces:
         return Spliced(messages)
-    # Two shown messages can share an anchor (the same short answer twice); the one stored trace is
-    # the newer one's, so only the last of them is replaced (steps twice would repeat tool_use ids).
+    # Two shown messages can share an anchor (the same short answer twice). The stored trace is the
+    # newest one's (a later answer without server steps drops it: forget_trace), so only the last
+    # of them is replaced (steps twice would repeat tool_use ids).
     last = {key: i for i, key in anchors.items() if key}
     out: list[dict[str, Any]] = []
     parts: dict[int, bytes] = {}
@@ -196,7 +209,7 @@ def splice(session_id: str | None, messages: list[dict[str, Any]], notes: Sequen
             message = {**message, "content": [*owed, *_blocks(message.get("content"))]}
         owed = ()
         out.append(message)
-    return Spliced(out, parts)
+    return Spliced(out, parts, frozenset(traces))
 
 
 def _traces(session_id: str, wanted: set[str], cache: TraceCache | None) -> dict[str, Trace]:

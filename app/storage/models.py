@@ -233,8 +233,9 @@ class AgentTrace(BaseModel):
 
     class Meta:
         table_name = "agent_traces"
-        indexes = ((("session_id", "anchor"), True),
-                   (("session_id", "anchor", "created_at", "id"), False))  # 0006: covers the version lookup
+        # Migration 0006 adds agent_traces_versions (session_id, anchor, created_at, id): it covers
+        # the version lookup of app.agent.splice.
+        indexes = ((("session_id", "anchor"), True),)
 
 
 ALL_MODELS = (Session, Turn, ClientRequest, UpstreamAttempt, ApiKey, UsageCounter, RateWindowEntry, Task, TestRun,

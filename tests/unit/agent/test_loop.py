@@ -13,6 +13,7 @@ from app.agent import loop as loop_module
 from app.agent.loop import AgentLoop, AgentSource, Turn, run_to_message
 from app.agent.ops import ClientToolCall, Finish, Op, Text
 from app.agent.policy import LoopLimits, limit_message
+from app.agent.splice import anchor
 from app.anthropic.events import StreamBuilder
 from app.config import Config
 from app.errors import ConnectionBrokenError, LynkrError, RateLimitError, UpstreamError
@@ -184,6 +185,22 @@ def test_a_server_tool_call_shows_progress_runs_the_tool_and_takes_a_second_step
     assert produced == [history, {"role": "user", "content": [result]},
                         {"role": "assistant", "content": [{"type": "text", "text": "It prints hi."}]}]
     assert results == []
+
+
+@pytest.mark.parametrize(("stored", "forgotten"), [(True, True), (False, False)])
+def test_an_answer_without_server_steps_drops_a_trace_stored_under_its_anchor(
+        turn: Turn, traces: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch, stored: bool,
+        forgotten: bool) -> None:
+    dropped: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(loop_module.splice, "forget_trace", lambda *args: dropped.append(args))
+    shown = {"role": "assistant", "content": [{"type": "text", "text": "Done."}]}
+    turn.stored_anchors = frozenset({anchor(shown)} if stored else {"another anchor"})
+    loop = make_loop(turn, StubSteps(answer([{"type": "text", "text": "Done."}])))
+
+    list(loop.ops())
+
+    assert traces == []
+    assert dropped == ([(SESSION, shown)] if forgotten else [])
 
 
 def test_a_failed_step_after_a_tool_ran_raises_and_keeps_the_trace(

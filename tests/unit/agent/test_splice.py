@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from app.agent import splice as splice_module
-from app.agent.splice import TraceCache, anchor, save_trace, splice, trace_session
+from app.agent.splice import TraceCache, anchor, forget_trace, save_trace, splice, trace_session
 from app.anthropic.encoded import Encoded
 from app.storage.db import db
 
@@ -163,7 +163,12 @@ def test_anchors_past_one_lookup_are_read_in_chunks(database: None, monkeypatch:
     history = [message for n in range(7) for message in ({"role": "user", "content": f"ask {n}"}, shown(f"shown {n}"))]
     expected = [m for n in range(7) for m in ({"role": "user", "content": f"ask {n}"},
                                               *(steps[n] if n in steps else [shown(f"shown {n}")]))]
+    params: list[int] = []
+    monkeypatch.setattr(db.obj, "execute_sql", counting_params(db.obj.execute_sql, params))
     assert splice("s5", history).messages == expected
+    # Each lookup binds the session and its anchors: the 7 anchors' versions in a chunk of 4 and
+    # one of 3 padded to 4, then the 6 traces in a chunk of 4 and one of 2.
+    assert params == [5, 5, 5, 3]
 
 
 def test_two_shown_messages_with_one_anchor_get_the_stored_steps_once(database: None) -> None:
@@ -179,3 +184,20 @@ def test_two_shown_messages_with_one_anchor_get_the_stored_steps_once(database: 
                {"role": "user", "content": "three"}]
 
     assert splice("s6", history).messages == [history[0], history[1], history[2], *second, history[4]]
+
+
+def test_forget_trace_drops_only_that_anchors_trace(database: None) -> None:
+    kept = [{"role": "assistant", "content": "kept steps"}]
+    save_trace("s7", shown("Done."), [{"role": "assistant", "content": "old steps"}], [])
+    save_trace("s7", shown("Other."), kept, [])
+    forget_trace("s7", shown("Done."))
+    history = [{"role": "user", "content": "a"}, shown("Done."), {"role": "user", "content": "b"}, shown("Other.")]
+    assert splice("s7", history).messages == [*history[:3], *kept]
+    assert splice("s7", history).stored == frozenset({anchor(shown("Other."))})
+
+
+def counting_params(execute: Callable[..., Any], counts: list[int]) -> Callable[..., Any]:
+    def run(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        counts.append(len(params or ()))
+        return execute(sql, params, *args, **kwargs)
+    return run

@@ -43,6 +43,7 @@ def test_reusing_takes_the_bytes_of_the_same_objects_and_encodes_the_others() ->
     spliced = [{"role": "assistant", "content": "the real step"}, *messages[1:]]
 
     assert given.reusing(list(messages)) is given
+    assert given.reusing(messages, {}) is given  # no stored steps spliced in
     derived = given.reusing(spliced)
     assert derived.parts == [orjson.dumps(spliced[0]), *indented[1:]]
     assert derived.notes[1:] == given.notes[1:]

@@ -13,9 +13,11 @@ import pytest
 from peewee import OperationalError, PostgresqlDatabase
 from playhouse.pool import PooledSqliteDatabase
 
+from app.agent.splice import trace_session
 from app.config import Config
 from app.storage.db import make_database
 from app.storage.migrate import applied, available, migrate, pending
+from app.storage.models import AgentTrace, ClientRequest, utcnow
 
 PG_URL = os.environ.get("LYNKR_TEST_DATABASE_URL", "postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test")
 ALL = [(1, "migrations.0001_initial"), (2, "migrations.0002_keys_budgets"), (3, "migrations.0003_agent_tools"),
@@ -155,3 +157,21 @@ def _pg_params(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     return {"database": parsed.path.lstrip("/"), "user": parsed.username, "password": parsed.password,
             "host": parsed.hostname, "port": parsed.port or 5432}
+
+
+def test_0006_moves_a_sessions_traces_to_its_one_key_and_drops_those_of_shared_sessions(tmp_path: Path) -> None:
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+    migrate(database)
+    with database.connection_context(), database.bind_ctx([ClientRequest, AgentTrace]):
+        database.execute_sql("DELETE FROM schema_migrations WHERE version = 6")
+        for number, (session, key) in enumerate([("one-key", "key-a"), ("one-key", "key-a"), ("two-keys", "key-a"),
+                                                 ("two-keys", "key-b"), ("no-key", None)]):
+            ClientRequest.create(request_id=f"r{number}", session_id=session, api_key=key, path="/v1/messages",
+                                 status=200, created_at=utcnow())
+        for session in ("one-key", "two-keys", "no-key", "unrecorded"):
+            AgentTrace.create(session_id=session, anchor="a" * 64, messages="[]", created_at=utcnow())
+    assert migrate(database) == [6]
+    with database.connection_context(), database.bind_ctx([AgentTrace]):
+        assert sorted(t.session_id for t in AgentTrace.select()) == sorted(
+            [trace_session("one-key", "key-a"), trace_session("no-key", None)])
+    database.close_all()
