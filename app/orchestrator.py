@@ -23,7 +23,6 @@ from app.accounting.budgets import Budgets
 from app.accounting.ledger import CLIENT_GONE, Ledger
 from app.accounting.pricing import PriceTable
 from app.accounting.usage import usage_counts
-from app.agent import splice
 from app.agent.loop import AgentLoop, AgentSource, Turn, run_to_message
 from app.agent.policy import LoopLimits
 from app.agent.service import Agent
@@ -224,8 +223,7 @@ class Orchestrator:
 
     def _loop(self, ex: Exchange, routes: list[Route], turn: Turn, *, streaming: bool) -> AgentLoop:
         return AgentLoop(turn, _AgentSteps(self.candidates, ex, routes), LoopLimits.from_config(self.config),
-                         _AgentBudget(self, ex, routes), self.config,
-                         splice.trace_session(ex.record.session_id, ex.record.api_key), streaming=streaming)
+                         _AgentBudget(self, ex, routes), self.config, turn.trace_key, streaming=streaming)
 
     def _model_call(self, ex: Exchange, routes: list[Route]) -> ModelCall:
         """How a tool asks the model (diff review, release notes): the same candidates, retries,

@@ -56,6 +56,7 @@ class Turn:
     web_search: dict[str, Any] | None = None  # the client's web-search server tool, run by the gateway
     encoded: Encoded | None = None  # the request's messages serialised (the client's and stored steps' bytes)
     stored_anchors: frozenset[str] = frozenset()  # anchors of the request's messages with a stored trace
+    trace_key: str | None = None  # the key its steps are stored under (app.agent.splice.trace_session)
 
 
 class Steps(Protocol):
@@ -288,7 +289,7 @@ class AgentLoop:
         shown = self._shown.message()
         if self.ran_server_tools:
             splice.save_trace(self.session_id, shown, produced, results)
-        elif splice.anchor(shown) in self.turn.stored_anchors:
+        elif self.turn.stored_anchors and splice.anchor(shown) in self.turn.stored_anchors:
             splice.forget_trace(self.session_id, shown)
 
 

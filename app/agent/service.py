@@ -64,13 +64,14 @@ class Agent:
         declared = {t.get("name") for t in request.get("tools") or [] if isinstance(t, dict)}
         request["tools"] = [*(request.get("tools") or []),
                             *(t.definition() for name, t in offered.items() if name not in declared)]
-        spliced = splice.splice(splice.trace_session(record.session_id, record.api_key), body["messages"],
+        trace_key = splice.trace_session(record.session_id, record.api_key)
+        spliced = splice.splice(trace_key, body["messages"],
                                 given.notes_for(body["messages"]) if given is not None else None, self.traces)
         request["messages"] = spliced.messages
         tool_ctx = ToolContext(self.config, self.workspace, record.session_id, record.api_key,
                                record.request_id) if self.workspace else None
         encoded = given.reusing(spliced.messages, spliced.parts) if given is not None else None
-        return Turn(request, offered, tool_ctx, web, encoded, spliced.stored)
+        return Turn(request, offered, tool_ctx, web, encoded, spliced.stored, trace_key)
 
 
 def _registry() -> Mapping[str, Tool]:

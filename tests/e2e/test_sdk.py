@@ -7,6 +7,7 @@ The fake is strict: had the gateway forwarded the SDK's ``x-stainless-*`` header
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -123,6 +124,25 @@ def test_relayed_delta_bytes_reach_the_sdk_as_the_upstream_wrote_them(
     assert text == "Bonjour \u00e0 tous"
     assert [(block.type, getattr(block, "text", None)) for block in final.content] == [("text", "Bonjour \u00e0 tous")]
     assert final.stop_reason == "end_turn"
+
+
+def test_spaced_upstream_deltas_reach_the_sdk_in_the_default_server_mode(
+        make_gateway: Callable[..., Gateway], mocked_upstream: FakeAnthropicUpstream, tmp_path: Path) -> None:
+    """With ``WORKSPACE_ROOT`` set the agent loop re-encodes the deltas; the SDK reads the same message."""
+    gateway = make_gateway(LYNKR_API_KEYS=GATEWAY_KEY, API_RETRY_MAX_RETRIES=0, WORKSPACE_ROOT=str(tmp_path))
+    chunks = [encode(ev.message_start(model=UPSTREAM_MODEL)), encode(ev.text_start()), *SPACED_DELTAS,
+              encode(ev.block_stop()), *(encode(e) for e in ev.message_end())]
+    mocked_upstream.script(StreamReply(chunks=chunks))
+
+    with anthropic.Anthropic(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0, timeout=30) as client, \
+            client.messages.stream(model=REQUESTED, max_tokens=256, messages=HELLO) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert text == "Bonjour \u00e0 tous"
+    assert [(block.type, getattr(block, "text", None)) for block in final.content] == [("text", "Bonjour \u00e0 tous")]
+    assert final.stop_reason == "end_turn"
+    assert "fs_read" in {t["name"] for t in mocked_upstream.requests[0].body["tools"]}  # Lynkr's tools: server mode
 
 
 def test_tool_use_round_trip(make_client: Callable[..., anthropic.Anthropic],

@@ -163,9 +163,19 @@ def test_client_disconnect_closes_the_upstream_within_a_second(gateway: Gateway,
     assert not upstream.completed
 
 
+@pytest.fixture(params=["tools off", "default server mode"])
+def either_mode_gateway(request: pytest.FixtureRequest, make_gateway: Callable[..., Gateway],
+                        tmp_path: Path) -> Gateway:
+    """``gateway``'s settings without Lynkr's tools, and in the mode most users run (``WORKSPACE_ROOT`` set)."""
+    workspace = {"WORKSPACE_ROOT": str(tmp_path)} if request.param == "default server mode" else {}
+    return make_gateway(LYNKR_KEEPALIVE_COMMIT_MS=300, LYNKR_PING_INTERVAL_MS=500, LYNKR_UPSTREAM_TIMEOUT_MS=2000,
+                        API_RETRY_MAX_RETRIES=0, **workspace)
+
+
 def test_a_client_that_leaves_while_the_stream_opens_is_settled_once_the_open_ends(
-        gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:
+        either_mode_gateway: Gateway, mocked_upstream: FakeAnthropicUpstream) -> None:
     """Gone before the upstream answered: one usage row (499) with the attempt, written after the open."""
+    gateway = either_mode_gateway
     mocked_upstream.script(StreamReply(ev.text_events(["late"]), head_delay=1.5))
 
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)

@@ -112,6 +112,7 @@ def test_prepare_splices_the_sessions_steps_with_the_bodys_notes(tmp_path: Path,
     assert turn is not None
     assert turn.request["messages"] is spliced.messages
     assert calls == [(splice.trace_session("s1", "sk-lynkr-user"), client_body["messages"], given.notes, agent.traces)]
+    assert turn.trace_key == splice.trace_session("s1", "sk-lynkr-user")  # where the loop stores its steps
     assert turn.encoded is not None
     assert turn.encoded.matches(spliced.messages)
     assert turn.encoded.parts == [given.parts[0], indented]
