@@ -2,9 +2,11 @@
 
 A key is ``sk-lynkr-`` and 32 random URL-safe characters, shown once when it is created; only
 its SHA-256 (hex) is stored. :class:`KeyStore` answers "is this key valid, is it an admin key"
-through a short TTL cache, so a request costs at most one indexed lookup every few seconds and
-a revocation is seen everywhere within ``ttl`` seconds. The id a key is known by in sessions and
-usage rows stays :func:`app.accounting.auth.key_id` of the key, whichever list it comes from.
+through a short cache, so a request costs at most one indexed lookup every few seconds and a
+revocation is seen everywhere within ``ttl`` seconds: an answer expires ``ttl`` seconds after the
+database was read, not after it was stored, so a lookup racing the revocation cannot outlive it.
+The id a key is known by in sessions and usage rows stays :func:`app.accounting.auth.key_id` of
+the key, whichever list it comes from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 
 from app.storage.models import ApiKey, utcnow
 
@@ -39,9 +41,6 @@ def hash_key(key: str) -> str:
 def id_from_hash(key_hash: str) -> str:
     """The :func:`app.accounting.auth.key_id` of the key whose SHA-256 hex is ``key_hash``."""
     return "key_" + key_hash[:16]
-
-
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,10 @@ class KeyStore:
 
     def __init__(self, ttl: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
                  maxsize: int = 10_000) -> None:
-        self._cache: TTLCache[str, Any] = TTLCache(maxsize, ttl, timer=clock)
+        self._clock = clock
+        # Entries are (read at, answer); each expires ``ttl`` after its read.
+        self._cache: TLRUCache[str, tuple[float, Any]] = TLRUCache(
+            maxsize, lambda _slot, entry, _now: entry[0] + ttl, timer=clock)
         self._lock = threading.Lock()
         self._admin_ids: set[str] = set()
 
@@ -119,12 +121,13 @@ class KeyStore:
     def _cached(self, slot: str, load: Callable[[], Any]) -> Any:
         with self._lock:
             # One read: an entry can expire between a membership test and a lookup.
-            cached = self._cache.get(slot, _MISSING)
-        if cached is not _MISSING:
-            return cached
+            cached = self._cache.get(slot)
+        if cached is not None:
+            return cached[1]
+        read_at = self._clock()
         value = load()
         with self._lock:
-            self._cache[slot] = value
+            self._cache[slot] = (read_at, value)
         return value
 
     def _fetch(self, digest: str) -> StoredKey | None:

@@ -24,6 +24,7 @@ import requests
 
 from app.accounting.auth import key_id
 from app.accounting.budgets import estimate_hold_tokens
+from app.accounting.keys import CACHE_TTL_S
 from tests.e2e.conftest import REPO
 from tests.e2e.helpers import Gateway, message_body, wait_until
 from tests.fakes.anthropic_events import DEFAULT_USAGE
@@ -41,7 +42,7 @@ KEY_B = "sk-e2e-budget-key-b-0123456789"
 MAX_TOKENS = 16
 REAL_USAGE = DEFAULT_USAGE["input_tokens"] + DEFAULT_USAGE["output_tokens"]
 DAILY_TOKENS = 300
-REVOKE_DEADLINE_S = 5.5
+REVOKE_TTL_S = CACHE_TTL_S  # a key's answer expires this long after its database read
 
 
 # -- database ---------------------------------------------------------------------------------------
@@ -206,16 +207,20 @@ def test_database_key_works_on_both_instances_and_revocation_reaches_both_within
             thread.join(10)
     assert last_ok[0] > revoked_before, "the key must have been in use right up to the revocation"
 
-    def refused_everywhere() -> bool:  # 8 fresh connections per instance reach both its workers
+    def refused_everywhere() -> bool:  # 8 fresh connections per instance, most likely to both workers
         return all(post(gateway, key).status_code == 401 for gateway in gateways for _ in range(8))
 
-    assert wait_until(refused_everywhere, timeout=REVOKE_DEADLINE_S - 0.3, interval=0.1)
+    # Which worker accepts a connection is the kernel's choice, so "refused on 16 connections" can
+    # come before the last worker's answer expires; the promise is about time: every request that
+    # starts REVOKE_TTL_S after the revocation returned is refused, on every worker.
+    assert wait_until(refused_everywhere, timeout=REVOKE_TTL_S, interval=0.1)
     took = time.monotonic() - revoked
-    assert took < REVOKE_DEADLINE_S, f"revocation took {took:.2f} s to reach both instances"
+    time.sleep(max(0.0, revoked + REVOKE_TTL_S - time.monotonic()))
     for gateway in gateways:
-        answer = post(gateway, key)
-        assert answer.status_code == 401
-        assert answer.json()["error"]["type"] == "authentication_error"
+        for _ in range(16):
+            answer = post(gateway, key)
+            assert answer.status_code == 401, f"a worker still let the revoked key in {REVOKE_TTL_S} s on"
+            assert answer.json()["error"]["type"] == "authentication_error"
         assert post(gateway, None).status_code == 401, "revoking the last key must not open the gateway"
     print(f"\nrevocation seen on both instances {took:.2f} s after `keys revoke` returned "
           f"(the CLI ran {revoked - revoked_before:.2f} s; last 200 {last_ok[0] - revoked:+.2f} s from its return)")

@@ -32,7 +32,10 @@ from tests.fakes.behaviours import JsonReply, Pause
 
 KEY = "sk-lynkr-matrix-0001"
 HEADERS = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
-READ_TIMEOUT_MS = 800
+# A healthy answer from the in-process fake must never come near the read timeout, even late in a
+# full serial run on a slow machine (800 ms was crossed there); a stalled upstream stalls twice as long.
+READ_TIMEOUT_MS = 2000
+STALL_S = 2 * READ_TIMEOUT_MS / 1000
 CONNECT_TIMEOUT_MS = 300
 OVERSIZE_LIMIT = 64 * 1024
 
@@ -94,7 +97,7 @@ ANTHROPIC_JSON = {
     "503": Fault(lambda: anthropic.ErrorReply(503, error_type="overloaded_error"), 503, "overloaded_error"),
     "529": Fault(lambda: anthropic.ErrorReply(529, error_type="overloaded_error"), 529, "overloaded_error"),
     "refused": Fault(None, 502, "api_error"),
-    "read-timeout-before-headers": Fault(lambda: JsonReply(delay=2.0), 504, "timeout_error"),
+    "read-timeout-before-headers": Fault(lambda: JsonReply(delay=STALL_S), 504, "timeout_error"),
     "reset-mid-body": Fault(lambda: JsonReply(body=ev.message([ev.text_block("x" * 500)]), cut_after=60),
                             502, "api_error"),
     "truncated-json": Fault(lambda: anthropic.ErrorReply(200, raw_body=b'{"id": "msg_1", "type": "mess'),
@@ -108,8 +111,8 @@ ANTHROPIC_JSON = {
 ANTHROPIC_STREAM = {
     **{name: fault for name, fault in ANTHROPIC_JSON.items()
        if name in ("429", "500", "503", "529", "refused")},
-    "read-timeout-before-headers": Fault(lambda: anthropic.StreamReply(head_delay=2.0), 504, "timeout_error"),
-    "read-timeout-mid-stream": Fault(lambda: anthropic.StreamReply(events=[*_a_partial(), Pause(2.0)]),
+    "read-timeout-before-headers": Fault(lambda: anthropic.StreamReply(head_delay=STALL_S), 504, "timeout_error"),
+    "read-timeout-mid-stream": Fault(lambda: anthropic.StreamReply(events=[*_a_partial(), Pause(STALL_S)]),
                                      504, "timeout_error", mid_stream=True),
     "reset-mid-stream": Fault(lambda: anthropic.StreamReply(events=_a_partial(), die=True),
                               502, "api_error", mid_stream=True),
@@ -141,7 +144,7 @@ OPENAI_JSON = {
     "500": Fault(lambda: openai.ErrorReply(500), 500, "api_error"),
     "503": Fault(lambda: openai.ErrorReply(503), 503, "overloaded_error"),
     "refused": Fault(None, 502, "api_error"),
-    "read-timeout-before-headers": Fault(lambda: JsonReply(delay=2.0), 504, "timeout_error"),
+    "read-timeout-before-headers": Fault(lambda: JsonReply(delay=STALL_S), 504, "timeout_error"),
     "reset-mid-body": Fault(lambda: JsonReply(body=oc.completion("x" * 500), cut_after=60), 502, "api_error"),
     "truncated-json": Fault(lambda: openai.ErrorReply(200, raw_body=b'{"id": "chatcmpl-1", "cho'), 502, "api_error"),
     "200-with-error-body": Fault(lambda: openai.ErrorReply(
@@ -151,7 +154,7 @@ OPENAI_JSON = {
 
 OPENAI_STREAM = {
     **{name: fault for name, fault in OPENAI_JSON.items() if name in ("429", "500", "503", "refused")},
-    "read-timeout-mid-stream": Fault(lambda: openai.StreamReply(chunks=[*_o_partial(), Pause(2.0)], done=False),
+    "read-timeout-mid-stream": Fault(lambda: openai.StreamReply(chunks=[*_o_partial(), Pause(STALL_S)], done=False),
                                      504, "timeout_error", mid_stream=True),
     "reset-mid-stream": Fault(lambda: openai.StreamReply(chunks=_o_partial(), die=True), 502, "api_error",
                               mid_stream=True),
@@ -176,12 +179,12 @@ OLLAMA_JSON = {
     "500": Fault(lambda: ollama.ErrorReply(500), 500, "api_error"),
     "503": Fault(lambda: ollama.ErrorReply(503), 503, "overloaded_error"),
     "refused": Fault(None, 502, "api_error"),
-    "read-timeout-before-headers": Fault(lambda: ollama.ChatReply(head_delay=2.0), 504, "timeout_error"),
+    "read-timeout-before-headers": Fault(lambda: ollama.ChatReply(head_delay=STALL_S), 504, "timeout_error"),
 }
 
 OLLAMA_STREAM = {
     **OLLAMA_JSON,
-    "read-timeout-mid-stream": Fault(lambda: ollama.ChatReply(lines=[_partial_line(), Pause(2.0)]),
+    "read-timeout-mid-stream": Fault(lambda: ollama.ChatReply(lines=[_partial_line(), Pause(STALL_S)]),
                                      504, "timeout_error", mid_stream=True),
     "reset-mid-stream": Fault(lambda: ollama.ChatReply(lines=[_partial_line()], die=True), 502, "api_error",
                               mid_stream=True),
@@ -219,6 +222,7 @@ def gateway(request: pytest.FixtureRequest, make_app: Callable[..., Flask],
         app = make_app(**mode, api_keys=(KEY,), budget_key_daily_tokens=10_000_000, retry_max_retries=0,
                        fallback_enabled=False,
                        upstream_timeout_ms=READ_TIMEOUT_MS, connect_timeout_ms=CONNECT_TIMEOUT_MS,
+                       keepalive_commit_ms=2 * READ_TIMEOUT_MS,  # a timeout before headers is an HTTP error
                        max_upstream_event_bytes=OVERSIZE_LIMIT,
                        breaker_failure_threshold=100, **settings(fake))
         yield app, fake, app.extensions["lynkr"].config.model_provider, request.param

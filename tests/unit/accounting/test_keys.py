@@ -113,3 +113,27 @@ def test_a_cached_entry_expiring_between_check_and_read_is_a_miss_not_an_error()
 
     store._cache = Expiring()  # type: ignore[assignment]
     assert store._cached("slot", lambda: "loaded") == "loaded"
+
+
+def test_a_lookup_racing_the_revocation_expires_five_seconds_after_its_read(database: Database) -> None:
+    """A worker reads the key just before the revocation commits and stores the answer after it:
+    the answer still expires five seconds after the read, so no request starting later than five
+    seconds after the revocation is let in."""
+    clock = FakeClock()
+    _, key = create_key("ci-bot")
+    store = KeyStore(clock=clock)
+    fetch = store._fetch
+
+    def slow_fetch(digest: str) -> object:
+        found = fetch(digest)  # read before the revocation...
+        revoke_key("ci-bot")
+        clock.now += 1.0  # ...stored a second later
+        return found
+
+    store._fetch = slow_fetch  # type: ignore[method-assign]
+    assert store.lookup(key) is not None
+    store._fetch = fetch  # type: ignore[method-assign]
+    clock.now += 3.99
+    assert store.lookup(key) is not None, "still cached 4.99 s after the read"
+    clock.now += 0.02
+    assert store.lookup(key) is None, "5.01 s after the read, however late it was stored"
