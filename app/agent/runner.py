@@ -1,7 +1,7 @@
 """Runs the server tool calls of one model step and turns them into ``tool_result`` blocks.
 
 A tool that refuses (``ToolError``, a refused path) or fails in any other way gives the model
-an ``is_error`` result — never a 500. Each run is kept per (session, tool_use id): when the same
+an ``is_error`` result — never a 500. Each run is kept per (session, API key, tool_use id): when the same
 id comes back within ``POLICY_TOOL_DEDUP_WINDOW_MS`` (a client retrying a request), the stored
 result is reused and the tool does not run twice.
 """
@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from peewee import IntegrityError
+from peewee import Expression, IntegrityError
 
 from app.logging import get_logger
 from app.storage.db import db
@@ -69,10 +69,15 @@ def _stored(ctx: ToolContext, call_id: str) -> dict[str, Any] | None:
     since = utcnow() - timedelta(milliseconds=ctx.config.policy_tool_dedup_window_ms)
     with db.connection_context():
         row = (ToolExecution.select()
-               .where((ToolExecution.session_id == ctx.session_id) & (ToolExecution.tool_use_id == call_id)
-                      & (ToolExecution.created_at >= since))
+               .where(_this_run(ctx, call_id) & (ToolExecution.created_at >= since))
                .first())
     return orjson.loads(row.result) if row is not None else None
+
+
+def _this_run(ctx: ToolContext, call_id: str) -> Expression:
+    """The stored run of ``call_id`` in this session, by this request's key (another key's is not reused)."""
+    return ((ToolExecution.session_id == ctx.session_id) & (ToolExecution.owner == (ctx.api_key or ""))
+            & (ToolExecution.tool_use_id == call_id))
 
 
 def _store(ctx: ToolContext, call: dict[str, Any], result: dict[str, Any], duration_ms: float) -> None:
@@ -80,9 +85,8 @@ def _store(ctx: ToolContext, call: dict[str, Any], result: dict[str, Any], durat
         return
     try:
         with db.connection_context():
-            ToolExecution.delete().where((ToolExecution.session_id == ctx.session_id)
-                                         & (ToolExecution.tool_use_id == str(call["id"]))).execute()
-            ToolExecution.create(session_id=ctx.session_id, tool_use_id=str(call["id"]),
+            ToolExecution.delete().where(_this_run(ctx, str(call["id"]))).execute()
+            ToolExecution.create(session_id=ctx.session_id, owner=ctx.api_key or "", tool_use_id=str(call["id"]),
                                  request_id=ctx.request_id, name=str(call.get("name")),
                                  input=orjson.dumps(call.get("input")).decode(), result=orjson.dumps(result).decode(),
                                  is_error=bool(result.get("is_error")), duration_ms=duration_ms)

@@ -203,6 +203,7 @@ class ToolExecution(BaseModel):
     """A server tool run, kept so a repeated tool_use id in a session reuses its result."""
 
     session_id = CharField(max_length=128)
+    owner = CharField(max_length=128, default="")  # the key id of the request that ran it; '' without keys
     tool_use_id = CharField(max_length=128)
     request_id = CharField(max_length=128, null=True)
     name = CharField(max_length=128)
@@ -214,7 +215,7 @@ class ToolExecution(BaseModel):
 
     class Meta:
         table_name = "tool_executions"
-        indexes = ((("session_id", "tool_use_id"), True),)
+        indexes = ((("session_id", "owner", "tool_use_id"), True),)
 
 
 class AgentTrace(BaseModel):

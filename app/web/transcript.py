@@ -1,7 +1,7 @@
 """Sessions as the dashboard shows them: a list, and one transcript with tools and cost.
 
 A transcript is the session's newest branch of turns (:func:`app.storage.transcripts.session_turns`),
-the server tools the gateway ran for it (``tool_executions``: input, result, error, time) and
+the server tools the gateway ran for it under its owner's key (``tool_executions``: input, result, error, time) and
 the requests it made (``client_requests``: model, tokens, cost). Reads only.
 """
 
@@ -88,7 +88,8 @@ def load_transcript(session_id: str, names: dict[str, str]) -> Transcript | None
         return None
     tools = [ServerTool(row.tool_use_id, row.name, _pretty(row.input), _result_text(row.result), bool(row.is_error),
                         row.duration_ms)
-             for row in ToolExecution.select().where(ToolExecution.session_id == session_id)
+             for row in ToolExecution.select().where((ToolExecution.session_id == session_id)
+                                                     & (ToolExecution.owner == (session.owner or "")))
              .order_by(ToolExecution.created_at, ToolExecution.tool_use_id)]
     requests = [{"request_id": r.request_id, "created_at": _iso(r.created_at), "provider": r.provider,
                  "model": r.model, "status": r.status, "input_tokens": r.input_tokens,

@@ -333,6 +333,28 @@ def test_another_keys_request_in_the_same_session_gets_none_of_its_steps(
     assert upstream.bodies[3]["messages"][1]["content"] == [tool_call("toolu_1", "workspace_task_create", title="A")]
 
 
+def test_another_key_reusing_a_tool_use_id_in_the_same_session_runs_its_own_tool(
+        agent_app: Callable[..., Flask], mocked: Any) -> None:
+    app = agent_app(api_keys=("sk-lynkr-owner", "sk-lynkr-other"))
+    client = app.test_client()
+    upstream = ScriptedUpstream(mocked, [answer(tool_call("toolu_1", "workspace_task_create", title="Secret")),
+                                         answer(text("Created.")),
+                                         answer(tool_call("toolu_1", "workspace_task_create", title="Mine")),
+                                         answer(text("Created too."))])
+    for key in ("sk-lynkr-owner", "sk-lynkr-other"):
+        response = client.post("/v1/messages", headers={**CLIENT_HEADERS, "x-api-key": key},
+                               json={"model": "claude-sonnet-4-5", "max_tokens": 64,
+                                     "messages": [{"role": "user", "content": "add a task"}]})
+        assert response.status_code == 200
+    results = [body["messages"][-1]["content"][0]["content"] for body in (upstream.bodies[1], upstream.bodies[3])]
+    assert "Secret" in results[0]
+    assert "Mine" in results[1]
+    assert "Secret" not in results[1], "the other key never gets the owner's result"
+    with app.app_context(), db.connection_context():
+        assert sorted(task.title for task in Task.select()) == ["Mine", "Secret"]
+        assert ToolExecution.select().count() == 2
+
+
 # -- the loop with chat-completions providers ------------------------------------------------------
 
 

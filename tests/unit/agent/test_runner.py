@@ -46,9 +46,9 @@ def tool(counter: Counter) -> Tool:
 
 @pytest.fixture
 def make_ctx(tmp_path: Path, unconnected_db: Database) -> Callable[..., ToolContext]:
-    def build(session_id: str | None = "sess-1", **config: Any) -> ToolContext:
+    def build(session_id: str | None = "sess-1", api_key: str | None = None, **config: Any) -> ToolContext:
         return ToolContext(config=Config(**config), workspace=Workspace(tmp_path), session_id=session_id,
-                           request_id="req-1")
+                           api_key=api_key, request_id="req-1")
 
     return build
 
@@ -75,6 +75,18 @@ def test_a_retried_call_in_the_same_session_reuses_the_stored_result(
     assert counter.runs == 1
     assert run_call(call(say="a"), tool, make_ctx(session_id="sess-2"))["content"] == "ran 2: a"
     assert run_call(call(say="a"), tool, make_ctx(policy_tool_dedup_window_ms=0))["content"] == "ran 3: a"
+
+
+def test_another_key_sending_the_same_session_and_call_id_runs_the_tool_itself(
+        tool: Tool, counter: Counter, make_ctx: Callable[..., ToolContext]) -> None:
+    mine = run_call(call(say="a"), tool, make_ctx(api_key="key_a"))
+    theirs = run_call(call(say="a"), tool, make_ctx(api_key="key_b"))
+    assert (mine["content"], theirs["content"]) == ("ran 1: a", "ran 2: a"), "key b never gets key a's result"
+    assert run_call(call(say="a"), tool, make_ctx(api_key="key_a")) == mine
+    assert run_call(call(say="a"), tool, make_ctx())["content"] == "ran 3: a"
+    with db.connection_context():
+        assert sorted((row.owner, orjson.loads(row.result)["content"]) for row in ToolExecution.select()) == [
+            ("", "ran 3: a"), ("key_a", "ran 1: a"), ("key_b", "ran 2: a")]
 
 
 def test_without_a_session_nothing_is_stored(tool: Tool, counter: Counter,

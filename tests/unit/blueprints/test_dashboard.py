@@ -36,7 +36,7 @@ def keyed(make_app: Any) -> Flask:
                                       "input": {"path": "."}}]})
         record_exchange("s-client", key_id(CLIENT), [{"role": "user", "content": "Hi from the client"}],
                         {"content": [{"type": "text", "text": "Hello!"}]})
-        ToolExecution.create(session_id="s-admin", tool_use_id="toolu_1", name="workspace_list",
+        ToolExecution.create(session_id="s-admin", owner=key_id(ADMIN), tool_use_id="toolu_1", name="workspace_list",
                              input=json.dumps({"path": "."}), result=json.dumps("README.md\nsetup.cfg"),
                              is_error=False, duration_ms=3.0)
         for i, (session, key) in enumerate((("s-admin", ADMIN), ("s-admin", ADMIN), ("s-client", CLIENT))):

@@ -10,18 +10,19 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from peewee import OperationalError, PostgresqlDatabase
+from peewee import IntegrityError, OperationalError, PostgresqlDatabase
 from playhouse.pool import PooledSqliteDatabase
 
 from app.agent.splice import trace_session
 from app.config import Config
 from app.storage.db import make_database
 from app.storage.migrate import applied, available, migrate, pending
-from app.storage.models import AgentTrace, ClientRequest, utcnow
+from app.storage.models import AgentTrace, ClientRequest, ToolExecution, utcnow
 
 PG_URL = os.environ.get("LYNKR_TEST_DATABASE_URL", "postgresql://lynkr:lynkr@127.0.0.1:5432/lynkr_test")
 ALL = [(1, "migrations.0001_initial"), (2, "migrations.0002_keys_budgets"), (3, "migrations.0003_agent_tools"),
        (4, "migrations.0004_code_index")]
+ALL_BUT_0007 = [(version, name) for version, name in available() if version < 7]
 
 
 def test_available_lists_the_numbered_files_in_order() -> None:
@@ -174,4 +175,34 @@ def test_0006_moves_a_sessions_traces_to_its_one_key_and_drops_those_of_shared_s
     with database.connection_context(), database.bind_ctx([AgentTrace]):
         assert sorted(t.session_id for t in AgentTrace.select()) == sorted(
             [trace_session("one-key", "key-a"), trace_session("no-key", None)])
+    database.close_all()
+
+
+def test_0007_gives_each_tool_run_the_key_of_its_request_and_keeps_one_run_per_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database = PooledSqliteDatabase(str(tmp_path / "m.db"))
+    monkeypatch.setattr("app.storage.migrate.available", lambda: ALL_BUT_0007)
+    migrate(database)
+    monkeypatch.undo()
+    insert_run = ("INSERT INTO tool_executions (session_id, tool_use_id, request_id, name, input, result, is_error, "
+                  "created_at) VALUES (?, ?, ?, 'Read', '{}', '\"x\"', 0, '2026-12-07 10:00:00')")
+    with database.connection_context(), database.bind_ctx([ClientRequest]):
+        for request_id, key in (("r-a", "key_a"), ("r-b", "key_b"), ("r-none", None)):
+            ClientRequest.create(request_id=request_id, session_id="s1", api_key=key, path="/v1/messages",
+                                 status=200, created_at=utcnow())
+        for tool_use_id, request_id in (("toolu_1", "r-a"), ("toolu_2", "r-b"), ("toolu_3", "r-none"),
+                                        ("toolu_4", None), ("toolu_5", "r-unrecorded")):
+            database.execute_sql(insert_run, ("s1", tool_use_id, request_id))
+    assert migrate(database) == [7]
+    with database.connection_context(), database.bind_ctx([ToolExecution]):
+        assert sorted((run.tool_use_id, run.owner) for run in ToolExecution.select()) == [
+            ("toolu_1", "key_a"), ("toolu_2", "key_b"), ("toolu_3", ""), ("toolu_4", ""), ("toolu_5", "")]
+        assert [(index.columns, index.unique) for index in database.get_indexes("tool_executions")] == [
+            (["session_id", "owner", "tool_use_id"], True)]
+        # The same call id under another key is a run of its own; under the same key it is refused.
+        ToolExecution.create(session_id="s1", owner="key_b", tool_use_id="toolu_1", name="Read", input="{}",
+                             result='"y"')
+        with pytest.raises(IntegrityError):
+            ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_1", name="Read", input="{}",
+                                 result='"y"')
     database.close_all()

@@ -66,11 +66,15 @@ def test_one_chain_hash_per_session(sqlite_db: Database) -> None:
         Turn.create(session=session, position=0, role="user", content="hi", chain_hash="h0")
 
 
-def test_one_tool_execution_per_session_and_tool_use_id(sqlite_db: Database) -> None:
+def test_one_tool_execution_per_session_key_and_tool_use_id(sqlite_db: Database) -> None:
     ToolExecution.create(session_id="s1", tool_use_id="toolu_1", name="Read", input="{}", result='"x"')
     ToolExecution.create(session_id="s2", tool_use_id="toolu_1", name="Read", input="{}", result='"x"')
-    with pytest.raises(IntegrityError):
+    ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_1", name="Read", input="{}", result='"x"')
+    with pytest.raises(IntegrityError):  # without a key too: the owner is '', not NULL
         ToolExecution.create(session_id="s1", tool_use_id="toolu_1", name="Read", input="{}", result='"y"')
+    with pytest.raises(IntegrityError):
+        ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_1", name="Read", input="{}",
+                             result='"y"')
 
 
 def test_key_hashes_are_unique_and_counters_keyed_by_scope_and_period(sqlite_db: Database) -> None:

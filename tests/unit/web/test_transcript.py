@@ -21,8 +21,9 @@ def database(make_app: Any) -> Iterator[None]:
         record_exchange("s2", "key_b", [{"role": "user", "content": "other"}], None)
         ClientRequest.create(request_id="r1", session_id="s1", path="/v1/messages", cost_usd=0.25, status=200)
         ClientRequest.create(request_id="r2", session_id="s1", path="/v1/messages", cost_usd=None, status=200)
-        ToolExecution.create(session_id="s1", tool_use_id="toolu_1", name="workspace_read", input='{"path": "a"}',
-                             result=json.dumps([{"type": "text", "text": "line 1"}]), is_error=True)
+        ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_1", name="workspace_read",
+                             input='{"path": "a"}', result=json.dumps([{"type": "text", "text": "line 1"}]),
+                             is_error=True)
         yield
 
 
@@ -50,11 +51,23 @@ def test_a_transcript_has_turns_server_tools_and_priced_cost() -> None:
 
 @pytest.mark.usefixtures("database")
 def test_a_stored_tool_result_block_shows_its_content() -> None:
-    ToolExecution.create(session_id="s1", tool_use_id="toolu_2", name="workspace_task_create", input="{}",
+    ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_2", name="workspace_task_create",
+                         input="{}",
                          result=json.dumps({"type": "tool_result", "tool_use_id": "toolu_2", "content": "Created #1"}))
     transcript = load_transcript("s1", {})
     assert transcript is not None
     assert [t.result for t in transcript.tools] == ["line 1", "Created #1"]
+
+
+@pytest.mark.usefixtures("database")
+def test_another_keys_runs_under_the_same_session_id_are_not_in_the_owners_transcript() -> None:
+    ToolExecution.create(session_id="s1", owner="key_b", tool_use_id="toolu_9", name="workspace_read", input="{}",
+                         result=json.dumps("key b's file"))
+    ToolExecution.create(session_id="s1", tool_use_id="toolu_8", name="workspace_read", input="{}",
+                         result=json.dumps("a run without a key"))
+    transcript = load_transcript("s1", {})
+    assert transcript is not None
+    assert [t.tool_use_id for t in transcript.tools] == ["toolu_1"]
 
 
 def test_blocks_as_text() -> None:
