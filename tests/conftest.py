@@ -74,13 +74,23 @@ def drain() -> DrainFlag:
 
 
 @pytest.fixture
-def make_app(make_config: Any, drain: DrainFlag) -> Any:
-    """Builds an app from config overrides, with the test's own drain flag and breaker store."""
+def make_app(make_config: Any, drain: DrainFlag) -> Iterator[Callable[..., Flask]]:
+    """Builds an app from config overrides, with the test's own drain flag and breaker store.
+
+    Each app's queued usage rows and transcripts are written before the test ends: the writer
+    resolves the process-wide database when it runs, so a write left queued would land in (and
+    lock) the next test's database while that test binds its own.
+    """
+    built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
-        return create_app(make_config(**overrides), drain=drain, breaker_store=InProcessStore())
+        app = create_app(make_config(**overrides), drain=drain, breaker_store=InProcessStore())
+        built.append(app)
+        return app
 
-    return build
+    yield build
+    for app in built:
+        app.extensions["lynkr"].recorder.flush()
 
 
 @pytest.fixture
