@@ -342,6 +342,15 @@ class AgentTranslator:
         """The events for one op."""
         return apply(self.builder, op)
 
+    def frame(self, op: Op) -> bytes | None:
+        """The upstream's own bytes for a text or reasoning delta that lands where the client's
+        message would put it anyway (most of a first step), once the builder has taken it; None
+        when the op must be fed."""
+        relayed = op.relayed if isinstance(op, Text | Thinking) else None
+        if relayed is None or not self.builder.passes_on_delta(relayed):
+            return None
+        return relayed.frame
+
     def close(self) -> list[Event]:
         """The loop ended; a turn that never finished is an error."""
         if self.builder.finished:

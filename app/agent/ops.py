@@ -9,27 +9,31 @@ whole message (tool calls included) and hands over the visible deltas as ops as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from app.anthropic.events import Event, StreamBuilder
+from app.anthropic.sse import FramedEvent
 from app.errors import LynkrError, error_for_event
 
 
 @dataclass(frozen=True)
 class Text:
-    """Visible text (the model's, or a line of progress)."""
+    """Visible text (the model's, or a line of progress); ``relayed`` is the upstream delta it
+    came from when that kept its own bytes (:class:`~app.anthropic.sse.FramedEvent`)."""
 
     text: str
+    relayed: FramedEvent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class Thinking:
-    """Reasoning, shown as a ``thinking`` block."""
+    """Reasoning, shown as a ``thinking`` block; ``relayed`` as for :class:`Text`."""
 
     text: str
+    relayed: FramedEvent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,9 @@ Op = Text | Thinking | Signature | ClientToolCall | ServerBlock | Finish
 def apply(builder: StreamBuilder, op: Op) -> list[Event]:
     """Feed one op to ``builder``; the events it emits."""
     match op:
-        case Text(text):
+        case Text(text=text):
             return builder.text(text)
-        case Thinking(text):
+        case Thinking(text=text):
             return builder.thinking(text)
         case Signature(signature):
             return builder.thinking_signature(signature)
@@ -101,10 +105,11 @@ class StepBuilder(StreamBuilder):
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event.get("delta") or {}
+            relayed = event if isinstance(event, FramedEvent) else None
             if delta.get("type") == "text_delta":
-                self._ops.append(Text(delta.get("text", "")))
+                self._ops.append(Text(delta.get("text", ""), relayed))
             elif delta.get("type") == "thinking_delta":
-                self._ops.append(Thinking(delta.get("thinking", "")))
+                self._ops.append(Thinking(delta.get("thinking", ""), relayed))
             elif delta.get("type") == "signature_delta":
                 self._ops.append(Signature(delta.get("signature", "")))
         elif kind == "error":

@@ -26,6 +26,7 @@ from app.anthropic.types import TextBlock, ThinkingBlock, ToolUseBlock
 Event = dict[str, Any]
 
 BLOCK_EVENTS = frozenset({"content_block_start", "content_block_delta", "content_block_stop"})
+_DELTA_KINDS = {"text_delta": "text", "thinking_delta": "thinking"}  # a delta's type → its block's
 
 
 class StreamGrammarError(ValueError):
@@ -345,6 +346,20 @@ class StreamBuilder:
     def passed_on(self, event: Event) -> None:
         """Account for a relayed event the caller sends itself (checking the grammar, as :meth:`relay`)."""
         self._emit([], event)
+
+    def passes_on_delta(self, event: Event) -> bool:
+        """Account for another stream's text or reasoning delta that lands exactly where this
+        builder would put it — into its open block of that kind, at the same index — so the caller
+        may send that delta's own bytes; False, having done nothing, when it must be fed instead."""
+        delta = event.get("delta")
+        if not isinstance(delta, dict):
+            return False
+        kind = _DELTA_KINDS.get(str(delta.get("type")))
+        if (kind is None or self._open != kind or self._held or event.get("index") != self._next_index
+                or not delta.get(kind)):
+            return False
+        self._emit([], event)
+        return True
 
     # -- internals --------------------------------------------------------------------------
 

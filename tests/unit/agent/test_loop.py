@@ -467,3 +467,27 @@ def test_agent_source_release_after_its_ops_were_closed_unstarted_releases_the_f
     source.release()
 
     assert (first.closed.is_set(), first.released) == (True, 1)
+
+
+def test_the_translator_relays_a_delta_that_lands_in_the_clients_open_block() -> None:
+    from app.agent.loop import AgentTranslator
+    from app.agent.ops import Thinking
+    from app.anthropic.sse import FramedEvent
+
+    translator = AgentTranslator(StreamBuilder(message_id="msg_1", model="m"))
+
+    def framed(index: int, text: str) -> FramedEvent:
+        data = text_delta(text, index)
+        return FramedEvent(data, b"event: content_block_delta\ndata: <upstream's bytes>\n\n")
+
+    first = Text("Hel", framed(0, "Hel"))
+    assert translator.frame(first) is None, "the first delta opens the block: it is fed"
+    assert [e["type"] for e in translator.feed(first)] == ["message_start", "content_block_start",
+                                                           "content_block_delta"]
+    assert translator.frame(Text("lo", framed(0, "lo"))) == b"event: content_block_delta\ndata: <upstream's bytes>\n\n"
+    assert translator.frame(Text("!", framed(3, "!"))) is None, "another index is fed, renumbered"
+    assert translator.frame(Text("plain")) is None, "a delta without bytes of its own is fed"
+    thinking = FramedEvent({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "thinking_delta", "thinking": "hmm"}}, b"<bytes>")
+    assert translator.frame(Thinking("hmm", thinking)) is None, "the open block is text"
+    assert translator.builder.accumulator.message["content"] == [{"type": "text", "text": "Hello"}]

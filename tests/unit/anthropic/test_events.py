@@ -106,3 +106,34 @@ def test_relay_echoes_the_requested_model_and_passes_unknown_events() -> None:
 def test_grammar_rejects_invalid_sequences(events: list[dict]) -> None:
     with pytest.raises(StreamGrammarError):
         validate_stream(events)
+
+
+def _delta(index: int, kind: str, text: str) -> dict[str, object]:
+    key = {"text_delta": "text", "thinking_delta": "thinking"}.get(kind, "signature")
+    return {"type": "content_block_delta", "index": index, "delta": {"type": kind, key: text}}
+
+
+def test_a_delta_is_passed_on_only_where_the_builder_would_put_it() -> None:
+    builder = StreamBuilder(message_id="msg_1", model="m")
+    assert builder.passes_on_delta(_delta(0, "text_delta", "a")) is False, "no block is open yet"
+    builder.text("Hi")
+    assert builder.passes_on_delta(_delta(1, "text_delta", "a")) is False, "another index"
+    assert builder.passes_on_delta(_delta(0, "thinking_delta", "a")) is False, "another kind of block"
+    assert builder.passes_on_delta(_delta(0, "text_delta", "")) is False, "an empty delta is not sent"
+    assert builder.passes_on_delta(_delta(0, "signature_delta", "sig")) is False
+    assert builder.passes_on_delta({"type": "content_block_delta", "index": 0, "delta": "x"}) is False
+    assert builder.passes_on_delta(_delta(0, "text_delta", " there")) is True
+    builder.thinking("hmm")
+    assert builder.passes_on_delta(_delta(1, "thinking_delta", ", yes")) is True
+    message = builder.accumulator.message
+    assert message["content"] == [{"type": "text", "text": "Hi there"},
+                                  {"type": "thinking", "thinking": "hmm, yes", "signature": ""}]
+
+
+def test_no_delta_is_passed_on_while_a_tool_call_holds_the_text_back() -> None:
+    builder = StreamBuilder(message_id="msg_1", model="m")
+    builder.text("Hi")
+    builder.tool_start(0, "toolu_1", "Read")
+    builder.text("later")  # held until the tool call's block ends
+    assert builder.passes_on_delta(_delta(0, "text_delta", "x")) is False
+    assert builder.passes_on_delta(_delta(1, "text_delta", "x")) is False
