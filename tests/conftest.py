@@ -83,14 +83,19 @@ def make_app(make_config: Any, drain: DrainFlag) -> Iterator[Callable[..., Flask
     """
     built: list[Flask] = []
 
+    def flushed(app: Flask) -> None:
+        assert app.extensions["lynkr"].recorder.flush(), "the app's background writes did not finish"
+
     def build(**overrides: Any) -> Flask:
+        for earlier in built:  # while the process-wide database is still the one they were queued for
+            flushed(earlier)
         app = create_app(make_config(**overrides), drain=drain, breaker_store=InProcessStore())
         built.append(app)
         return app
 
     yield build
     for app in built:
-        app.extensions["lynkr"].recorder.flush()
+        flushed(app)
 
 
 @pytest.fixture

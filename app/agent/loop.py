@@ -32,6 +32,7 @@ from app.agent.ops import ClientToolCall, Finish, Op, ServerBlock, Signature, St
 from app.agent.policy import LoopLimits, limit_message
 from app.anthropic.encoded import Encoded
 from app.anthropic.events import Event, StreamBuilder
+from app.anthropic.sse import FramedEvent
 from app.config import Config
 from app.errors import ConnectionBrokenError, LynkrError, UpstreamError
 from app.logging import get_logger
@@ -347,9 +348,18 @@ class AgentTranslator:
         message would put it anyway (most of a first step), once the builder has taken it; None
         when the op must be fed."""
         relayed = op.relayed if isinstance(op, Text | Thinking) else None
-        if relayed is None or not self.builder.passes_on_delta(relayed):
+        if relayed is None or not _as_fed(relayed) or not self.builder.passes_on_delta(relayed):
             return None
         return relayed.frame
+
+
+def _as_fed(event: FramedEvent) -> bool:
+    """Whether the event's bytes say what feeding it would: named ``content_block_delta``, with no
+    field but the index and a delta of one kind (an upstream's extra fields, or a frame named
+    otherwise, would reach the client only through the relay)."""
+    delta = event.get("delta")
+    return (event.frame.startswith(b"event: content_block_delta\n") and len(event) == 3
+            and isinstance(delta, dict) and len(delta) == 2)
 
     def close(self) -> list[Event]:
         """The loop ended; a turn that never finished is an error."""

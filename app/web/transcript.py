@@ -1,8 +1,9 @@
 """Sessions as the dashboard shows them: a list, and one transcript with tools and cost.
 
 A transcript is the session's newest branch of turns (:func:`app.storage.transcripts.session_turns`),
-the server tools the gateway ran for it under its owner's key (``tool_executions``: input, result, error, time) and
-the requests it made (``client_requests``: model, tokens, cost). Reads only.
+the server tools the gateway ran for it (``tool_executions``: input, result, error, time) and
+the requests it made (``client_requests``: model, tokens, cost), both only under its owner's key
+(another key may send the same session id). Reads only.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from peewee import JOIN, fn
+from peewee import JOIN, Expression, fn
 
 from app.storage.models import ClientRequest, Session, ToolExecution, Turn
 from app.storage.transcripts import session_turns
@@ -67,18 +68,26 @@ class Transcript:
 def list_sessions(owner: str | None, names: dict[str, str], limit: int = 100) -> list[SessionRow]:
     """The newest sessions (only ``owner``'s unless None), with turn and request counts and cost."""
     turns = (Turn.select(Turn.session, fn.COUNT(Turn.chain_hash).alias("n")).group_by(Turn.session)).alias("t")
-    costs = (ClientRequest.select(ClientRequest.session_id, fn.COUNT(ClientRequest.request_id).alias("n"),
+    costs = (ClientRequest.select(ClientRequest.session_id, ClientRequest.api_key,
+                                  fn.COUNT(ClientRequest.request_id).alias("n"),
                                   fn.SUM(ClientRequest.cost_usd).alias("usd"))
-             .group_by(ClientRequest.session_id)).alias("c")
+             .group_by(ClientRequest.session_id, ClientRequest.api_key)).alias("c")
+    owners_requests = ((costs.c.session_id == Session.id)
+                       & ((costs.c.api_key == Session.owner) | (costs.c.api_key.is_null() & Session.owner.is_null())))
     query = (Session.select(Session.id, Session.owner, Session.updated_at, turns.c.n, costs.c.n, costs.c.usd)
              .join(turns, JOIN.LEFT_OUTER, on=(turns.c.session_id == Session.id))
-             .join(costs, JOIN.LEFT_OUTER, on=(costs.c.session_id == Session.id))
+             .join(costs, JOIN.LEFT_OUTER, on=owners_requests)
              .order_by(Session.updated_at.desc()).limit(limit))
     if owner is not None:
         query = query.where(Session.owner == owner)
     return [SessionRow(sid, names.get(own or "", own or "(no key)"), _iso(updated), int(n_turns or 0),
                        int(n_requests or 0), float(usd or 0.0))
             for sid, own, updated, n_turns, n_requests, usd in rows_of(query)]
+
+
+def _owned_by(owner: str | None) -> Expression:
+    """Requests made with the session owner's key (another key may send the same session id)."""
+    return ClientRequest.api_key.is_null() if owner is None else ClientRequest.api_key == owner
 
 
 def load_transcript(session_id: str, names: dict[str, str]) -> Transcript | None:
@@ -94,7 +103,8 @@ def load_transcript(session_id: str, names: dict[str, str]) -> Transcript | None
     requests = [{"request_id": r.request_id, "created_at": _iso(r.created_at), "provider": r.provider,
                  "model": r.model, "status": r.status, "input_tokens": r.input_tokens,
                  "output_tokens": r.output_tokens, "cost_usd": r.cost_usd}
-                for r in ClientRequest.select().where(ClientRequest.session_id == session_id)
+                for r in ClientRequest.select()
+                .where((ClientRequest.session_id == session_id) & _owned_by(session.owner))
                 .order_by(ClientRequest.created_at, ClientRequest.request_id)]
     return Transcript(session.id, session.owner, names.get(session.owner or "", session.owner or "(no key)"),
                       session_turns(session_id), tools, requests)

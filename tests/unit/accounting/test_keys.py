@@ -97,24 +97,6 @@ def test_a_revocation_is_seen_within_five_seconds(database: Database) -> None:
     assert key_id(key) not in checker.admin_ids
 
 
-def test_a_cached_entry_expiring_between_check_and_read_is_a_miss_not_an_error() -> None:
-    from app.accounting.keys import KeyStore
-
-    store = KeyStore()
-
-    class Expiring(dict[str, object]):
-        """An entry that is there when asked about, gone when read (a TTL passing in between)."""
-
-        def __contains__(self, key: object) -> bool:
-            return True
-
-        def __getitem__(self, key: str) -> object:
-            raise KeyError(key)
-
-    store._cache = Expiring()  # type: ignore[assignment]
-    assert store._cached("slot", lambda: "loaded") == "loaded"
-
-
 def test_a_lookup_racing_the_revocation_expires_five_seconds_after_its_read(database: Database) -> None:
     """A worker reads the key just before the revocation commits and stores the answer after it:
     the answer still expires five seconds after the read, so no request starting later than five

@@ -488,6 +488,13 @@ def test_the_translator_relays_a_delta_that_lands_in_the_clients_open_block() ->
     assert translator.frame(Text("!", framed(3, "!"))) is None, "another index is fed, renumbered"
     assert translator.frame(Text("plain")) is None, "a delta without bytes of its own is fed"
     thinking = FramedEvent({"type": "content_block_delta", "index": 0,
-                            "delta": {"type": "thinking_delta", "thinking": "hmm"}}, b"<bytes>")
+                            "delta": {"type": "thinking_delta", "thinking": "hmm"}},
+                           b"event: content_block_delta\ndata: <upstream's bytes>\n\n")
     assert translator.frame(Thinking("hmm", thinking)) is None, "the open block is text"
-    assert translator.builder.accumulator.message["content"] == [{"type": "text", "text": "Hello"}]
+    misnamed = FramedEvent(text_delta("x", 0), b"event: error\ndata: <upstream's bytes>\n\n")
+    assert translator.frame(Text("x", misnamed)) is None, "a frame named otherwise is fed, as a delta"
+    extra = FramedEvent({**text_delta("x", 0), "error": {"message": "Bearer sk-secret"}},
+                        b"event: content_block_delta\ndata: <upstream's bytes>\n\n")
+    assert translator.frame(Text("x", extra)) is None, "an upstream's extra field never rides along"
+    assert [e["type"] for e in translator.feed(Text("x", extra))] == ["content_block_delta"]
+    assert translator.builder.accumulator.message["content"] == [{"type": "text", "text": "Hellox"}]

@@ -193,6 +193,9 @@ def test_0007_gives_each_tool_run_the_key_of_its_request_and_keeps_one_run_per_k
         for tool_use_id, request_id in (("toolu_1", "r-a"), ("toolu_2", "r-b"), ("toolu_3", "r-none"),
                                         ("toolu_4", None), ("toolu_5", "r-unrecorded")):
             database.execute_sql(insert_run, ("s1", tool_use_id, request_id))
+        # A deployment whose old unique index has a name of its own loses it all the same.
+        database.execute_sql("DROP INDEX toolexecution_session_id_tool_use_id")
+        database.execute_sql("CREATE UNIQUE INDEX legacy_runs ON tool_executions (session_id, tool_use_id)")
     assert migrate(database) == [7]
     with database.connection_context(), database.bind_ctx([ToolExecution]):
         assert sorted((run.tool_use_id, run.owner) for run in ToolExecution.select()) == [

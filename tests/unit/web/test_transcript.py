@@ -19,8 +19,10 @@ def database(make_app: Any) -> Iterator[None]:
         record_exchange("s1", "key_a", [{"role": "user", "content": "hi"}],
                         {"content": [{"type": "text", "text": "yo"}]})
         record_exchange("s2", "key_b", [{"role": "user", "content": "other"}], None)
-        ClientRequest.create(request_id="r1", session_id="s1", path="/v1/messages", cost_usd=0.25, status=200)
-        ClientRequest.create(request_id="r2", session_id="s1", path="/v1/messages", cost_usd=None, status=200)
+        ClientRequest.create(request_id="r1", session_id="s1", api_key="key_a", path="/v1/messages", cost_usd=0.25,
+                             status=200)
+        ClientRequest.create(request_id="r2", session_id="s1", api_key="key_a", path="/v1/messages", cost_usd=None,
+                             status=200)
         ToolExecution.create(session_id="s1", owner="key_a", tool_use_id="toolu_1", name="workspace_read",
                              input='{"path": "a"}', result=json.dumps([{"type": "text", "text": "line 1"}]),
                              is_error=True)
@@ -60,7 +62,9 @@ def test_a_stored_tool_result_block_shows_its_content() -> None:
 
 
 @pytest.mark.usefixtures("database")
-def test_another_keys_runs_under_the_same_session_id_are_not_in_the_owners_transcript() -> None:
+def test_another_keys_runs_and_requests_under_the_same_session_id_are_not_in_the_owners_transcript() -> None:
+    ClientRequest.create(request_id="r9", session_id="s1", api_key="key_b", path="/v1/messages", cost_usd=9.0,
+                         status=200)
     ToolExecution.create(session_id="s1", owner="key_b", tool_use_id="toolu_9", name="workspace_read", input="{}",
                          result=json.dumps("key b's file"))
     ToolExecution.create(session_id="s1", tool_use_id="toolu_8", name="workspace_read", input="{}",
@@ -68,6 +72,10 @@ def test_another_keys_runs_under_the_same_session_id_are_not_in_the_owners_trans
     transcript = load_transcript("s1", {})
     assert transcript is not None
     assert [t.tool_use_id for t in transcript.tools] == ["toolu_1"]
+    assert [r["request_id"] for r in transcript.requests] == ["r1", "r2"]
+    assert transcript.cost_usd == 0.25
+    row = next(r for r in list_sessions(None, {}) if r.id == "s1")
+    assert (row.requests, row.cost_usd) == (2, 0.25)
 
 
 def test_blocks_as_text() -> None:
