@@ -78,7 +78,7 @@ def offered_tools(request: Mapping[str, Any], config: Config, registry: Mapping[
     if choice == "none":
         chosen: dict[str, Tool] = {}
     elif choice in ("auto", ""):
-        chosen = {n: t for n, t in registry.items() if not client_names & set(t.duplicates)}
+        chosen = {n: t for n, t in registry.items() if client_names.isdisjoint(t.duplicates)}
     elif choice == "all":
         chosen = dict(registry)
     else:

@@ -212,7 +212,8 @@ def _undefer_tools(body: dict[str, Any]) -> None:
     tools = body.get("tools")
     if isinstance(tools, list):
         body["tools"] = [
-            {k: v for k, v in tool.items() if k in TOOL_KEYS} if "input_schema" in tool else tool
+            {k: v for k, v in tool.items() if k in TOOL_KEYS} if "input_schema" in tool and not tool.keys() <= TOOL_KEYS
+            else tool
             for tool in tools
         ]
 
